@@ -1,0 +1,149 @@
+//! The internal HTTP API between OP and MA (`/v1/...`): request and response
+//! bodies, and the JSON error body both services answer with.
+
+use serde::{Deserialize, Serialize};
+
+/// Path of the mint endpoint.
+pub const PATH_MINT: &str = "/v1/tokens";
+/// Path of the refresh (rotation) endpoint.
+pub const PATH_REFRESH: &str = "/v1/tokens/refresh";
+/// Path of the revocation endpoint (RFC 7009 semantics).
+pub const PATH_REVOKE: &str = "/v1/tokens/revoke";
+/// Path of the introspection endpoint (RFC 7662 style).
+pub const PATH_INTROSPECT: &str = "/v1/tokens/introspect";
+/// Path of the per-user "log out everywhere" endpoint.
+pub const PATH_REVOKE_ALL: &str = "/v1/sessions/revoke-all";
+/// Path of the public key set.
+pub const PATH_JWKS: &str = "/.well-known/jwks.json";
+/// Path of the OpenID discovery document.
+pub const PATH_DISCOVERY: &str = "/.well-known/openid-configuration";
+
+/// `POST /v1/tokens`: mint an access token and start a new session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    /// The user id (becomes `sub`).
+    pub sub: String,
+    /// Extra claims to put in the access token (no registered claim names).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An access + refresh token pair (answer to mint and refresh).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// The signed access JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+    /// The opaque refresh token (256 random bits, base64url).
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires unused.
+    pub refresh_expires_in: u64,
+    /// The session (refresh-token family) id, also the `sid` claim.
+    pub session_id: String,
+    /// The user id the pair belongs to.
+    pub sub: String,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .field("session_id", &self.session_id)
+            .field("sub", &self.sub)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/tokens/refresh`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token to spend.
+    pub refresh_token: String,
+}
+
+/// `POST /v1/tokens/revoke` and `POST /v1/tokens/introspect`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    /// An access JWT or a refresh token.
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only (RFC 7009 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<String>,
+}
+
+/// `POST /v1/sessions/revoke-all`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAllRequest {
+    /// The user whose every session ends.
+    pub sub: String,
+}
+
+/// Answer to revoke-all: tokens of `sub` issued before `not_before` are rejected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeAllResponse {
+    /// Unix seconds.
+    pub not_before: i64,
+}
+
+/// Answer to introspection (RFC 7662): `active` plus the claims when active.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntrospectResponse {
+    /// Whether the token is currently valid and not revoked.
+    pub active: bool,
+    /// The claims, when active.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<crate::claims::AccessClaims>,
+}
+
+/// The JSON error body every AuthRealm endpoint answers with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code for programs and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `refresh_token_reused`.
+    pub code: String,
+    /// Human-readable explanation; never contains secrets or internals.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// Builds an error body.
+    #[must_use]
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// Stable error codes of MA's internal API.
+pub mod codes {
+    /// Missing or wrong service credential.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// Body is not valid JSON of the expected shape.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// Body larger than the limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// Refresh token unknown, expired, or of a revoked session.
+    pub const REFRESH_TOKEN_INVALID: &str = "refresh_token_invalid";
+    /// A spent refresh token was presented again: its whole family is revoked.
+    pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+    /// The store (Redis) is unreachable.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// Anything else; details are in MA's log, not in the answer.
+    pub const INTERNAL: &str = "internal";
+}

@@ -1,0 +1,517 @@
+//! The signing-key-set file: the operator writes it into a Secret (key
+//! [`FILE_NAME`]), MA reads it from the mounted directory. Private keys are
+//! PKCS#8 PEM; times are Unix seconds.
+
+use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::jwks::{Jwk, JwkParams, JwkSet};
+
+/// Name of the file (and Secret key) that holds the key set.
+pub const FILE_NAME: &str = "keyset.json";
+
+/// The format version this code writes and accepts.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Signature algorithms AuthRealm signs with. Nothing else is ever accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    /// Ed25519 (RFC 8037). The default.
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    RS256,
+}
+
+impl SigningAlgorithm {
+    /// The name used in JWT headers and JWKs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    /// Parses a JWT `alg` header value; `none`, HMAC and every other algorithm give `None`.
+    #[must_use]
+    pub fn from_header(alg: &str) -> Option<Self> {
+        match alg {
+            "EdDSA" => Some(Self::EdDSA),
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            _ => None,
+        }
+    }
+
+    /// The matching `jsonwebtoken` algorithm.
+    #[must_use]
+    pub fn jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Self::ES256 => jsonwebtoken::Algorithm::ES256,
+            Self::RS256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+}
+
+impl std::str::FromStr for SigningAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_header(s)
+            .ok_or_else(|| format!("unsupported algorithm {s:?} (EdDSA, ES256 or RS256)"))
+    }
+}
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published in the JWKS, not yet signing.
+    Next,
+    /// The one key that signs new tokens.
+    Active,
+    /// No longer signing; published until every token it signed has expired.
+    Retiring,
+}
+
+/// One key of the set. Serialised only through [`KeySetFile::to_json`].
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyEntry {
+    /// Key id, put in the `kid` header of every token the key signs.
+    pub kid: String,
+    /// Signature algorithm.
+    pub alg: SigningAlgorithm,
+    /// Current state.
+    pub state: KeyState,
+    /// PKCS#8 private key, PEM. Never printed.
+    pub private_key_pem: SecretString,
+    /// When the key was generated and first published.
+    pub created_at: i64,
+    /// When it became (or becomes) the signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<i64>,
+    /// When it may be removed: every token it signed has expired by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_after: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field("activated_at", &self.activated_at)
+            .field("retired_at", &self.retired_at)
+            .field("remove_after", &self.remove_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeySetFile {
+    /// Format version; see [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Every published key.
+    pub keys: Vec<KeyEntry>,
+}
+
+/// Why a key set or key was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    /// The file is not valid JSON of the expected shape.
+    #[error("key set is not valid JSON of the expected shape: {0}")]
+    Json(#[source] serde_json::Error),
+    /// An unknown format version.
+    #[error("key set format version {0} is not supported (expected {FORMAT_VERSION})")]
+    Version(u32),
+    /// No key, or not exactly one `active` key.
+    #[error("key set must have exactly one active key, found {0}")]
+    ActiveCount(usize),
+    /// Two keys share a `kid`.
+    #[error("key id {0:?} appears more than once")]
+    DuplicateKid(String),
+    /// A `kid` that is empty or not printable ASCII.
+    #[error("key id {0:?} is empty, longer than 64 characters or not printable ASCII")]
+    BadKid(String),
+    /// A private key that does not parse for its algorithm.
+    #[error("key {kid}: private key is not a valid PKCS#8 {alg:?} key")]
+    BadKey {
+        /// Offending key id.
+        kid: String,
+        /// Its algorithm.
+        alg: SigningAlgorithm,
+    },
+    /// Random source or key generation failure.
+    #[error("key generation failed")]
+    Generate,
+}
+
+impl KeySetFile {
+    /// Parses and validates a key-set file: version, unique printable kids,
+    /// exactly one active key, and every private key parses for its algorithm.
+    ///
+    /// # Errors
+    /// The first [`KeySetError`] found; nothing is partially accepted.
+    pub fn parse(bytes: &[u8]) -> Result<Self, KeySetError> {
+        let set: Self = serde_json::from_slice(bytes).map_err(KeySetError::Json)?;
+        set.validate()?;
+        Ok(set)
+    }
+
+    /// Checks the invariants [`KeySetFile::parse`] promises.
+    ///
+    /// # Errors
+    /// The first violated invariant.
+    pub fn validate(&self) -> Result<(), KeySetError> {
+        if self.version != FORMAT_VERSION {
+            return Err(KeySetError::Version(self.version));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for key in &self.keys {
+            let kid_ok = !key.kid.is_empty()
+                && key.kid.len() <= 64
+                && key.kid.bytes().all(|b| b.is_ascii_graphic());
+            if !kid_ok {
+                return Err(KeySetError::BadKid(key.kid.clone()));
+            }
+            if !seen.insert(key.kid.as_str()) {
+                return Err(KeySetError::DuplicateKid(key.kid.clone()));
+            }
+            key.public_jwk()?;
+        }
+        let active = self
+            .keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .count();
+        if active != 1 {
+            return Err(KeySetError::ActiveCount(active));
+        }
+        Ok(())
+    }
+
+    /// The one active key. Present whenever [`KeySetFile::validate`] passed.
+    #[must_use]
+    pub fn active(&self) -> Option<&KeyEntry> {
+        self.keys.iter().find(|k| k.state == KeyState::Active)
+    }
+
+    /// The public JWKS of every key in the set (next, active and retiring).
+    ///
+    /// # Errors
+    /// When a private key does not parse.
+    pub fn jwks(&self) -> Result<JwkSet, KeySetError> {
+        let keys = self
+            .keys
+            .iter()
+            .map(KeyEntry::public_jwk)
+            .collect::<Result<_, _>>()?;
+        Ok(JwkSet { keys })
+    }
+
+    /// Serialises the set as pretty JSON (the Secret's content).
+    ///
+    /// # Errors
+    /// Only if serialisation fails, which it does not for these types.
+    pub fn to_json(&self) -> Result<Vec<u8>, KeySetError> {
+        serde_json::to_vec_pretty(&SerializeSecrets(self)).map_err(KeySetError::Json)
+    }
+}
+
+/// Serialises a key set with private keys included (only for writing the file).
+struct SerializeSecrets<'a>(&'a KeySetFile);
+
+impl Serialize for SerializeSecrets<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Entry<'a> {
+            kid: &'a str,
+            alg: SigningAlgorithm,
+            state: KeyState,
+            private_key_pem: &'a str,
+            created_at: i64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            activated_at: Option<i64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            retired_at: Option<i64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            remove_after: Option<i64>,
+        }
+        #[derive(Serialize)]
+        struct File<'a> {
+            version: u32,
+            keys: Vec<Entry<'a>>,
+        }
+        File {
+            version: self.0.version,
+            keys: self
+                .0
+                .keys
+                .iter()
+                .map(|k| Entry {
+                    kid: &k.kid,
+                    alg: k.alg,
+                    state: k.state,
+                    private_key_pem: k.private_key_pem.expose_secret(),
+                    created_at: k.created_at,
+                    activated_at: k.activated_at,
+                    retired_at: k.retired_at,
+                    remove_after: k.remove_after,
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl KeyEntry {
+    /// Generates a new key pair for `alg` with the given id and state.
+    ///
+    /// # Errors
+    /// [`KeySetError::Generate`] when the random source or key generation fails.
+    pub fn generate(
+        alg: SigningAlgorithm,
+        kid: String,
+        state: KeyState,
+        now: i64,
+    ) -> Result<Self, KeySetError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let der: Vec<u8> = match alg {
+            SigningAlgorithm::EdDSA => sig::Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| KeySetError::Generate)?
+                .as_ref()
+                .to_vec(),
+            SigningAlgorithm::ES256 => {
+                sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeySetError::Generate)?
+                    .as_ref()
+                    .to_vec()
+            }
+            SigningAlgorithm::RS256 => {
+                use aws_lc_rs::encoding::AsDer as _;
+                let kp = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| KeySetError::Generate)?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> =
+                    kp.as_der().map_err(|_| KeySetError::Generate)?;
+                der.as_ref().to_vec()
+            }
+        };
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+        Ok(Self {
+            kid,
+            alg,
+            state,
+            private_key_pem: SecretString::from(pem),
+            created_at: now,
+            activated_at: (state == KeyState::Active).then_some(now),
+            retired_at: None,
+            remove_after: None,
+        })
+    }
+
+    /// The PKCS#8 DER bytes of the private key.
+    fn der(&self) -> Result<Vec<u8>, KeySetError> {
+        let bad = || KeySetError::BadKey {
+            kid: self.kid.clone(),
+            alg: self.alg,
+        };
+        let parsed =
+            pem::parse(self.private_key_pem.expose_secret().as_bytes()).map_err(|_| bad())?;
+        if parsed.tag() != "PRIVATE KEY" {
+            return Err(bad());
+        }
+        Ok(parsed.into_contents())
+    }
+
+    /// The public half as a JWK.
+    ///
+    /// # Errors
+    /// [`KeySetError::BadKey`] when the private key does not parse for its algorithm.
+    pub fn public_jwk(&self) -> Result<Jwk, KeySetError> {
+        let bad = || KeySetError::BadKey {
+            kid: self.kid.clone(),
+            alg: self.alg,
+        };
+        let der = self.der()?;
+        let params = match self.alg {
+            SigningAlgorithm::EdDSA => {
+                let kp =
+                    sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| bad())?;
+                JwkParams::Okp {
+                    crv: "Ed25519".to_owned(),
+                    x: b64(kp.public_key().as_ref()),
+                }
+            }
+            SigningAlgorithm::ES256 => {
+                let kp = sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|_| bad())?;
+                let point = kp.public_key().as_ref();
+                // Uncompressed SEC1 point: 0x04 || X (32) || Y (32).
+                if point.len() != 65 || point[0] != 4 {
+                    return Err(bad());
+                }
+                JwkParams::Ec {
+                    crv: "P-256".to_owned(),
+                    x: b64(&point[1..33]),
+                    y: b64(&point[33..65]),
+                }
+            }
+            SigningAlgorithm::RS256 => {
+                let kp = sig::RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?;
+                let parts = sig::RsaPublicKeyComponents::<Vec<u8>>::from(kp.public_key());
+                JwkParams::Rsa {
+                    n: b64(&parts.n),
+                    e: b64(&parts.e),
+                }
+            }
+        };
+        Ok(Jwk {
+            kid: self.kid.clone(),
+            alg: self.alg,
+            use_: "sig".to_owned(),
+            params,
+        })
+    }
+
+    /// The `jsonwebtoken` signing key. Parse it once and keep it: parsing is
+    /// far costlier than signing for RSA.
+    ///
+    /// # Errors
+    /// [`KeySetError::BadKey`] when the PEM does not parse for the algorithm.
+    pub fn encoding_key(&self) -> Result<jsonwebtoken::EncodingKey, KeySetError> {
+        use jsonwebtoken::EncodingKey;
+        let bad = |_| KeySetError::BadKey {
+            kid: self.kid.clone(),
+            alg: self.alg,
+        };
+        let pem = self.private_key_pem.expose_secret().as_bytes();
+        match self.alg {
+            SigningAlgorithm::EdDSA => EncodingKey::from_ed_pem(pem).map_err(bad),
+            SigningAlgorithm::ES256 => EncodingKey::from_ec_pem(pem).map_err(bad),
+            SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(pem).map_err(bad),
+        }
+    }
+
+    /// PKCS#8 DER, for independent signers in tests.
+    ///
+    /// # Errors
+    /// [`KeySetError::BadKey`] when the PEM is not a private key.
+    pub fn pkcs8_der(&self) -> Result<Vec<u8>, KeySetError> {
+        self.der()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_of(keys: Vec<KeyEntry>) -> KeySetFile {
+        KeySetFile {
+            version: FORMAT_VERSION,
+            keys,
+        }
+    }
+
+    #[test]
+    fn generated_sets_round_trip_for_every_algorithm() -> Result<(), KeySetError> {
+        for alg in [
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::RS256,
+        ] {
+            let set = set_of(vec![
+                KeyEntry::generate(alg, "a".into(), KeyState::Active, 100)?,
+                KeyEntry::generate(alg, "n".into(), KeyState::Next, 100)?,
+            ]);
+            let bytes = set.to_json()?;
+            let back = KeySetFile::parse(&bytes)?;
+            assert_eq!(back.active().map(|k| k.kid.as_str()), Some("a"));
+            assert_eq!(back.jwks()?, set.jwks()?);
+            assert_eq!(back.jwks()?.keys.len(), 2);
+            back.active().map(KeyEntry::encoding_key).transpose()?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_sets_are_refused_with_the_reason() -> Result<(), KeySetError> {
+        let a = || KeyEntry::generate(SigningAlgorithm::EdDSA, "a".into(), KeyState::Active, 1);
+        let two_active = set_of(vec![
+            a()?,
+            KeyEntry::generate(SigningAlgorithm::EdDSA, "b".into(), KeyState::Active, 1)?,
+        ]);
+        assert!(matches!(
+            KeySetFile::parse(&two_active.to_json()?),
+            Err(KeySetError::ActiveCount(2))
+        ));
+        assert!(matches!(
+            KeySetFile::parse(&set_of(vec![]).to_json()?),
+            Err(KeySetError::ActiveCount(0))
+        ));
+        let dup = set_of(vec![
+            a()?,
+            KeyEntry::generate(SigningAlgorithm::EdDSA, "a".into(), KeyState::Next, 1)?,
+        ]);
+        assert!(matches!(
+            KeySetFile::parse(&dup.to_json()?),
+            Err(KeySetError::DuplicateKid(_))
+        ));
+        let mut wrong_alg = a()?;
+        wrong_alg.alg = SigningAlgorithm::ES256;
+        assert!(matches!(
+            KeySetFile::parse(&set_of(vec![wrong_alg]).to_json()?),
+            Err(KeySetError::BadKey { .. })
+        ));
+        let mut bad_kid = a()?;
+        bad_kid.kid = "has space".into();
+        assert!(matches!(
+            KeySetFile::parse(&set_of(vec![bad_kid]).to_json()?),
+            Err(KeySetError::BadKid(_))
+        ));
+        let mut v2 = set_of(vec![a()?]);
+        v2.version = 2;
+        assert!(matches!(
+            KeySetFile::parse(&v2.to_json()?),
+            Err(KeySetError::Version(2))
+        ));
+        assert!(matches!(
+            KeySetFile::parse(b"{\"version\":1,\"keys\":[{\"kid\":"),
+            Err(KeySetError::Json(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn debug_output_never_contains_the_private_key() -> Result<(), KeySetError> {
+        let k = KeyEntry::generate(SigningAlgorithm::EdDSA, "a".into(), KeyState::Active, 1)?;
+        let shown = format!("{k:?} {:?}", set_of(vec![k.clone()]));
+        assert!(!shown.contains("PRIVATE KEY"));
+        assert!(
+            !shown.contains(
+                k.private_key_pem
+                    .expose_secret()
+                    .lines()
+                    .nth(1)
+                    .unwrap_or("x")
+            )
+        );
+        Ok(())
+    }
+}
