@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# End-to-end test on a local kind cluster:
+#
+#   1. creates the cluster from kind-config.yaml (unless $KIND_CLUSTER exists)
+#   2. builds the three images from the Dockerfile and loads them into kind
+#   3. installs the operator's Helm chart with those images
+#   4. applies the sample realm (examples/authrealm.yaml, "demo" in "default"),
+#      points it at the local images and waits for Ready
+#   5. port-forwards OP and MA and runs the flow test (authrealm-flow) against them
+#   6. rotates the signing keys (annotation) while `authrealm-flow --soak`
+#      keeps calling the protected API, and requires zero failed requests
+#   7. deletes the realm and checks that everything it made is gone
+#   8. deletes the cluster it created, unless KEEP_CLUSTER=1
+#
+# Needs docker (a running engine), kind, kubectl, helm and cargo on PATH, and
+# is run from anywhere inside the repository:  e2e/kind.sh
+#
+# Settings (environment):
+#   KIND_CLUSTER      cluster name (default authrealm-e2e); an existing one is reused and kept
+#   KEEP_CLUSTER=1    keep the cluster this run created
+#   KIND_NODE_IMAGE   node image instead of the one in kind-config.yaml
+#   IMAGE_TAG         tag of the locally built images (default e2e)
+#   SOAK_DURATION     how long the load runs across the key rotation (default 120s);
+#                     to see the new key start signing, make it longer than the
+#                     realm's prePublish
+#   READY_TIMEOUT     how long to wait for the realm to be Ready (default 600s)
+#   OP_PORT, MA_PORT  local ports for the port-forwards (default 18080, 18081)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KIND_CLUSTER=${KIND_CLUSTER:-authrealm-e2e}
+KEEP_CLUSTER=${KEEP_CLUSTER:-0}
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+IMAGE_TAG=${IMAGE_TAG:-e2e}
+SOAK_DURATION=${SOAK_DURATION:-120s}
+READY_TIMEOUT=${READY_TIMEOUT:-600s}
+OP_PORT=${OP_PORT:-18080}
+MA_PORT=${MA_PORT:-18081}
+
+OPERATOR_NS=authrealm-system
+RELEASE=authrealm-operator
+REALM=demo
+REALM_NS=default
+SAMPLE=examples/authrealm.yaml
+LEASE=authrealm-operator-leader
+IMG_MA="authrealm/auth-service:${IMAGE_TAG}"
+IMG_OP="authrealm/main-project:${IMAGE_TAG}"
+IMG_OPERATOR="authrealm/authrealm-operator:${IMAGE_TAG}"
+CTX="kind-${KIND_CLUSTER}"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf '\033[1;31me2e: %s\033[0m\n' "$*" >&2; exit 1; }
+k() { kubectl --context "$CTX" "$@"; }
+
+created_cluster=0
+pids=()
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/authrealm-e2e.XXXXXX")
+
+diagnose() {
+  step "diagnostics (the run failed)"
+  k get authrealm -A -o wide 2>/dev/null || true
+  k describe authrealm "$REALM" -n "$REALM_NS" 2>/dev/null | tail -n 60 || true
+  k get pods -A -o wide 2>/dev/null || true
+  k get events -n "$REALM_NS" --sort-by=.lastTimestamp 2>/dev/null | tail -n 30 || true
+  k logs -n "$OPERATOR_NS" -l app.kubernetes.io/instance="$RELEASE" --tail=80 --prefix 2>/dev/null || true
+  local f
+  for f in "$logdir"/*.log; do
+    [ -s "$f" ] || continue
+    info "--- $f (last lines)"
+    tail -n 20 "$f" || true
+  done
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "$status" != 0 ] && kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+    diagnose
+  fi
+  if [ "$created_cluster" = 1 ] && [ "$KEEP_CLUSTER" != 1 ]; then
+    step "deleting kind cluster $KIND_CLUSTER (KEEP_CLUSTER=1 keeps it)"
+    kind delete cluster --name "$KIND_CLUSTER" || true
+  elif kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+    info "cluster $KIND_CLUSTER kept; kubectl context $CTX; delete it with: kind delete cluster --name $KIND_CLUSTER"
+  fi
+  rm -rf "$logdir"
+  if [ "$status" = 0 ]; then step "end-to-end test passed"; else printf '\033[1;31me2e: FAILED (exit %s)\033[0m\n' "$status" >&2; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Waits until http://127.0.0.1:$1$2 answers (any HTTP status) or $3 seconds pass.
+wait_http() {
+  local port=$1 path=$2 secs=$3 i
+  for ((i = 0; i < secs * 2; i++)); do
+    if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:${port}${path}"; then return 0; fi
+    sleep 0.5
+  done
+  return 1
+}
+
+# Starts a background port-forward to svc/$1 port $3 on local port $2.
+port_forward() {
+  local svc=$1 local_port=$2 remote_port=$3
+  k port-forward -n "$REALM_NS" "svc/${svc}" "${local_port}:${remote_port}" --address 127.0.0.1 \
+    >"$logdir/port-forward-${svc}.log" 2>&1 &
+  pids+=("$!")
+  wait_http "$local_port" /healthz 60 || die "port-forward to svc/${svc} did not come up (see $logdir)"
+  info "svc/${svc} -> http://127.0.0.1:${local_port}"
+}
+
+flow() { cargo run --quiet --release --locked --bin authrealm-flow -- "$@"; }
+
+# ---------------------------------------------------------------- 0. tools
+step "checking tools"
+missing=()
+for tool in docker kind kubectl helm cargo curl; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" != 0 ]; then
+  die "missing on PATH: ${missing[*]}
+  docker:  a Docker engine (https://docs.docker.com/engine/install/)
+  kind:    https://kind.sigs.k8s.io/docs/user/quick-start/#installation
+  kubectl: https://kubernetes.io/docs/tasks/tools/
+  helm:    https://helm.sh/docs/intro/install/
+  cargo:   https://rustup.rs (builds and runs the flow test)
+  curl:    your package manager"
+fi
+docker info >/dev/null 2>&1 || die "docker is installed but its engine is not reachable (is the daemon running? are you in the docker group?)"
+[ -f "$SAMPLE" ] || die "$SAMPLE is missing"
+info "docker $(docker version --format '{{.Server.Version}}'), $(kind version), helm $(helm version --short)"
+
+step "building the flow test (authrealm-flow)"
+cargo build --release --locked --bin authrealm-flow
+
+# ---------------------------------------------------------------- 1. cluster
+if kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+  step "reusing kind cluster $KIND_CLUSTER"
+else
+  step "creating kind cluster $KIND_CLUSTER"
+  image_args=()
+  [ -n "$KIND_NODE_IMAGE" ] && image_args=(--image "$KIND_NODE_IMAGE")
+  kind create cluster --name "$KIND_CLUSTER" --config kind-config.yaml "${image_args[@]}" --wait 180s
+  created_cluster=1
+fi
+k cluster-info >/dev/null || die "cannot reach cluster through kubectl context $CTX"
+k get nodes -o wide
+
+# ---------------------------------------------------------------- 2. images
+step "building images (tag $IMAGE_TAG)"
+export DOCKER_BUILDKIT=1
+docker build --target auth-service -t "$IMG_MA" .
+docker build --target main-project -t "$IMG_OP" .
+docker build --target operator -t "$IMG_OPERATOR" .
+step "loading images into kind"
+for img in "$IMG_MA" "$IMG_OP" "$IMG_OPERATOR"; do
+  kind load docker-image "$img" --name "$KIND_CLUSTER"
+done
+
+# ---------------------------------------------------------------- 3. operator
+step "installing the operator chart into $OPERATOR_NS"
+helm upgrade --install "$RELEASE" charts/authrealm-operator \
+  --kube-context "$CTX" -n "$OPERATOR_NS" --create-namespace \
+  --set image.repository="${IMG_OPERATOR%:*}" --set image.tag="$IMAGE_TAG" --set image.pullPolicy=Never \
+  --set logLevel=info --wait --timeout 5m
+k get crd authrealms.authrealm.io >/dev/null || die "the chart did not install the AuthRealm CRD"
+k -n "$OPERATOR_NS" get pods -l app.kubernetes.io/instance="$RELEASE" -o wide
+for _ in $(seq 1 60); do
+  k -n "$OPERATOR_NS" get lease "$LEASE" >/dev/null 2>&1 && break
+  sleep 2
+done
+holder=$(k -n "$OPERATOR_NS" get lease "$LEASE" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) \
+  || die "no leader-election Lease $LEASE in $OPERATOR_NS after 2 minutes"
+info "leader: ${holder:-<none yet>}"
+
+# ---------------------------------------------------------------- 4. realm
+step "applying the sample realm ($SAMPLE) with the local images"
+k apply -f "$SAMPLE"
+k -n "$REALM_NS" patch authrealm "$REALM" --type merge -p "{\"spec\":{
+  \"authService\":{\"image\":\"$IMG_MA\"},
+  \"mainProject\":{\"image\":\"$IMG_OP\"}}}"
+step "waiting for authrealm/$REALM to be Ready (up to $READY_TIMEOUT)"
+k -n "$REALM_NS" wait --for=condition=Ready "authrealm/$REALM" --timeout="$READY_TIMEOUT"
+k -n "$REALM_NS" get authrealm "$REALM" -o wide
+k -n "$REALM_NS" get deploy,svc,pods -l app.kubernetes.io/instance="$REALM"
+
+# ---------------------------------------------------------------- 5. flow test
+step "port-forwarding OP and MA"
+port_forward "${REALM}-main-project" "$OP_PORT" 8080
+port_forward "${REALM}-auth-service" "$MA_PORT" 8081
+OP_URL="http://127.0.0.1:${OP_PORT}"
+MA_URL="http://127.0.0.1:${MA_PORT}"
+
+step "flow test against the cluster"
+flow --op-url "$OP_URL" --ma-url "$MA_URL"
+
+# ---------------------------------------------------------------- 6. rotation under load
+step "key rotation while the protected API is under load ($SOAK_DURATION)"
+status_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status}')
+flow --op-url "$OP_URL" --ma-url "$MA_URL" --soak "$SOAK_DURATION" >"$logdir/soak.log" 2>&1 &
+soak_pid=$!
+pids+=("$soak_pid")
+sleep 10
+k -n "$REALM_NS" annotate "authrealm/$REALM" "authrealm.io/rotate-keys=$(date +%s)" --overwrite
+rotated=0
+for _ in $(seq 1 60); do
+  if [ "$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status}')" != "$status_before" ]; then
+    rotated=1
+    break
+  fi
+  sleep 2
+done
+[ "$rotated" = 1 ] || die "the realm's status did not change within 2 minutes of the rotate-keys annotation"
+k -n "$REALM_NS" wait --for=condition=Ready "authrealm/$REALM" --timeout="$READY_TIMEOUT"
+k -n "$REALM_NS" get authrealm "$REALM" -o wide
+info "waiting for the load run to finish"
+soak_status=0
+wait "$soak_pid" || soak_status=$?
+cat "$logdir/soak.log"
+[ "$soak_status" = 0 ] || die "authrealm-flow --soak reported failed requests across the key rotation (exit $soak_status)"
+info "zero failed requests across the rotation"
+k -n "$REALM_NS" get events --field-selector "involvedObject.name=$REALM" --sort-by=.lastTimestamp | tail -n 10 || true
+
+# ---------------------------------------------------------------- 7. deletion
+step "deleting the realm; its children must go with it"
+for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+k -n "$REALM_NS" delete authrealm "$REALM" --wait=true --timeout=180s
+children=""
+for _ in $(seq 1 90); do
+  children=$(k -n "$REALM_NS" get deployments,replicasets,pods,services,secrets,configmaps,serviceaccounts,poddisruptionbudgets,networkpolicies \
+    -l app.kubernetes.io/instance="$REALM" -o name 2>/dev/null || echo "(kubectl get failed)")
+  [ -z "$children" ] && break
+  sleep 2
+done
+[ -z "$children" ] || die "children of authrealm/$REALM still exist 3 minutes after it was deleted:
+$children"
+info "no object labelled app.kubernetes.io/instance=$REALM is left in $REALM_NS"
