@@ -110,8 +110,12 @@ port_forward() {
   local svc=$1 local_port=$2 remote_port=$3
   k port-forward -n "$REALM_NS" "svc/${svc}" "${local_port}:${remote_port}" --address 127.0.0.1 \
     >"$logdir/port-forward-${svc}.log" 2>&1 &
-  pids+=("$!")
-  wait_http "$local_port" /healthz 60 || die "port-forward to svc/${svc} did not come up (see $logdir)"
+  local pid=$!
+  pids+=("$pid")
+  if ! wait_http "$local_port" /healthz 60 || ! kill -0 "$pid" 2>/dev/null; then
+    cat "$logdir/port-forward-${svc}.log" >&2 || true
+    die "port-forward to svc/${svc} on 127.0.0.1:${local_port} did not come up (port in use? set OP_PORT/MA_PORT)"
+  fi
   info "svc/${svc} -> http://127.0.0.1:${local_port}"
 }
 
@@ -159,8 +163,18 @@ docker build --target auth-service -t "$IMG_MA" .
 docker build --target main-project -t "$IMG_OP" .
 docker build --target operator -t "$IMG_OPERATOR" .
 step "loading images into kind"
+# With Docker's containerd image store (the default since Docker 29)
+# `kind load docker-image` can fail with "content digest ... not found"; the
+# workaround kind documents is a single-platform `docker image save` loaded as
+# an archive.
+platform=$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')
 for img in "$IMG_MA" "$IMG_OP" "$IMG_OPERATOR"; do
-  kind load docker-image "$img" --name "$KIND_CLUSTER"
+  if ! kind load docker-image "$img" --name "$KIND_CLUSTER"; then
+    info "retrying $img as a $platform image archive"
+    docker image save --platform "$platform" -o "$logdir/image.tar" "$img"
+    kind load image-archive "$logdir/image.tar" --name "$KIND_CLUSTER"
+    rm -f "$logdir/image.tar"
+  fi
 done
 
 # ---------------------------------------------------------------- 3. operator
