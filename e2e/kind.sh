@@ -108,8 +108,10 @@ wait_http() {
 # Starts a background port-forward to svc/$1 port $3 on local port $2.
 port_forward() {
   local svc=$1 local_port=$2 remote_port=$3
-  k port-forward -n "$REALM_NS" "svc/${svc}" "${local_port}:${remote_port}" --address 127.0.0.1 \
-    >"$logdir/port-forward-${svc}.log" 2>&1 &
+  # kubectl itself in the background (not through a function, which would
+  # fork a subshell), so that $! is the process to stop.
+  kubectl --context "$CTX" port-forward -n "$REALM_NS" "svc/${svc}" "${local_port}:${remote_port}" \
+    --address 127.0.0.1 >"$logdir/port-forward-${svc}.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   if ! wait_http "$local_port" /healthz 60 || ! kill -0 "$pid" 2>/dev/null; then
@@ -119,7 +121,8 @@ port_forward() {
   info "svc/${svc} -> http://127.0.0.1:${local_port}"
 }
 
-flow() { cargo run --quiet --release --locked --bin authrealm-flow -- "$@"; }
+# The flow test program (cargo run execs it, so a background cargo's $! is the program).
+FLOW=(cargo run --quiet --release --locked --bin authrealm-flow --)
 
 # ---------------------------------------------------------------- 0. tools
 step "checking tools"
@@ -212,12 +215,12 @@ OP_URL="http://127.0.0.1:${OP_PORT}"
 MA_URL="http://127.0.0.1:${MA_PORT}"
 
 step "flow test against the cluster"
-flow --op-url "$OP_URL" --ma-url "$MA_URL"
+"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL"
 
 # ---------------------------------------------------------------- 6. rotation under load
 step "key rotation while the protected API is under load ($SOAK_DURATION)"
 status_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status}')
-flow --op-url "$OP_URL" --ma-url "$MA_URL" --soak "$SOAK_DURATION" >"$logdir/soak.log" 2>&1 &
+"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --soak "$SOAK_DURATION" >"$logdir/soak.log" 2>&1 &
 soak_pid=$!
 pids+=("$soak_pid")
 sleep 10
