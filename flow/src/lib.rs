@@ -1,0 +1,42 @@
+//! The end-to-end user flow of AuthRealm, driven over HTTP against base URLs
+//! it is given: the same program runs against local processes in the test
+//! command and against a kind cluster in `e2e/kind.sh`.
+
+pub mod client;
+pub mod processes;
+pub mod soak;
+pub mod steps;
+
+/// Why the flow (or its setup) failed. Messages say which step and what was seen.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// A step saw something other than what a user should see.
+    #[error("step {step:?} failed: {detail}")]
+    Step {
+        /// The step's name.
+        step: &'static str,
+        /// Expected versus seen.
+        detail: String,
+    },
+    /// An HTTP call failed outright.
+    #[error("HTTP call failed in step {step:?}")]
+    Http {
+        /// The step's name.
+        step: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Starting processes or building binaries failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+/// Where the services under test are.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Base URLs of OP replicas (at least one; revocation is checked on each).
+    pub op: Vec<String>,
+    /// Base URL of MA (public endpoints only: JWKS, discovery, metrics).
+    pub ma: String,
+}

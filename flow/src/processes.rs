@@ -1,0 +1,156 @@
+//! Starts real auth-service and main-project processes (the workspace's own
+//! binaries) on free loopback ports, waits until they are ready, and stops
+//! them when dropped. Used by the flow test and the load harness.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::FlowError;
+
+/// Paths of the two service binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The `auth-service` executable.
+    pub auth_service: PathBuf,
+    /// The `main-project` executable.
+    pub main_project: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+impl Binaries {
+    /// Builds both binaries with cargo (a no-op when they are fresh) and
+    /// returns their paths in the workspace target directory.
+    ///
+    /// # Errors
+    /// When cargo cannot be run or the build fails.
+    pub fn build(release: bool) -> Result<Self, FlowError> {
+        let root = workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root).args([
+            "build",
+            "--quiet",
+            "--bin",
+            "auth-service",
+            "--bin",
+            "main-project",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| FlowError::Setup(format!("cannot run cargo: {e}")))?;
+        if !status.success() {
+            return Err(FlowError::Setup(format!(
+                "building the service binaries failed: {status}"
+            )));
+        }
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        let dir = target.join(if release { "release" } else { "debug" });
+        Ok(Self {
+            auth_service: dir.join("auth-service"),
+            main_project: dir.join("main-project"),
+        })
+    }
+}
+
+/// A running service process; killed when dropped.
+#[derive(Debug)]
+pub struct Service {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Operating-system process id (for CPU accounting).
+    pub pid: u32,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound, read, released).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> Result<u16, FlowError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| FlowError::Setup(format!("no free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| FlowError::Setup(e.to_string()))
+}
+
+impl Service {
+    /// Starts `bin` listening on `port` with `env` (on top of an environment
+    /// cleared of `AUTHREALM_*`), then waits up to `ready_within` for `/readyz`.
+    ///
+    /// # Errors
+    /// When the process cannot start, exits, or is not ready in time.
+    pub async fn start(
+        bin: &Path,
+        port: u16,
+        env: &[(&str, String)],
+        ready_within: Duration,
+    ) -> Result<Self, FlowError> {
+        let mut cmd = Command::new(bin);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AUTHREALM_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AUTHREALM_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("AUTHREALM_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| FlowError::Setup(format!("cannot start {}: {e}", bin.display())))?;
+        let mut service = Self {
+            pid: child.id(),
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + ready_within;
+        loop {
+            if let Ok(Some(status)) = service.child.try_wait() {
+                return Err(FlowError::Setup(format!(
+                    "{} exited during start: {status}",
+                    bin.display()
+                )));
+            }
+            let ready = client
+                .get(format!("{}/readyz", service.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Ok(service);
+            }
+            if Instant::now() > deadline {
+                let _ = service.child.kill();
+                return Err(FlowError::Setup(format!(
+                    "{} not ready within {ready_within:?}",
+                    bin.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Soak mode: keeps calling a protected endpoint with a live session (refreshed
+//! before it expires) for a while and counts every failure. `e2e/kind.sh` runs
+//! it across a key rotation to show that rotation fails no request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::sync::RwLock;
+
+use crate::client::Api;
+use crate::{FlowError, Targets};
+
+/// What a soak run saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoakReport {
+    /// Protected requests answered 200.
+    pub ok: u64,
+    /// Protected requests answered anything else, or not at all.
+    pub failed: u64,
+    /// Refreshes performed.
+    pub refreshes: u64,
+}
+
+/// Registers a user, logs in, then for `duration` runs `concurrency` loops of
+/// `GET /api/v1/session` against every OP replica in turn, refreshing the
+/// session every `refresh_every`.
+///
+/// # Errors
+/// When the setup (register, login) fails or a refresh fails.
+pub async fn run(
+    targets: &Targets,
+    run_id: &str,
+    duration: Duration,
+    concurrency: usize,
+    refresh_every: Duration,
+) -> Result<SoakReport, FlowError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| FlowError::Setup(e.to_string()))?;
+    let ops: Vec<Api> = targets
+        .op
+        .iter()
+        .map(|u| Api::new(http.clone(), u))
+        .collect();
+    let op = ops
+        .first()
+        .ok_or_else(|| FlowError::Setup("no OP URL given".into()))?
+        .clone();
+    let email = format!("soak-{run_id}@example.test");
+    let password = "correct horse battery staple";
+    let step = "soak setup";
+    let reg = op
+        .call(
+            step,
+            Method::POST,
+            "/api/v1/register",
+            None,
+            Some(&json!({"email": email, "password": password})),
+        )
+        .await?;
+    if reg.status != StatusCode::CREATED && reg.code() != Some("email_taken") {
+        return Err(FlowError::Step {
+            step,
+            detail: format!("register answered {} {}", reg.status, reg.body),
+        });
+    }
+    let login = op
+        .call(
+            step,
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(&json!({"email": email, "password": password})),
+        )
+        .await?
+        .expect(step, StatusCode::OK)?;
+    let pair = |a: &crate::client::Answer| -> Result<(String, String), FlowError> {
+        match (a.str("access_token"), a.str("refresh_token")) {
+            (Some(x), Some(r)) => Ok((x.to_owned(), r.to_owned())),
+            _ => Err(FlowError::Step {
+                step: "soak",
+                detail: format!("no token pair in {}", a.body),
+            }),
+        }
+    };
+    let tokens = Arc::new(RwLock::new(pair(&login)?));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+
+    let mut workers = Vec::new();
+    for i in 0..concurrency.max(1) {
+        let (ops, tokens, ok, failed) = (ops.clone(), tokens.clone(), ok.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = i;
+            while Instant::now() < deadline {
+                let api = &ops[n % ops.len()];
+                n += 1;
+                let access = tokens.read().await.0.clone();
+                match api
+                    .call("soak", Method::GET, "/api/v1/session", Some(&access), None)
+                    .await
+                {
+                    Ok(a) if a.status == StatusCode::OK => ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(a) => {
+                        eprintln!("soak: {} answered {} {}", api.base(), a.status, a.body);
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(e) => {
+                        eprintln!("soak: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    let mut refreshes = 0;
+    while Instant::now() + refresh_every < deadline {
+        tokio::time::sleep(refresh_every).await;
+        let refresh = tokens.read().await.1.clone();
+        let a = op
+            .call(
+                "soak refresh",
+                Method::POST,
+                "/api/v1/token/refresh",
+                None,
+                Some(&json!({"refresh_token": refresh})),
+            )
+            .await?
+            .expect("soak refresh", StatusCode::OK)?;
+        *tokens.write().await = pair(&a)?;
+        refreshes += 1;
+    }
+    for w in workers {
+        w.await
+            .map_err(|e| FlowError::Setup(format!("soak worker died: {e}")))?;
+    }
+    Ok(SoakReport {
+        ok: ok.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        refreshes,
+    })
+}

@@ -1,0 +1,163 @@
+//! The end-to-end flow against real processes: the `auth-service` binary with
+//! a key set in the operator's format, two `main-project` replicas sharing
+//! Postgres, and Redis between them (all from the test command's environment).
+
+use std::time::Duration;
+
+use authrealm_flow::processes::{Binaries, Service, free_port};
+use authrealm_flow::{Targets, soak, steps};
+use authrealm_tokens::keyset::{
+    FILE_NAME, FORMAT_VERSION, KeyEntry, KeySetFile, KeyState, SigningAlgorithm,
+};
+use sqlx::Connection as _;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set: run the tests with ./scripts/test"))
+}
+
+/// A fresh database on the test server; returns its URL.
+async fn fresh_database(base: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let name = format!(
+        "flow_{}",
+        authrealm_tokens::random_token(8)?
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let mut conn = sqlx::PgConnection::connect(base).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let (head, _) = base
+        .rsplit_once('/')
+        .ok_or("DATABASE_URL has no database part")?;
+    Ok(format!("{head}/{name}"))
+}
+
+struct Realm {
+    _keys: tempfile::TempDir,
+    ma: Service,
+    ops: Vec<Service>,
+}
+
+async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error>> {
+    let database = fresh_database(&env("DATABASE_URL")?).await?;
+    let redis = env("REDIS_URL")?;
+    let bins = Binaries::build(false)?;
+    let prefix = format!("flowtest:{}", authrealm_tokens::random_token(6)?);
+    let credential = authrealm_tokens::random_token(32)?;
+
+    // The key set in the format the operator writes into the Secret.
+    let keys = tempfile::tempdir()?;
+    let now = authrealm_tokens::unix_now();
+    let set = KeySetFile {
+        version: FORMAT_VERSION,
+        keys: vec![
+            KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, now)?,
+            KeyEntry::generate(SigningAlgorithm::EdDSA, "k2".into(), KeyState::Next, now)?,
+        ],
+    };
+    std::fs::write(keys.path().join(FILE_NAME), set.to_json()?)?;
+
+    let ma_port = free_port()?;
+    let ma_url = format!("http://127.0.0.1:{ma_port}");
+    let ready = Duration::from_secs(60);
+    let ma = Service::start(
+        &bins.auth_service,
+        ma_port,
+        &[
+            ("AUTHREALM_ISSUER", ma_url.clone()),
+            ("AUTHREALM_KEYS_DIR", keys.path().display().to_string()),
+            ("AUTHREALM_SERVICE_CREDENTIAL", credential.clone()),
+            ("AUTHREALM_REDIS_URL", redis.clone()),
+            ("AUTHREALM_REDIS_PREFIX", prefix.clone()),
+            ("AUTHREALM_REFRESH_GRACE", "0s".into()),
+        ],
+        ready,
+    )
+    .await?;
+    let mut ops = Vec::new();
+    for _ in 0..replicas {
+        let port = free_port()?;
+        ops.push(
+            Service::start(
+                &bins.main_project,
+                port,
+                &[
+                    ("AUTHREALM_AUTH_SERVICE_URL", ma_url.clone()),
+                    ("AUTHREALM_ISSUER", ma_url.clone()),
+                    ("AUTHREALM_SERVICE_CREDENTIAL", credential.clone()),
+                    ("AUTHREALM_DATABASE_URL", database.clone()),
+                    ("AUTHREALM_REDIS_URL", redis.clone()),
+                    ("AUTHREALM_REDIS_PREFIX", prefix.clone()),
+                    // Cheap hashing keeps the test fast; the parameters are tested in main-project.
+                    ("AUTHREALM_ARGON2_MEMORY_KIB", "8192".into()),
+                    ("AUTHREALM_ARGON2_ITERATIONS", "1".into()),
+                ],
+                ready,
+            )
+            .await?,
+        );
+    }
+    Ok(Realm {
+        _keys: keys,
+        ma,
+        ops,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_user_flow_works_against_real_processes_and_two_replicas() -> TestResult {
+    let realm = start_realm(2).await?;
+    let targets = Targets {
+        op: realm.ops.iter().map(|s| s.url.clone()).collect(),
+        ma: realm.ma.url.clone(),
+    };
+    let opts = steps::FlowOptions {
+        audience: "authrealm".into(),
+        run_id: authrealm_tokens::random_token(6)?,
+    };
+    steps::run(&targets, &opts, &|line| println!("ok  {line}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_mode_counts_no_failures_on_a_healthy_realm_and_counts_them_when_op_is_gone()
+-> TestResult {
+    let mut realm = start_realm(1).await?;
+    let targets = Targets {
+        op: realm.ops.iter().map(|s| s.url.clone()).collect(),
+        ma: realm.ma.url.clone(),
+    };
+    let report = soak::run(
+        &targets,
+        "healthy",
+        Duration::from_secs(2),
+        2,
+        Duration::from_millis(500),
+    )
+    .await?;
+    assert!(report.ok > 0, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.refreshes >= 1, "{report:?}");
+    // The soak must notice failures: stop OP halfway through a second run.
+    let soak = tokio::spawn({
+        let targets = targets.clone();
+        async move {
+            soak::run(
+                &targets,
+                "broken",
+                Duration::from_secs(3),
+                2,
+                Duration::from_secs(60),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    realm.ops.clear();
+    let broken = soak.await??;
+    assert!(broken.failed > 0, "{broken:?}");
+    Ok(())
+}
