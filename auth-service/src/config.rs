@@ -1,0 +1,247 @@
+//! Configuration of the auth-service: flags and `AUTHREALM_*` environment
+//! variables (clap), the embedded defaults of a local run, and the checks
+//! that turn a bad setting into a clear error at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use authrealm_tokens::{ServiceCredential, SigningAlgorithm, duration};
+
+use crate::error::Error;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_credential(s: &str) -> Result<ServiceCredential, String> {
+    ServiceCredential::new(s).map_err(|e| e.to_string())
+}
+
+/// Every setting of the auth-service. Flags are the lower-kebab names of the
+/// environment variables without the `AUTHREALM_` prefix.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "auth-service", version, about = "AuthRealm auth-service (MA)")]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "AUTHREALM_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// `iss` of every token and base of the discovery document's `jwks_uri`
+    /// (MA's public base URL).
+    #[arg(
+        long,
+        env = "AUTHREALM_ISSUER",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub issuer: String,
+
+    /// `aud` of every token.
+    #[arg(long, env = "AUTHREALM_AUDIENCE", default_value = "authrealm")]
+    pub audience: String,
+
+    /// Access token lifetime (e.g. `5m`).
+    #[arg(long, env = "AUTHREALM_ACCESS_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub access_ttl: Duration,
+
+    /// Refresh token lifetime; every rotation issues a token with this life.
+    #[arg(long, env = "AUTHREALM_REFRESH_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub refresh_ttl: Duration,
+
+    /// Window in which a repeat of the same refresh gets the same successor pair.
+    #[arg(long, env = "AUTHREALM_REFRESH_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub refresh_grace: Duration,
+
+    /// `Cache-Control: max-age` of the JWKS.
+    #[arg(long, env = "AUTHREALM_JWKS_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub jwks_max_age: Duration,
+
+    /// Directory holding `keyset.json` (a mounted Secret). Unset: an ephemeral
+    /// key is generated at start.
+    #[arg(long, env = "AUTHREALM_KEYS_DIR")]
+    pub keys_dir: Option<PathBuf>,
+
+    /// How often the key directory is checked for a changed key set.
+    #[arg(long, env = "AUTHREALM_KEYS_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub keys_poll_interval: Duration,
+
+    /// Algorithm of the ephemeral key generated when no key directory is set.
+    #[arg(long, env = "AUTHREALM_EPHEMERAL_KEY_ALG", default_value = "EdDSA")]
+    pub ephemeral_key_alg: SigningAlgorithm,
+
+    /// The bearer secret OP presents on `/v1/...` (at least 16 characters).
+    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL", value_parser = parse_credential, hide_env_values = true)]
+    pub service_credential: Option<ServiceCredential>,
+
+    /// File holding the service credential (a mounted Secret key); used when
+    /// `--service-credential` is not given.
+    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL_FILE")]
+    pub service_credential_file: Option<PathBuf>,
+
+    /// Redis URL (`redis://host:port/db`). Unset: an in-memory store (one
+    /// process only, lost on restart).
+    #[arg(long, env = "AUTHREALM_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and of the revocation channel.
+    #[arg(long, env = "AUTHREALM_REDIS_PREFIX", default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "AUTHREALM_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Log line format.
+    #[arg(long, env = "AUTHREALM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Clock skew allowed for on top of the access token life when deciding how
+/// long session and not-before entries must outlive the tokens they reject.
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
+impl Config {
+    /// The embedded defaults of a local run: `127.0.0.1:8081`, no Redis (in
+    /// memory), an ephemeral Ed25519 key and a freshly generated service
+    /// credential (read it from [`Config::service_credential`]).
+    #[must_use]
+    pub fn local() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            issuer: "http://127.0.0.1:8081".to_owned(),
+            audience: "authrealm".to_owned(),
+            access_ttl: Duration::from_secs(300),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            refresh_grace: Duration::from_secs(10),
+            jwks_max_age: Duration::from_secs(300),
+            keys_dir: None,
+            keys_poll_interval: Duration::from_secs(1),
+            ephemeral_key_alg: SigningAlgorithm::EdDSA,
+            service_credential: ServiceCredential::generate().ok(),
+            service_credential_file: None,
+            redis_url: None,
+            redis_prefix: authrealm_tokens::revocation::DEFAULT_PREFIX.to_owned(),
+            max_body_bytes: 16 * 1024,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// How long session and not-before revocations must be kept: the longest
+    /// access token life plus clock skew (every token they reject has expired
+    /// by then).
+    #[must_use]
+    pub fn revocation_ttl_secs(&self) -> u64 {
+        self.access_ttl.as_secs().saturating_add(CLOCK_SKEW_SECS)
+    }
+
+    /// Checks the settings and resolves the service credential.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting, or [`Error::Credential`].
+    pub fn validate(&self) -> Result<ServiceCredential, Error> {
+        let bad = |msg: &str| Err(Error::Config(msg.to_owned()));
+        if self.access_ttl.as_secs() == 0 {
+            return bad("AUTHREALM_ACCESS_TTL must be at least 1s");
+        }
+        if self.refresh_ttl < self.access_ttl {
+            return bad("AUTHREALM_REFRESH_TTL must not be shorter than AUTHREALM_ACCESS_TTL");
+        }
+        if self.refresh_grace >= self.refresh_ttl {
+            return bad("AUTHREALM_REFRESH_GRACE must be shorter than AUTHREALM_REFRESH_TTL");
+        }
+        if self.keys_poll_interval.is_zero() {
+            return bad("AUTHREALM_KEYS_POLL_INTERVAL must be at least 1s");
+        }
+        if !(self.issuer.starts_with("http://") || self.issuer.starts_with("https://")) {
+            return bad("AUTHREALM_ISSUER must be an http:// or https:// URL");
+        }
+        if self.audience.is_empty() {
+            return bad("AUTHREALM_AUDIENCE must not be empty");
+        }
+        if self.redis_prefix.is_empty() {
+            return bad("AUTHREALM_REDIS_PREFIX must not be empty");
+        }
+        if self.max_body_bytes < 256 {
+            return bad("AUTHREALM_MAX_BODY_BYTES must be at least 256");
+        }
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.as_str()).map_err(|_| {
+                Error::Config(
+                    "AUTHREALM_REDIS_URL is not a valid Redis URL (redis://host:port/db)"
+                        .to_owned(),
+                )
+            })?;
+        }
+        match (&self.service_credential, &self.service_credential_file) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(path)) => ServiceCredential::from_file(path).map_err(Error::Credential),
+            (None, None) => bad(
+                "a service credential is required: set AUTHREALM_SERVICE_CREDENTIAL or AUTHREALM_SERVICE_CREDENTIAL_FILE",
+            ),
+        }
+    }
+
+    /// The issuer without a trailing slash, as put in tokens.
+    #[must_use]
+    pub fn issuer_trimmed(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn local_defaults_are_valid() -> Result<(), Error> {
+        Config::local().validate()?;
+        Ok(())
+    }
+
+    #[test]
+    fn flags_parse_and_bad_values_are_named() {
+        let ok = Config::try_parse_from([
+            "auth-service",
+            "--access-ttl",
+            "90s",
+            "--service-credential",
+            "0123456789abcdef",
+        ]);
+        assert!(ok.is_ok_and(|c| c.access_ttl == Duration::from_secs(90)));
+        let bad = Config::try_parse_from(["auth-service", "--access-ttl", "5 minutes"]);
+        assert!(
+            bad.err()
+                .is_some_and(|e| e.to_string().contains("invalid duration"))
+        );
+        let missing = Config {
+            service_credential: None,
+            ..Config::local()
+        };
+        assert!(
+            missing
+                .validate()
+                .err()
+                .is_some_and(|e| e.to_string().contains("AUTHREALM_SERVICE_CREDENTIAL"))
+        );
+        let short_refresh = Config {
+            refresh_ttl: Duration::from_secs(10),
+            ..Config::local()
+        };
+        assert!(
+            short_refresh
+                .validate()
+                .err()
+                .is_some_and(|e| e.to_string().contains("AUTHREALM_REFRESH_TTL"))
+        );
+    }
+}

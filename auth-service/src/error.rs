@@ -1,0 +1,125 @@
+//! The auth-service's one error type, and how each error answers over HTTP:
+//! a stable code from `authrealm_tokens::api::codes`, a sentence, and never
+//! an internal detail.
+
+use authrealm_tokens::api::{ErrorBody, codes};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Everything that can go wrong in the auth-service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is missing or invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The service credential could not be loaded.
+    #[error("service credential")]
+    Credential(#[source] authrealm_tokens::credential::CredentialError),
+    /// The key set file could not be read.
+    #[error("cannot read key set {path}")]
+    KeyRead {
+        /// The file tried.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key set was refused.
+    #[error("key set refused")]
+    KeySet(#[source] authrealm_tokens::KeySetError),
+    /// Serving HTTP failed (bind, accept).
+    #[error("http server")]
+    Io(#[source] std::io::Error),
+    /// The store (Redis) could not be reached or answered an error.
+    #[error("store unavailable")]
+    Store(#[source] redis::RedisError),
+    /// The store answered something this code does not understand.
+    #[error("store answered unexpectedly: {0}")]
+    StoreProtocol(String),
+    /// Signing a token failed.
+    #[error("signing failed")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+    /// The system random source failed.
+    #[error("random source failed")]
+    Random,
+    /// Missing or wrong service credential.
+    #[error("missing or wrong service credential")]
+    Unauthorized,
+    /// The request body is not what the endpoint expects.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request body exceeds the limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Refresh token unknown, expired, or of a revoked session.
+    #[error("refresh token is invalid")]
+    RefreshInvalid,
+    /// A spent refresh token was presented again.
+    #[error("refresh token was already used")]
+    RefreshReused,
+}
+
+impl Error {
+    /// HTTP status and stable code of this error.
+    #[must_use]
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_REQUEST),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE),
+            Self::RefreshInvalid => (StatusCode::BAD_REQUEST, codes::REFRESH_TOKEN_INVALID),
+            Self::RefreshReused => (StatusCode::BAD_REQUEST, codes::REFRESH_TOKEN_REUSED),
+            Self::Store(_) | Self::StoreProtocol(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE)
+            }
+            Self::Config(_)
+            | Self::Credential(_)
+            | Self::KeyRead { .. }
+            | Self::KeySet(_)
+            | Self::Io(_)
+            | Self::Sign(_)
+            | Self::Random => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Unauthorized => {
+                "this endpoint requires the service credential as `Authorization: Bearer <secret>`"
+                    .to_owned()
+            }
+            Self::BadRequest(msg) => msg.clone(),
+            Self::PayloadTooLarge(_) => self.to_string(),
+            Self::RefreshInvalid => {
+                "refresh token is unknown, expired, or of a revoked session".to_owned()
+            }
+            Self::RefreshReused => {
+                "refresh token was already used; its whole session has been revoked".to_owned()
+            }
+            Self::Store(_) | Self::StoreProtocol(_) => {
+                "the token store is unavailable; nothing was issued or changed, retry later"
+                    .to_owned()
+            }
+            _ => "internal error; see the auth-service log".to_owned(),
+        }
+    }
+}
+
+/// Shortcut for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, source = ?std::error::Error::source(&self).map(ToString::to_string), code, "request failed");
+        } else {
+            tracing::debug!(error = %self, code, "request refused");
+        }
+        (
+            status,
+            axum::Json(ErrorBody::new(code, self.public_message())),
+        )
+            .into_response()
+    }
+}

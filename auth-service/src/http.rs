@@ -1,0 +1,245 @@
+//! The HTTP surface: public key endpoints, the internal `/v1` API behind the
+//! service credential, health, readiness and metrics. Handlers only parse,
+//! call [`AuthService`], and answer; bodies are read through [`JsonBody`] so
+//! every malformed or oversized body gets the same clear JSON error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authrealm_tokens::ServiceCredential;
+use authrealm_tokens::api::{
+    self, ErrorBody, MintRequest, RefreshRequest, RevokeAllRequest, TokenRequest,
+};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::service::AuthService;
+
+/// Shared state of the HTTP handlers.
+#[derive(Debug)]
+pub struct App {
+    /// The operations.
+    pub service: AuthService,
+    /// The credential `/v1` callers must present.
+    pub credential: ServiceCredential,
+    /// `Cache-Control` of the JWKS.
+    pub jwks_cache_control: HeaderValue,
+    /// Largest accepted body, bytes.
+    pub max_body_bytes: usize,
+}
+
+type AppState = Arc<App>;
+
+/// A JSON body of type `T`; broken JSON, unknown fields and oversized
+/// bodies are refused with [`Error::BadRequest`] / [`Error::PayloadTooLarge`].
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge(state.max_body_bytes)
+            } else {
+                Error::BadRequest("the request body could not be read".to_owned())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            Error::BadRequest(format!(
+                "request body is not valid JSON of the expected shape: {e}"
+            ))
+        })
+    }
+}
+
+/// The router of one instance.
+pub fn router(app: AppState) -> Router {
+    let internal = Router::new()
+        .route(api::PATH_MINT, post(mint))
+        .route(api::PATH_REFRESH, post(refresh))
+        .route(api::PATH_REVOKE, post(revoke))
+        .route(api::PATH_INTROSPECT, post(introspect))
+        .route(api::PATH_REVOKE_ALL, post(revoke_all))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            require_credential,
+        ));
+    Router::new()
+        .route(api::PATH_JWKS, get(jwks))
+        .route(api::PATH_DISCOVERY, get(discovery))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(internal)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(app.max_body_bytes))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+/// Records the duration of every request by route and status.
+async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    app.service
+        .metrics
+        .duration(&route, response.status().as_str())
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+async fn require_credential(
+    State(app): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, Error> {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| app.credential.matches_bearer(v));
+    if !ok {
+        return Err(Error::Unauthorized);
+    }
+    Ok(next.run(req).await)
+}
+
+async fn mint(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<MintRequest>,
+) -> Result<Response, Error> {
+    let pair = app.service.mint(req).await?;
+    Ok((StatusCode::OK, no_store(), Json(pair)).into_response())
+}
+
+async fn refresh(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> Result<Response, Error> {
+    let pair = app.service.refresh(&req.refresh_token).await?;
+    Ok((StatusCode::OK, no_store(), Json(pair)).into_response())
+}
+
+async fn revoke(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<Response, Error> {
+    app.service.revoke(&req.token).await?;
+    Ok((StatusCode::OK, Json(serde_json::json!({}))).into_response())
+}
+
+async fn introspect(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<Response, Error> {
+    let answer = app.service.introspect(&req.token).await?;
+    Ok((StatusCode::OK, no_store(), Json(answer)).into_response())
+}
+
+async fn revoke_all(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<RevokeAllRequest>,
+) -> Result<Json<api::RevokeAllResponse>, Error> {
+    app.service.revoke_all(&req.sub).await.map(Json)
+}
+
+fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+async fn jwks(State(app): State<AppState>) -> Response {
+    app.service.metrics.jwks_requests.inc();
+    let body = app.service.keys.snapshot().jwks_json().clone();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, app.jwks_cache_control.clone()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn discovery(State(app): State<AppState>) -> Response {
+    let issuer = &app.service.settings.issuer;
+    let keys = app.service.keys.snapshot();
+    let algs = keys.algorithms();
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}{}", api::PATH_JWKS),
+        "id_token_signing_alg_values_supported": algs,
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["id_token"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid"],
+    });
+    (
+        [(header::CACHE_CONTROL, app.jwks_cache_control.clone())],
+        Json(doc),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when keys are loaded (always, once started) and the store answers.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let keys = app.service.keys.snapshot();
+    let ping = tokio::time::timeout(Duration::from_secs(2), app.service.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => Json(serde_json::json!({
+            "status": "ready",
+            "active_kid": keys.active().kid(),
+        }))
+        .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody::new(
+                api::codes::UNAVAILABLE,
+                "not ready: the token store (Redis) does not answer",
+            )),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let svc = &app.service;
+    let since = svc.keys.snapshot().active_since();
+    svc.metrics
+        .active_key_age
+        .set(svc.clock.now().saturating_sub(since).max(0));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        svc.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody::new("not_found", "no such endpoint")),
+    )
+        .into_response()
+}

@@ -1,0 +1,173 @@
+//! Prometheus metrics of one auth-service instance, on its own registry (so
+//! several instances can live in one test process). Label values that are
+//! known up front are resolved once here, not on every request.
+
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+
+use authrealm_tokens::revocation::RevocationKind;
+
+/// Outcome of a refresh, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// A new pair was issued.
+    Rotated,
+    /// A repeat within the grace window got the same pair.
+    Repeat,
+    /// A spent token was presented: the family was revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Every metric of the service.
+pub struct Metrics {
+    registry: Registry,
+    /// `authrealm_ma_tokens_minted_total`.
+    pub minted: IntCounter,
+    refreshes: [IntCounter; 4],
+    /// `authrealm_ma_refresh_reuse_detected_total`.
+    pub reuse_detected: IntCounter,
+    revocations: [IntCounter; 3],
+    /// `authrealm_ma_jwks_requests_total`.
+    pub jwks_requests: IntCounter,
+    /// `authrealm_ma_key_reloads_total{result="ok"}`.
+    pub key_reload_ok: IntCounter,
+    /// `authrealm_ma_key_reloads_total{result="failed"}`.
+    pub key_reload_failed: IntCounter,
+    /// `authrealm_ma_active_key_age_seconds`, set at scrape time.
+    pub active_key_age: IntGauge,
+    /// `authrealm_ma_http_request_duration_seconds{route,status}`.
+    pub request_duration: HistogramVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric on a fresh registry.
+    ///
+    /// # Errors
+    /// Only on a programming error (duplicate or invalid metric names).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let minted = IntCounter::new(
+            "authrealm_ma_tokens_minted_total",
+            "Access + refresh token pairs minted (new sessions).",
+        )?;
+        let refreshes_vec = IntCounterVec::new(
+            Opts::new(
+                "authrealm_ma_refreshes_total",
+                "Refresh requests by result: rotated, repeat (same pair within the grace window), reused (family revoked), invalid.",
+            ),
+            &["result"],
+        )?;
+        let reuse_detected = IntCounter::new(
+            "authrealm_ma_refresh_reuse_detected_total",
+            "Spent refresh tokens presented again outside the grace window (each revoked a session).",
+        )?;
+        let revocations_vec = IntCounterVec::new(
+            Opts::new(
+                "authrealm_ma_revocations_total",
+                "Revocations written and published, by kind: jti, session, user.",
+            ),
+            &["kind"],
+        )?;
+        let jwks_requests = IntCounter::new(
+            "authrealm_ma_jwks_requests_total",
+            "Requests for the JWKS document.",
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "authrealm_ma_key_reloads_total",
+                "Key set reloads from the key directory, by result: ok, failed (previous set kept).",
+            ),
+            &["result"],
+        )?;
+        let active_key_age = IntGauge::new(
+            "authrealm_ma_active_key_age_seconds",
+            "Seconds since the active signing key was activated.",
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "authrealm_ma_http_request_duration_seconds",
+                "HTTP request duration by route and status.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "status"],
+        )?;
+        registry.register(Box::new(minted.clone()))?;
+        registry.register(Box::new(refreshes_vec.clone()))?;
+        registry.register(Box::new(reuse_detected.clone()))?;
+        registry.register(Box::new(revocations_vec.clone()))?;
+        registry.register(Box::new(jwks_requests.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(active_key_age.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        let refreshes = ["rotated", "repeat", "reused", "invalid"]
+            .map(|r| refreshes_vec.with_label_values(&[r]));
+        let revocations = [
+            RevocationKind::Jti,
+            RevocationKind::Session,
+            RevocationKind::User,
+        ]
+        .map(|k| revocations_vec.with_label_values(&[k.as_str()]));
+        Ok(Self {
+            registry,
+            minted,
+            refreshes,
+            reuse_detected,
+            revocations,
+            jwks_requests,
+            key_reload_ok: reloads.with_label_values(&["ok"]),
+            key_reload_failed: reloads.with_label_values(&["failed"]),
+            active_key_age,
+            request_duration,
+        })
+    }
+
+    /// Counts a refresh outcome.
+    pub fn refresh(&self, result: RefreshResult) {
+        let i = match result {
+            RefreshResult::Rotated => 0,
+            RefreshResult::Repeat => 1,
+            RefreshResult::Reused => 2,
+            RefreshResult::Invalid => 3,
+        };
+        self.refreshes[i].inc();
+    }
+
+    /// Counts `n` revocations of `kind`.
+    pub fn revoked(&self, kind: RevocationKind, n: u64) {
+        let i = match kind {
+            RevocationKind::Jti => 0,
+            RevocationKind::Session => 1,
+            RevocationKind::User => 2,
+        };
+        self.revocations[i].inc_by(n);
+    }
+
+    /// The histogram child for one route and status.
+    #[must_use]
+    pub fn duration(&self, route: &str, status: &str) -> Histogram {
+        self.request_duration.with_label_values(&[route, status])
+    }
+
+    /// The text exposition of every metric.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

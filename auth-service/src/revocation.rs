@@ -1,0 +1,157 @@
+//! Revocation (RFC 7009 semantics), "log out everywhere", and introspection
+//! (RFC 7662 style). A token that is neither an access JWT nor a refresh
+//! token shape is refused as malformed; a well-formed token this service does
+//! not know (or that has expired) is answered like any other: nothing to do,
+//! or `active: false`.
+
+use authrealm_tokens::api::{IntrospectResponse, RevokeAllResponse};
+use authrealm_tokens::revocation::RevocationKind;
+use authrealm_tokens::verify::MAX_TOKEN_BYTES;
+
+use crate::error::{Error, Result};
+use crate::refresh::{hash_token, is_refresh_shaped};
+use crate::service::{AuthService, check_sub};
+
+/// What a presented token looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenShape {
+    /// Three base64url parts.
+    Access,
+    /// 43 base64url characters.
+    Refresh,
+}
+
+/// Classifies a token by its shape only.
+///
+/// # Errors
+/// [`Error::BadRequest`] for anything else (empty, too long, other characters).
+pub fn classify(token: &str) -> Result<TokenShape> {
+    let b64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if is_refresh_shaped(token) {
+        return Ok(TokenShape::Refresh);
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    if token.len() <= MAX_TOKEN_BYTES
+        && parts.len() == 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(b64url))
+    {
+        return Ok(TokenShape::Access);
+    }
+    Err(Error::BadRequest(
+        "`token` is neither an access token (JWT) nor a refresh token".to_owned(),
+    ))
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// An access token's `jti` was added to the list.
+    AccessToken,
+    /// A refresh token's whole session was revoked.
+    Session,
+    /// The token is unknown, not ours, or already dead: nothing to do.
+    Nothing,
+}
+
+impl AuthService {
+    /// Revokes an access token (its `jti`, until it expires) or a refresh
+    /// token (its whole session).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a malformed token, [`Error::Store`] when the
+    /// revocation cannot be recorded.
+    pub async fn revoke(&self, token: &str) -> Result<Revoked> {
+        let now = self.clock.now();
+        match classify(token)? {
+            TokenShape::Access => {
+                let keys = self.keys.snapshot();
+                let Ok(claims) = keys.verifier().verify(token, now) else {
+                    return Ok(Revoked::Nothing);
+                };
+                self.store.revoke_jti(&claims.jti, claims.exp, now).await?;
+                self.metrics.revoked(RevocationKind::Jti, 1);
+                Ok(Revoked::AccessToken)
+            }
+            TokenShape::Refresh => {
+                let ttl = self.settings.revoke_ttl;
+                match self
+                    .store
+                    .revoke_refresh(&hash_token(token), now, ttl)
+                    .await?
+                {
+                    Some(_) => {
+                        self.metrics.revoked(RevocationKind::Session, 1);
+                        Ok(Revoked::Session)
+                    }
+                    None => Ok(Revoked::Nothing),
+                }
+            }
+        }
+    }
+
+    /// Ends every session of `sub`: tokens issued before now are rejected.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an invalid `sub`, [`Error::Store`] when it cannot be recorded.
+    pub async fn revoke_all(&self, sub: &str) -> Result<RevokeAllResponse> {
+        check_sub(sub)?;
+        let now = self.clock.now();
+        let sessions = self
+            .store
+            .revoke_user(sub, now, self.settings.revoke_ttl)
+            .await?;
+        self.metrics.revoked(RevocationKind::User, 1);
+        self.metrics
+            .revoked(RevocationKind::Session, sessions.len() as u64);
+        tracing::info!(sessions = sessions.len(), "all sessions of a user revoked");
+        Ok(RevokeAllResponse { not_before: now })
+    }
+
+    /// Whether an access token is valid and not revoked, with its claims.
+    /// Refresh tokens are never reported active (they are not bearer
+    /// credentials for resources).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a malformed token, [`Error::Store`] when the
+    /// revocation list cannot be read (never a guess).
+    pub async fn introspect(&self, token: &str) -> Result<IntrospectResponse> {
+        let inactive = IntrospectResponse {
+            active: false,
+            claims: None,
+        };
+        if classify(token)? == TokenShape::Refresh {
+            return Ok(inactive);
+        }
+        let now = self.clock.now();
+        let keys = self.keys.snapshot();
+        let Ok(claims) = keys.verifier().verify(token, now) else {
+            return Ok(inactive);
+        };
+        let state = self
+            .store
+            .revocation_state(&claims.jti, &claims.sid, &claims.sub, now)
+            .await?;
+        if state.rejects(claims.iat) {
+            return Ok(inactive);
+        }
+        Ok(IntrospectResponse {
+            active: true,
+            claims: Some(claims),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_told_apart() {
+        assert_eq!(classify("aGVh.cGF5.c2ln").ok(), Some(TokenShape::Access));
+        assert_eq!(classify(&"A".repeat(43)).ok(), Some(TokenShape::Refresh));
+        for bad in ["", "a.b", "a..c", "a.b.c.d", "not a token", "a.b.c d"] {
+            assert!(classify(bad).is_err(), "{bad}");
+        }
+        assert!(classify(&format!("{}.b.c", "a".repeat(MAX_TOKEN_BYTES))).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! The in-memory store: the same records and decisions as the Redis store,
+//! under one mutex (so every operation is atomic), with expiry judged
+//! against the `now` each call passes in. Revocation events go to an
+//! in-process broadcast channel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
+use tokio::sync::broadcast;
+
+use super::{NewSession, RevocationState, RotateOutcome, Rotation, SessionInfo};
+
+#[derive(Debug)]
+struct TokenRec {
+    sid: String,
+    exp: i64,
+    spent: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Family {
+    sub: String,
+    claims_json: String,
+    created: i64,
+    exp: i64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tokens: HashMap<String, TokenRec>,
+    /// Successor JSON and when it may be forgotten, by spent token hash.
+    successors: HashMap<String, (String, i64)>,
+    families: HashMap<String, Family>,
+    user_sids: HashMap<String, HashSet<String>>,
+    revoked_jti: HashMap<String, i64>,
+    revoked_sid: HashMap<String, i64>,
+    /// Not-before time and when it may be forgotten, by user.
+    not_before: HashMap<String, (i64, i64)>,
+    last_purge: i64,
+}
+
+/// Seconds between sweeps of expired entries.
+const PURGE_EVERY_SECS: i64 = 60;
+
+impl State {
+    fn purge(&mut self, now: i64) {
+        if now - self.last_purge < PURGE_EVERY_SECS {
+            return;
+        }
+        self.last_purge = now;
+        self.tokens.retain(|_, t| t.exp > now);
+        self.successors.retain(|_, (_, until)| *until > now);
+        self.families.retain(|_, f| f.exp > now);
+        let families = &self.families;
+        self.user_sids.retain(|_, sids| {
+            sids.retain(|sid| families.contains_key(sid));
+            !sids.is_empty()
+        });
+        self.revoked_jti.retain(|_, until| *until > now);
+        self.revoked_sid.retain(|_, until| *until > now);
+        self.not_before.retain(|_, (_, until)| *until > now);
+    }
+
+    fn live_family(&self, sid: &str, now: i64) -> Option<&Family> {
+        self.families.get(sid).filter(|f| f.exp > now)
+    }
+
+    /// Ends a session; the event to publish once the lock is released.
+    fn revoke_family(&mut self, sid: &str, now: i64, ttl: i64) -> RevocationEvent {
+        if let Some(f) = self.families.remove(sid)
+            && let Some(sids) = self.user_sids.get_mut(&f.sub)
+        {
+            sids.remove(sid);
+        }
+        let until = now + ttl;
+        self.revoked_sid.insert(sid.to_owned(), until);
+        RevocationEvent {
+            kind: RevocationKind::Session,
+            id: sid.to_owned(),
+            at: until,
+            expires: until,
+        }
+    }
+}
+
+/// Families and revocations in process memory.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    events: broadcast::Sender<RevocationEvent>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish(&self, events: Vec<RevocationEvent>) {
+        for e in events {
+            // No subscriber is fine: nobody in this process verifies tokens.
+            let _ = self.events.send(e);
+        }
+    }
+
+    /// Revocation events from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<RevocationEvent> {
+        self.events.subscribe()
+    }
+
+    pub(super) fn create_session(&self, s: &NewSession<'_>) {
+        let mut st = self.lock();
+        st.purge(s.now);
+        st.families.insert(
+            s.sid.to_owned(),
+            Family {
+                sub: s.sub.to_owned(),
+                claims_json: s.claims_json.to_owned(),
+                created: s.now,
+                exp: s.refresh_exp,
+            },
+        );
+        st.tokens.insert(
+            s.refresh_hash.to_owned(),
+            TokenRec {
+                sid: s.sid.to_owned(),
+                exp: s.refresh_exp,
+                spent: None,
+            },
+        );
+        st.user_sids
+            .entry(s.sub.to_owned())
+            .or_default()
+            .insert(s.sid.to_owned());
+    }
+
+    pub(super) fn rotate(&self, r: &Rotation<'_>) -> RotateOutcome {
+        let mut events = Vec::new();
+        let outcome = {
+            let mut st = self.lock();
+            st.purge(r.now);
+            rotate_locked(&mut st, r, &mut events)
+        };
+        self.publish(events);
+        outcome
+    }
+
+    pub(super) fn revoke_jti(&self, jti: &str, exp: i64, now: i64) {
+        {
+            let mut st = self.lock();
+            st.purge(now);
+            st.revoked_jti.insert(jti.to_owned(), exp);
+        }
+        self.publish(vec![RevocationEvent {
+            kind: RevocationKind::Jti,
+            id: jti.to_owned(),
+            at: exp,
+            expires: exp,
+        }]);
+    }
+
+    pub(super) fn revoke_refresh(&self, hash: &str, now: i64, ttl: i64) -> Option<String> {
+        let (sid, event) = {
+            let mut st = self.lock();
+            let sid = st
+                .tokens
+                .get(hash)
+                .filter(|t| t.exp > now)
+                .map(|t| t.sid.clone())?;
+            st.live_family(&sid, now)?;
+            let event = st.revoke_family(&sid, now, ttl);
+            (sid, event)
+        };
+        self.publish(vec![event]);
+        Some(sid)
+    }
+
+    pub(super) fn revoke_user(&self, sub: &str, now: i64, ttl: i64) -> Vec<String> {
+        let mut events = Vec::new();
+        let revoked = {
+            let mut st = self.lock();
+            st.purge(now);
+            st.not_before.insert(sub.to_owned(), (now, now + ttl));
+            let sids = st.user_sids.remove(sub).unwrap_or_default();
+            let mut revoked = Vec::new();
+            for sid in sids {
+                if st.live_family(&sid, now).is_some() {
+                    events.push(st.revoke_family(&sid, now, ttl));
+                    revoked.push(sid);
+                }
+            }
+            revoked
+        };
+        events.push(RevocationEvent {
+            kind: RevocationKind::User,
+            id: sub.to_owned(),
+            at: now,
+            expires: now + ttl,
+        });
+        self.publish(events);
+        revoked
+    }
+
+    pub(super) fn revocation_state(
+        &self,
+        jti: &str,
+        sid: &str,
+        sub: &str,
+        now: i64,
+    ) -> RevocationState {
+        let st = self.lock();
+        RevocationState {
+            jti: st.revoked_jti.get(jti).is_some_and(|until| *until > now),
+            session: st.revoked_sid.get(sid).is_some_and(|until| *until > now),
+            not_before: st
+                .not_before
+                .get(sub)
+                .filter(|(_, until)| *until > now)
+                .map(|(nb, _)| *nb),
+        }
+    }
+}
+
+fn rotate_locked(
+    st: &mut State,
+    r: &Rotation<'_>,
+    events: &mut Vec<RevocationEvent>,
+) -> RotateOutcome {
+    let Some(tok) = st.tokens.get(r.old_hash).filter(|t| t.exp > r.now) else {
+        return RotateOutcome::Invalid;
+    };
+    let (sid, spent) = (tok.sid.clone(), tok.spent);
+    let Some(fam) = st.live_family(&sid, r.now) else {
+        return RotateOutcome::Invalid;
+    };
+    if st
+        .not_before
+        .get(&fam.sub)
+        .is_some_and(|(nb, until)| *until > r.now && fam.created < *nb)
+    {
+        return RotateOutcome::Invalid;
+    }
+    let info = SessionInfo {
+        sid: sid.clone(),
+        sub: fam.sub.clone(),
+        claims_json: fam.claims_json.clone(),
+    };
+    if let Some(spent_at) = spent {
+        if r.now - spent_at <= r.grace_secs
+            && let Some((json, _)) = st.successors.get(r.old_hash)
+        {
+            return RotateOutcome::Repeat(info, json.clone());
+        }
+        events.push(st.revoke_family(&sid, r.now, r.revoke_ttl));
+        return RotateOutcome::Reused { sid };
+    }
+    if let Some(t) = st.tokens.get_mut(r.old_hash) {
+        t.spent = Some(r.now);
+    }
+    st.tokens.insert(
+        r.new_hash.to_owned(),
+        TokenRec {
+            sid: sid.clone(),
+            exp: r.refresh_exp,
+            spent: None,
+        },
+    );
+    if let Some(f) = st.families.get_mut(&sid) {
+        f.exp = r.refresh_exp;
+    }
+    st.successors.insert(
+        r.old_hash.to_owned(),
+        (r.successor_json.to_owned(), r.now + r.grace_secs + 1),
+    );
+    RotateOutcome::Rotated(info)
+}

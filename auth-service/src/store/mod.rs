@@ -1,0 +1,239 @@
+//! Where refresh-token families and the revocation list live: Redis in a
+//! cluster, or memory for a local run, with the same semantics. Every
+//! decision that must be atomic (rotation, family revocation, log out
+//! everywhere) is one operation of the store, never read-then-write.
+//!
+//! Records (Redis keys under the prefix `P`; the memory store mirrors them):
+//! - `P:fam:{sid}` — a session (refresh family): `sub`, the extra `claims`
+//!   (JSON), `created`; expires with its newest refresh token.
+//! - `P:rt:{sha256(refresh token)}` — one refresh token: `sid`, `exp`,
+//!   `spent` (time it was rotated); expires with the token.
+//! - `P:rtnext:{sha256(refresh token)}` — the successor handed out when the
+//!   token was rotated, kept for the grace window only.
+//! - `P:usersids:{sub}` — the sessions of a user, for "log out everywhere".
+//! - the revocation list and channel of `authrealm_tokens::revocation`.
+
+pub mod memory;
+pub mod redis;
+
+use authrealm_tokens::revocation::RevocationEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// A new session to record at mint time.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    /// Session (family) id.
+    pub sid: &'a str,
+    /// User id.
+    pub sub: &'a str,
+    /// Extra claims of the session's access tokens, as JSON.
+    pub claims_json: &'a str,
+    /// SHA-256 (base64url) of the first refresh token.
+    pub refresh_hash: &'a str,
+    /// When that refresh token expires.
+    pub refresh_exp: i64,
+    /// Now.
+    pub now: i64,
+}
+
+/// What a rotation hands out, kept for the grace window so that a repeat
+/// gets exactly the same pair (same refresh token, same access token id
+/// and times, same signing key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Successor {
+    /// The new refresh token (stored only under the spent token's hashed
+    /// key, for the grace window).
+    pub refresh_token: String,
+    /// `jti` of the new access token.
+    pub jti: String,
+    /// `iat`/`nbf` of the new access token.
+    pub iat: i64,
+    /// `exp` of the new access token.
+    pub exp: i64,
+    /// The key that signed it.
+    pub kid: String,
+    /// When the new refresh token expires.
+    pub refresh_exp: i64,
+}
+
+/// A rotation attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// Hash of the presented refresh token.
+    pub old_hash: &'a str,
+    /// Hash of the successor refresh token.
+    pub new_hash: &'a str,
+    /// The successor, serialised ([`Successor`]).
+    pub successor_json: &'a str,
+    /// When the successor refresh token expires.
+    pub refresh_exp: i64,
+    /// Now.
+    pub now: i64,
+    /// Grace window in seconds.
+    pub grace_secs: i64,
+    /// How long a session revocation entry is kept (seconds).
+    pub revoke_ttl: i64,
+}
+
+/// The session a refresh token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Session id.
+    pub sid: String,
+    /// User id.
+    pub sub: String,
+    /// Extra claims (JSON object).
+    pub claims_json: String,
+}
+
+/// What a rotation decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The token was live: it is now spent and the successor recorded.
+    Rotated(SessionInfo),
+    /// The token was spent within the grace window: here is the successor
+    /// handed out then (JSON of [`Successor`]).
+    Repeat(SessionInfo, String),
+    /// The token was spent before: the whole family is now revoked.
+    Reused {
+        /// The revoked session.
+        sid: String,
+    },
+    /// Unknown, expired, or of a revoked session.
+    Invalid,
+}
+
+/// Revocation facts about one access token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevocationState {
+    /// Its `jti` is revoked.
+    pub jti: bool,
+    /// Its session is revoked.
+    pub session: bool,
+    /// The user's not-before time, if any.
+    pub not_before: Option<i64>,
+}
+
+impl RevocationState {
+    /// Whether a token issued at `iat` is rejected.
+    #[must_use]
+    pub fn rejects(&self, iat: i64) -> bool {
+        self.jti || self.session || self.not_before.is_some_and(|nb| iat < nb)
+    }
+}
+
+/// The store: Redis or memory, chosen at start.
+#[derive(Debug)]
+pub enum Store {
+    /// In-process, for a local run and tests.
+    Memory(memory::MemoryStore),
+    /// Redis, shared by every replica.
+    Redis(redis::RedisStore),
+}
+
+impl Store {
+    /// Records a new session and its first refresh token.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn create_session(&self, s: &NewSession<'_>) -> Result<()> {
+        match self {
+            Self::Memory(m) => {
+                m.create_session(s);
+                Ok(())
+            }
+            Self::Redis(r) => r.create_session(s).await,
+        }
+    }
+
+    /// Rotates a refresh token atomically.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn rotate(&self, r: &Rotation<'_>) -> Result<RotateOutcome> {
+        match self {
+            Self::Memory(m) => Ok(m.rotate(r)),
+            Self::Redis(s) => s.rotate(r).await,
+        }
+    }
+
+    /// Revokes one access token until `exp`.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn revoke_jti(&self, jti: &str, exp: i64, now: i64) -> Result<()> {
+        match self {
+            Self::Memory(m) => {
+                m.revoke_jti(jti, exp, now);
+                Ok(())
+            }
+            Self::Redis(r) => r.revoke_jti(jti, exp, now).await,
+        }
+    }
+
+    /// Revokes the family of a refresh token; `None` when the token is unknown
+    /// or its session already ended.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn revoke_refresh(&self, hash: &str, now: i64, ttl: i64) -> Result<Option<String>> {
+        match self {
+            Self::Memory(m) => Ok(m.revoke_refresh(hash, now, ttl)),
+            Self::Redis(r) => r.revoke_refresh(hash, now, ttl).await,
+        }
+    }
+
+    /// Sets the user's not-before to `now` and revokes each of their live
+    /// sessions; returns the sessions revoked.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn revoke_user(&self, sub: &str, now: i64, ttl: i64) -> Result<Vec<String>> {
+        match self {
+            Self::Memory(m) => Ok(m.revoke_user(sub, now, ttl)),
+            Self::Redis(r) => r.revoke_user(sub, now, ttl).await,
+        }
+    }
+
+    /// What the revocation list says about a token.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn revocation_state(
+        &self,
+        jti: &str,
+        sid: &str,
+        sub: &str,
+        now: i64,
+    ) -> Result<RevocationState> {
+        match self {
+            Self::Memory(m) => Ok(m.revocation_state(jti, sid, sub, now)),
+            Self::Redis(r) => r.revocation_state(jti, sid, sub).await,
+        }
+    }
+
+    /// Whether the store answers.
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(r) => r.ping().await,
+        }
+    }
+
+    /// Subscribes to revocation events of the memory store (Redis publishes
+    /// on its channel instead; there this returns `None`).
+    #[must_use]
+    pub fn subscribe_memory_events(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<RevocationEvent>> {
+        match self {
+            Self::Memory(m) => Some(m.subscribe()),
+            Self::Redis(_) => None,
+        }
+    }
+}
