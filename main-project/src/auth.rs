@@ -1,0 +1,195 @@
+//! Request extractors: [`Authenticated`] (the JWT check every protected
+//! route runs: bearer header, signature and claims, then revocation or
+//! introspection), [`ApiJson`] (JSON bodies with OP's error codes) and
+//! [`ClientIp`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use authrealm_tokens::{AccessClaims, VerifyError};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::config::{RevocationPolicy, VerifyMode};
+use crate::error::{ApiError, codes};
+use crate::keys::KeyFailure;
+use crate::revocation::Status;
+
+/// The stable API code for a failed token check.
+#[must_use]
+pub fn token_code(e: VerifyError) -> &'static str {
+    match e {
+        VerifyError::Malformed => "token_malformed",
+        VerifyError::BadSignature => "token_bad_signature",
+        VerifyError::UnknownKid => "token_unknown_kid",
+        VerifyError::Expired => "token_expired",
+        VerifyError::NotYetValid => "token_not_yet_valid",
+        VerifyError::WrongIssuer => "token_wrong_issuer",
+        VerifyError::WrongAudience => "token_wrong_audience",
+        VerifyError::AlgNotAllowed => "token_alg_not_allowed",
+    }
+}
+
+/// The bearer token of a request, if the header has that shape.
+#[must_use]
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// A request whose access token passed every check; the verified claims.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<AccessClaims>);
+
+impl FromRequestParts<Arc<AppState>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let m = &state.metrics;
+        let Some(token) = bearer(parts) else {
+            m.verification("missing");
+            return Err(ApiError::unauthorized(
+                codes::MISSING_TOKEN,
+                "an `Authorization: Bearer <access token>` header is required",
+            ));
+        };
+        let now = authrealm_tokens::unix_now();
+        let claims = match state.keys.verify(token, now).await {
+            Ok(c) => c,
+            Err(KeyFailure::NoKeys) => {
+                m.verification("no_keys");
+                return Err(ApiError::unavailable(
+                    codes::KEYS_UNAVAILABLE,
+                    "the signing keys have not been loaded yet; try again shortly",
+                    2,
+                ));
+            }
+            Err(KeyFailure::Token(e)) => {
+                m.verification(e.code());
+                return Err(ApiError::unauthorized(token_code(e), e.to_string()));
+            }
+        };
+        let revoked = || {
+            m.verification("revoked");
+            ApiError::unauthorized(codes::TOKEN_REVOKED, "the token has been revoked")
+        };
+        match (state.revocations.check(&claims), state.verify_mode) {
+            (Status::Revoked, _) => return Err(revoked()),
+            (Status::Valid, VerifyMode::Local) => {}
+            (Status::Unknown, VerifyMode::Local) => match state.revocation_policy {
+                RevocationPolicy::FailClosed => {
+                    m.verification("revocation_unavailable");
+                    return Err(ApiError::unavailable(
+                        codes::REVOCATION_UNAVAILABLE,
+                        "the revocation list is unavailable; try again shortly",
+                        2,
+                    ));
+                }
+                RevocationPolicy::FailOpen => m.revocation_fail_open.inc(),
+            },
+            (_, VerifyMode::Introspect) => match state.ma.introspect(token).await {
+                Ok(r) if r.active => {}
+                Ok(_) => return Err(revoked()),
+                Err(e) => {
+                    m.verification("introspection_unavailable");
+                    return Err(e.api_error());
+                }
+            },
+        }
+        m.verify_ok.inc();
+        Ok(Self(claims))
+    }
+}
+
+/// The client address: the peer, or the first `X-Forwarded-For` entry when
+/// OP is configured to trust it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<Arc<AppState>> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if state.trust_forwarded_for
+            && let Some(ip) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(Self(Some(ip)));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Self(peer))
+    }
+}
+
+/// A JSON body. Broken JSON or a wrong shape is 400 `bad_request`, a body
+/// over the limit 413 `payload_too_large`; the content type is not checked.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        codes::PAYLOAD_TOO_LARGE,
+                        "the request body is too large",
+                    )
+                } else {
+                    ApiError::bad_request(codes::BAD_REQUEST, "the request body could not be read")
+                }
+            })?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// Parses a JSON body with OP's error answers (messages never echo values).
+///
+/// # Errors
+/// 400 `bad_request`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let msg = match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                "the request body is not valid JSON".to_owned()
+            }
+            Category::Data => {
+                let text = e.to_string();
+                // "missing field `email`" / "unknown field `x`" name no user data.
+                if text.starts_with("missing field") || text.starts_with("unknown field") {
+                    let cut = text.find(" at line").unwrap_or(text.len());
+                    format!("the request body is invalid: {}", text.get(..cut).unwrap_or(""))
+                } else {
+                    "the request body does not have the expected fields and types".to_owned()
+                }
+            }
+        };
+        ApiError::bad_request(codes::BAD_REQUEST, msg)
+    })
+}

@@ -1,0 +1,376 @@
+//! Configuration of the main project: flags and `AUTHREALM_*` environment
+//! variables (clap), the embedded defaults of a local run, and the checks that
+//! turn a bad setting into a clear error at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use authrealm_tokens::{ServiceCredential, duration};
+
+use crate::error::Error;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// What a protected request does while the revocation state in Redis is unknown
+/// (Redis unreachable, or the initial scan not finished).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RevocationPolicy {
+    /// Answer 503 `revocation_unavailable` (the default: never accept a token
+    /// that might have been revoked).
+    FailClosed,
+    /// Accept signature-valid tokens and count each one in
+    /// `op_revocation_fail_open_total`.
+    FailOpen,
+}
+
+/// How access tokens are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyMode {
+    /// Signature with the cached JWKS, then the local revocation view.
+    Local,
+    /// Signature with the cached JWKS, then MA's introspection endpoint on
+    /// every request (no Redis needed; one MA round trip per request).
+    Introspect,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_credential(s: &str) -> Result<ServiceCredential, String> {
+    ServiceCredential::new(s).map_err(|e| e.to_string())
+}
+
+/// Every setting of the main project. Flags are the lower-kebab names of the
+/// environment variables without the `AUTHREALM_` prefix.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "main-project", version, about = "AuthRealm main project (OP)")]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "AUTHREALM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Base URL of the auth-service (MA): its internal `/v1` API and its JWKS.
+    #[arg(
+        long,
+        env = "AUTHREALM_AUTH_SERVICE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub auth_service_url: String,
+
+    /// JWKS URL; unset: `<auth-service-url>/.well-known/jwks.json`.
+    #[arg(long, env = "AUTHREALM_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// `iss` every access token must carry (MA's public base URL).
+    #[arg(long, env = "AUTHREALM_ISSUER", default_value = "http://127.0.0.1:8081")]
+    pub issuer: String,
+
+    /// `aud` every access token must carry.
+    #[arg(long, env = "AUTHREALM_AUDIENCE", default_value = "authrealm")]
+    pub audience: String,
+
+    /// Clock skew tolerated on `exp` / `nbf`.
+    #[arg(long, env = "AUTHREALM_CLOCK_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    pub clock_leeway: Duration,
+
+    /// The bearer secret presented to MA's internal API (at least 16 characters).
+    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL", value_parser = parse_credential, hide_env_values = true)]
+    pub service_credential: Option<ServiceCredential>,
+
+    /// File holding the service credential (a mounted Secret key); used when
+    /// `--service-credential` is not given.
+    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL_FILE")]
+    pub service_credential_file: Option<PathBuf>,
+
+    /// Timeout of one call to MA.
+    #[arg(long, env = "AUTHREALM_AUTH_SERVICE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub auth_service_timeout: Duration,
+
+    /// Database URL: `sqlite://path?mode=rwc` (embedded) or `postgres://...`.
+    #[arg(
+        long,
+        env = "AUTHREALM_DATABASE_URL",
+        default_value = "sqlite://data/main-project.db?mode=rwc",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "AUTHREALM_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// How long a request waits for a database connection before 503.
+    #[arg(long, env = "AUTHREALM_DATABASE_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub database_acquire_timeout: Duration,
+
+    /// Redis URL. Unset: revocations and login failures are kept in memory
+    /// (one replica only).
+    #[arg(long, env = "AUTHREALM_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and of the revocation channel (same as MA's).
+    #[arg(long, env = "AUTHREALM_REDIS_PREFIX", default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+
+    /// What to do while the revocation state is unknown.
+    #[arg(long, env = "AUTHREALM_REVOCATION_POLICY", value_enum, default_value = "fail-closed")]
+    pub revocation_policy: RevocationPolicy,
+
+    /// `local` (JWKS + revocation view) or `introspect` (ask MA each request).
+    #[arg(long, env = "AUTHREALM_VERIFY_MODE", value_enum, default_value = "local")]
+    pub verify_mode: VerifyMode,
+
+    /// How often the JWKS is refetched even without an unknown `kid`.
+    #[arg(long, env = "AUTHREALM_JWKS_REFRESH_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub jwks_refresh_interval: Duration,
+
+    /// Least time between two refetches triggered by unknown `kid`s.
+    #[arg(long, env = "AUTHREALM_JWKS_MIN_REFETCH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub jwks_min_refetch_interval: Duration,
+
+    /// Failed logins per account (and, times `--ip-failure-factor`, per client
+    /// IP) allowed in one window before 429.
+    #[arg(long, env = "AUTHREALM_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// The failure-counting window (also the longest lockout).
+    #[arg(long, env = "AUTHREALM_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_failure_window: Duration,
+
+    /// The per-IP limit is this many times the per-account limit (many users
+    /// may share one address).
+    #[arg(long, env = "AUTHREALM_IP_FAILURE_FACTOR", default_value_t = 4)]
+    pub ip_failure_factor: u32,
+
+    /// Take the client IP from the first `X-Forwarded-For` entry (only behind
+    /// a proxy that sets it).
+    #[arg(long, env = "AUTHREALM_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Password hashes computed at once (0 = number of CPU cores).
+    #[arg(long, env = "AUTHREALM_HASH_CONCURRENCY", default_value_t = 0)]
+    pub hash_concurrency: usize,
+
+    /// Requests allowed to wait for a hashing slot; beyond it 503 at once.
+    #[arg(long, env = "AUTHREALM_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
+
+    /// Longest wait for a hashing slot before 503.
+    #[arg(long, env = "AUTHREALM_HASH_QUEUE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub hash_queue_timeout: Duration,
+
+    /// argon2id memory cost in KiB (OWASP minimum 19456).
+    #[arg(long, env = "AUTHREALM_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations (OWASP minimum 2).
+    #[arg(long, env = "AUTHREALM_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "AUTHREALM_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Entries kept in the cache of already-verified tokens (0 disables it).
+    #[arg(long, env = "AUTHREALM_TOKEN_CACHE_ENTRIES", default_value_t = 100_000)]
+    pub token_cache_entries: usize,
+
+    /// Log line format.
+    #[arg(long, env = "AUTHREALM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Lowest argon2id memory cost accepted (OWASP).
+pub const MIN_ARGON2_MEMORY_KIB: u32 = 19_456;
+/// Lowest argon2id iteration count accepted (OWASP).
+pub const MIN_ARGON2_ITERATIONS: u32 = 2;
+
+impl Config {
+    /// The embedded defaults of a local run: `127.0.0.1:8080`, MA at
+    /// `http://127.0.0.1:8081`, SQLite in `data/`, no Redis. The service
+    /// credential is unset: give it MA's (see `auth_service::Config::local`).
+    #[must_use]
+    pub fn local() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            auth_service_url: "http://127.0.0.1:8081".to_owned(),
+            jwks_url: None,
+            issuer: "http://127.0.0.1:8081".to_owned(),
+            audience: "authrealm".to_owned(),
+            clock_leeway: Duration::from_secs(5),
+            service_credential: None,
+            service_credential_file: None,
+            auth_service_timeout: Duration::from_secs(5),
+            database_url: "sqlite://data/main-project.db?mode=rwc".to_owned(),
+            database_max_connections: 10,
+            database_acquire_timeout: Duration::from_secs(3),
+            redis_url: None,
+            redis_prefix: authrealm_tokens::revocation::DEFAULT_PREFIX.to_owned(),
+            revocation_policy: RevocationPolicy::FailClosed,
+            verify_mode: VerifyMode::Local,
+            jwks_refresh_interval: Duration::from_secs(300),
+            jwks_min_refetch_interval: Duration::from_secs(5),
+            login_max_failures: 5,
+            login_failure_window: Duration::from_secs(900),
+            ip_failure_factor: 4,
+            trust_forwarded_for: false,
+            hash_concurrency: 0,
+            hash_queue: 64,
+            hash_queue_timeout: Duration::from_secs(5),
+            argon2_memory_kib: MIN_ARGON2_MEMORY_KIB,
+            argon2_iterations: MIN_ARGON2_ITERATIONS,
+            max_body_bytes: 64 * 1024,
+            token_cache_entries: 100_000,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Checks the settings and resolves the service credential.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting, or [`Error::Credential`].
+    pub fn validate(&self) -> Result<ServiceCredential, Error> {
+        let bad = |msg: &str| Err(Error::Config(msg.to_owned()));
+        let is_http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        if !is_http(&self.auth_service_url) {
+            return bad("AUTHREALM_AUTH_SERVICE_URL must be an http:// or https:// URL");
+        }
+        if let Some(u) = &self.jwks_url
+            && !is_http(u)
+        {
+            return bad("AUTHREALM_JWKS_URL must be an http:// or https:// URL");
+        }
+        if self.issuer.is_empty() {
+            return bad("AUTHREALM_ISSUER must not be empty");
+        }
+        if self.audience.is_empty() {
+            return bad("AUTHREALM_AUDIENCE must not be empty");
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
+            return bad(
+                "AUTHREALM_DATABASE_URL must start with sqlite: or postgres:// (postgresql:// also works)",
+            );
+        }
+        if self.database_max_connections == 0 {
+            return bad("AUTHREALM_DATABASE_MAX_CONNECTIONS must be at least 1");
+        }
+        if self.redis_prefix.is_empty() {
+            return bad("AUTHREALM_REDIS_PREFIX must not be empty");
+        }
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.as_str()).map_err(|_| {
+                Error::Config(
+                    "AUTHREALM_REDIS_URL is not a valid Redis URL (redis://host:port/db)".to_owned(),
+                )
+            })?;
+        }
+        if self.login_max_failures == 0 {
+            return bad("AUTHREALM_LOGIN_MAX_FAILURES must be at least 1");
+        }
+        if self.ip_failure_factor == 0 {
+            return bad("AUTHREALM_IP_FAILURE_FACTOR must be at least 1");
+        }
+        if self.login_failure_window.as_secs() == 0 {
+            return bad("AUTHREALM_LOGIN_FAILURE_WINDOW must be at least 1s");
+        }
+        if self.jwks_refresh_interval.as_secs() == 0 {
+            return bad("AUTHREALM_JWKS_REFRESH_INTERVAL must be at least 1s");
+        }
+        if self.argon2_memory_kib < MIN_ARGON2_MEMORY_KIB {
+            return bad("AUTHREALM_ARGON2_MEMORY_KIB must be at least 19456 (OWASP)");
+        }
+        if self.argon2_iterations < MIN_ARGON2_ITERATIONS {
+            return bad("AUTHREALM_ARGON2_ITERATIONS must be at least 2 (OWASP)");
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("AUTHREALM_MAX_BODY_BYTES must be at least 1024");
+        }
+        match (&self.service_credential, &self.service_credential_file) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(path)) => ServiceCredential::from_file(path).map_err(Error::Credential),
+            (None, None) => bad(
+                "a service credential is required: set AUTHREALM_SERVICE_CREDENTIAL or AUTHREALM_SERVICE_CREDENTIAL_FILE",
+            ),
+        }
+    }
+
+    /// The JWKS URL to fetch.
+    #[must_use]
+    pub fn jwks_url(&self) -> String {
+        self.jwks_url.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                self.auth_service_url.trim_end_matches('/'),
+                authrealm_tokens::api::PATH_JWKS
+            )
+        })
+    }
+
+    /// Hashing slots: the configured number, or one per CPU core.
+    #[must_use]
+    pub fn hash_slots(&self) -> usize {
+        if self.hash_concurrency > 0 {
+            self.hash_concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn defaults_parse_and_match_local() -> Result<(), Box<dyn std::error::Error>> {
+        let c = Config::try_parse_from([
+            "main-project",
+            "--service-credential",
+            "0123456789abcdef-local",
+        ])?;
+        let l = Config::local();
+        assert_eq!(c.listen, l.listen);
+        assert_eq!(c.database_url, l.database_url);
+        assert_eq!(c.issuer, l.issuer);
+        assert_eq!(c.audience, l.audience);
+        assert_eq!(c.revocation_policy, RevocationPolicy::FailClosed);
+        assert_eq!(c.verify_mode, VerifyMode::Local);
+        assert_eq!(c.login_failure_window, l.login_failure_window);
+        c.validate()?;
+        assert_eq!(c.jwks_url(), "http://127.0.0.1:8081/.well-known/jwks.json");
+        Ok(())
+    }
+
+    #[test]
+    fn bad_settings_are_named() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = Config::local();
+        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_SERVICE_CREDENTIAL"), "{msg}");
+        c.service_credential = Some(ServiceCredential::new("0123456789abcdef-local")?);
+        c.argon2_memory_kib = 1024;
+        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_ARGON2_MEMORY_KIB"), "{msg}");
+        c.argon2_memory_kib = MIN_ARGON2_MEMORY_KIB;
+        c.database_url = "mysql://x".into();
+        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_DATABASE_URL"), "{msg}");
+        assert!(
+            Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err()
+        );
+        assert!(
+            Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err()
+        );
+        Ok(())
+    }
+}

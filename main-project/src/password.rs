@@ -1,0 +1,377 @@
+//! Passwords: validation rules, argon2id hashing and verification on a
+//! bounded blocking pool (a slot per core, a bounded wait queue, then 503),
+//! and the dummy hash that makes "no such user" cost the same as "wrong
+//! password".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::error::{ApiError, Error, codes};
+use crate::metrics::Metrics;
+
+/// Shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted, in bytes (bounds hashing input and memory).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Common and breached passwords that pass the length rule; compared
+/// case-insensitively. Small on purpose: a real deployment should add a
+/// breached-password service.
+const DENY_LIST: &[&str] = &[
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "123456789123",
+    "111111111111",
+    "000000000000",
+    "123123123123",
+    "password1234",
+    "password12345",
+    "password123456",
+    "passwordpassword",
+    "password123!",
+    "qwertyuiop12",
+    "qwertyuiopasdf",
+    "qwerty123456",
+    "qwertyqwerty",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "zaq12wsxcde3",
+    "abc123abc123",
+    "abcdefghijkl",
+    "iloveyou1234",
+    "letmein12345",
+    "welcome12345",
+    "welcome123456",
+    "changeme1234",
+    "administrator",
+    "admin1234567",
+    "trustno1trustno1",
+    "correcthorsebatterystaple",
+    "monkey123456",
+    "football1234",
+    "baseball1234",
+    "sunshine1234",
+    "princess1234",
+    "superman1234",
+    "starwars1234",
+    "dragon123456",
+    "master123456",
+    "P@ssw0rd1234",
+    "p@ssword1234",
+];
+
+/// Why a password was refused at registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordProblem {
+    /// Fewer than [`MIN_PASSWORD_CHARS`] characters.
+    TooShort,
+    /// More than [`MAX_PASSWORD_BYTES`] bytes.
+    TooLong,
+    /// On the deny list, or the email itself.
+    TooCommon,
+}
+
+impl PasswordProblem {
+    /// The API error for this problem.
+    #[must_use]
+    pub fn api_error(self) -> ApiError {
+        match self {
+            Self::TooShort => ApiError::bad_request(
+                codes::PASSWORD_TOO_SHORT,
+                format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
+            ),
+            Self::TooLong => ApiError::bad_request(
+                codes::PASSWORD_TOO_LONG,
+                format!("the password must be at most {MAX_PASSWORD_BYTES} bytes"),
+            ),
+            Self::TooCommon => ApiError::bad_request(
+                codes::PASSWORD_TOO_COMMON,
+                "the password is too common; choose another",
+            ),
+        }
+    }
+}
+
+/// Checks a new password against the rules.
+///
+/// # Errors
+/// The first rule it breaks.
+pub fn check_new_password(password: &str, email: &str) -> Result<(), PasswordProblem> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordProblem::TooLong);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(PasswordProblem::TooShort);
+    }
+    let lower = password.to_lowercase();
+    if DENY_LIST.iter().any(|d| d.to_lowercase() == lower) || lower == email {
+        return Err(PasswordProblem::TooCommon);
+    }
+    // One character repeated is as weak as anything on the list.
+    let mut chars = password.chars();
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first)
+    {
+        return Err(PasswordProblem::TooCommon);
+    }
+    Ok(())
+}
+
+/// Why hashing work was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashRefusal {
+    /// Every slot is busy and the queue is full, or the wait timed out.
+    Busy,
+    /// The hasher itself failed (logged).
+    Failed,
+}
+
+impl HashRefusal {
+    /// The API error: 503 `busy` with `Retry-After`, or 500.
+    #[must_use]
+    pub fn api_error(self) -> ApiError {
+        match self {
+            Self::Busy => ApiError::unavailable(
+                codes::BUSY,
+                "the server is busy checking passwords; try again shortly",
+                1,
+            ),
+            Self::Failed => ApiError::internal(&"password hashing failed"),
+        }
+    }
+}
+
+/// argon2id hashing on a bounded blocking pool.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: Params,
+    slots: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    wait_timeout: Duration,
+    dummy_hash: String,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("m_cost", &self.inner.params.m_cost())
+            .field("t_cost", &self.inner.params.t_cost())
+            .field("slots", &self.inner.slots.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+impl PasswordHasher {
+    /// A hasher with `slots` concurrent hashes, `max_waiting` queued requests
+    /// and argon2id parameters `memory_kib`/`iterations` (parallelism 1).
+    ///
+    /// # Errors
+    /// [`Error::Hash`] for invalid parameters.
+    pub fn new(
+        slots: usize,
+        max_waiting: usize,
+        wait_timeout: Duration,
+        memory_kib: u32,
+        iterations: u32,
+        metrics: Metrics,
+    ) -> Result<Self, Error> {
+        let params = Params::new(memory_kib, iterations, 1, None).map_err(|_| Error::Hash)?;
+        // The dummy hash has the same parameters, so verifying against it costs the same.
+        let dummy_hash = hash_blocking(&params, b"authrealm-dummy-password-for-timing")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                params,
+                slots: Semaphore::new(slots.max(1)),
+                waiting: AtomicUsize::new(0),
+                max_waiting,
+                wait_timeout,
+                dummy_hash,
+                metrics,
+            }),
+        })
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Params) -> T + Send + 'static,
+    ) -> Result<T, HashRefusal> {
+        let inner = &self.inner;
+        let m = &inner.metrics;
+        let permit = match inner.slots.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                // Join the queue only if it has room.
+                let prev = inner.waiting.fetch_add(1, Ordering::AcqRel);
+                if prev >= inner.max_waiting {
+                    inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                    m.hash_rejected.inc();
+                    return Err(HashRefusal::Busy);
+                }
+                m.hash_queue_depth.inc();
+                let got = tokio::time::timeout(inner.wait_timeout, inner.slots.acquire()).await;
+                inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                m.hash_queue_depth.dec();
+                match got {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        m.hash_rejected.inc();
+                        return Err(HashRefusal::Busy);
+                    }
+                }
+            }
+        };
+        m.hash_in_flight.inc();
+        let params = inner.params.clone();
+        let result = tokio::task::spawn_blocking(move || work(&params)).await;
+        m.hash_in_flight.dec();
+        drop(permit);
+        result.map_err(|_| HashRefusal::Failed)
+    }
+
+    /// Hashes a new password (PHC string with a fresh random salt).
+    ///
+    /// # Errors
+    /// [`HashRefusal`].
+    pub async fn hash(&self, password: String) -> Result<String, HashRefusal> {
+        self.run(move |params| hash_blocking(params, password.as_bytes()))
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "hashing failed");
+                HashRefusal::Failed
+            })
+    }
+
+    /// Verifies `password` against a stored hash, or against the dummy hash
+    /// when `stored` is `None` (unknown user): the same work either way, and
+    /// the dummy never matches.
+    ///
+    /// # Errors
+    /// [`HashRefusal`].
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashRefusal> {
+        let dummy = stored.is_none();
+        let hash = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let ok = self
+            .run(move |params| {
+                // Stored hashes carry their own parameters; verification uses them.
+                argon2(params)
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
+            .await?;
+        Ok(ok && !dummy)
+    }
+}
+
+fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| Error::Random)?;
+    argon2(params)
+        .hash_password_with_salt(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| Error::Hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_refuse_short_long_and_common() {
+        assert_eq!(check_new_password("short", "a@b.c"), Err(PasswordProblem::TooShort));
+        // 11 characters, but more than 12 bytes: characters count, not bytes.
+        assert_eq!(
+            check_new_password("ééééééééééé", "a@b.c"),
+            Err(PasswordProblem::TooShort)
+        );
+        assert_eq!(
+            check_new_password(&"x".repeat(1025), "a@b.c"),
+            Err(PasswordProblem::TooLong)
+        );
+        assert_eq!(
+            check_new_password("Password1234", "a@b.c"),
+            Err(PasswordProblem::TooCommon)
+        );
+        assert_eq!(
+            check_new_password("aaaaaaaaaaaaaaa", "a@b.c"),
+            Err(PasswordProblem::TooCommon)
+        );
+        assert_eq!(
+            check_new_password("someone@example.com", "someone@example.com"),
+            Err(PasswordProblem::TooCommon)
+        );
+        assert_eq!(check_new_password("tangerine-oboe-42", "a@b.c"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_use_owasp_parameters() -> Result<(), Box<dyn std::error::Error>> {
+        let m = Metrics::new()?;
+        let h = PasswordHasher::new(2, 4, Duration::from_secs(30), 19_456, 2, m)?;
+        let stored = h
+            .hash("tangerine-oboe-42".into())
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            h.verify("tangerine-oboe-42".into(), Some(stored.clone()))
+                .await
+                .map_err(|e| format!("{e:?}"))?
+        );
+        assert!(
+            !h.verify("tangerine-oboe-43".into(), Some(stored))
+                .await
+                .map_err(|e| format!("{e:?}"))?
+        );
+        // The dummy never matches, not even its own password.
+        assert!(
+            !h.verify("authrealm-dummy-password-for-timing".into(), None)
+                .await
+                .map_err(|e| format!("{e:?}"))?
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_beyond_slots_and_queue_is_refused_not_buffered()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let m = Metrics::new()?;
+        // One slot, one queue place: of 8 simultaneous hashes some must be refused.
+        let h = PasswordHasher::new(1, 1, Duration::from_secs(60), 19_456, 2, m.clone())?;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                h.hash("tangerine-oboe-42".into()).await
+            }));
+        }
+        let (mut ok, mut busy) = (0u64, 0u64);
+        for t in tasks {
+            match t.await? {
+                Ok(_) => ok += 1,
+                Err(HashRefusal::Busy) => busy += 1,
+                Err(HashRefusal::Failed) => return Err("hash failed".into()),
+            }
+        }
+        assert!(ok >= 1 && busy >= 1, "ok={ok} busy={busy}");
+        assert_eq!(ok + busy, 8);
+        assert_eq!(m.hash_rejected.get(), busy);
+        assert_eq!(m.hash_queue_depth.get(), 0);
+        Ok(())
+    }
+}
