@@ -6,7 +6,8 @@
 #   3. installs the operator's Helm chart with those images
 #   4. applies the sample realm (examples/authrealm.yaml, "demo" in "default"),
 #      points it at the local images and waits for Ready
-#   5. port-forwards OP and MA and runs the flow test (authrealm-flow) against them
+#   5. port-forwards OP and MA and runs the flow test (the workspace's
+#      authrealm-flow binary) against them
 #   6. rotates the signing keys (annotation) while `authrealm-flow --soak`
 #      keeps calling the protected API, and requires zero failed requests
 #   7. deletes the realm and checks that everything it made is gone
@@ -25,6 +26,7 @@
 #                     realm's prePublish
 #   READY_TIMEOUT     how long to wait for the realm to be Ready (default 600s)
 #   OP_PORT, MA_PORT  local ports for the port-forwards (default 18080, 18081)
+#   SOAK_WARMUP       seconds of load before the rotation is triggered (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ SOAK_DURATION=${SOAK_DURATION:-120s}
 READY_TIMEOUT=${READY_TIMEOUT:-600s}
 OP_PORT=${OP_PORT:-18080}
 MA_PORT=${MA_PORT:-18081}
+SOAK_WARMUP=${SOAK_WARMUP:-10}
 
 OPERATOR_NS=authrealm-system
 RELEASE=authrealm-operator
@@ -121,8 +124,9 @@ port_forward() {
   info "svc/${svc} -> http://127.0.0.1:${local_port}"
 }
 
-# The flow test program (cargo run execs it, so a background cargo's $! is the program).
-FLOW=(cargo run --quiet --release --locked --bin authrealm-flow --)
+# The flow test program, built below (whichever workspace package holds it)
+# and run directly, so that a background run's $! is the program itself.
+FLOW=("${CARGO_TARGET_DIR:-target}/release/authrealm-flow")
 
 # ---------------------------------------------------------------- 0. tools
 step "checking tools"
@@ -144,7 +148,8 @@ docker info >/dev/null 2>&1 || die "docker is installed but its engine is not re
 info "docker $(docker version --format '{{.Server.Version}}'), $(kind version), helm $(helm version --short)"
 
 step "building the flow test (authrealm-flow)"
-cargo build --release --locked --bin authrealm-flow
+cargo build --release --locked --workspace --bin authrealm-flow
+[ -x "${FLOW[0]}" ] || die "cargo built authrealm-flow but ${FLOW[0]} is not there"
 
 # ---------------------------------------------------------------- 1. cluster
 if kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
@@ -223,7 +228,7 @@ status_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status}')
 "${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --soak "$SOAK_DURATION" >"$logdir/soak.log" 2>&1 &
 soak_pid=$!
 pids+=("$soak_pid")
-sleep 10
+sleep "$SOAK_WARMUP"
 k -n "$REALM_NS" annotate "authrealm/$REALM" "authrealm.io/rotate-keys=$(date +%s)" --overwrite
 rotated=0
 for _ in $(seq 1 60); do
