@@ -1,0 +1,594 @@
+//! The `AuthRealm` custom resource (`authrealm.io/v1alpha1`): spec, status and
+//! their defaults. Doc comments here become the CRD's descriptions, i.e. what
+//! `kubectl explain authrealm.spec...` prints.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Annotation on an `AuthRealm`: setting it to a new value rotates the signing
+/// key now (the new key still waits until it has been published for `prePublish`).
+pub const ROTATE_ANNOTATION: &str = "authrealm.io/rotate-keys";
+
+/// Default image of the auth service (MA).
+pub const DEFAULT_AUTH_SERVICE_IMAGE: &str = "authrealm/auth-service:0.1.0";
+/// Default image of the main project (OP).
+pub const DEFAULT_MAIN_PROJECT_IMAGE: &str = "authrealm/main-project:0.1.0";
+/// Default image of the managed Redis.
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
+
+/// Longest realm name: child names append at most 20 characters
+/// (`-main-project-config`) and must stay within a 63-character DNS label.
+pub const MAX_NAME_LEN: usize = 40;
+
+/// One authentication realm: the auth service (MA) that signs tokens, the main
+/// project (OP) that logs users in and verifies tokens, their Redis and
+/// database wiring, and the signing keys the operator generates and rotates.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "authrealm.io",
+    version = "v1alpha1",
+    kind = "AuthRealm",
+    namespaced,
+    shortname = "realm",
+    status = "AuthRealmStatus",
+    derive = "PartialEq",
+    doc = "An authentication realm: auth-service, main-project, their Redis and database wiring, and rotating signing keys.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the realm is fully reconciled and both services are available"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Active Key",
+        type_ = "string",
+        json_path = ".status.activeKeyId",
+        description = "Key id (kid) that signs new tokens"
+    ),
+    printcolumn(
+        name = "Next Rotation",
+        type_ = "date",
+        json_path = ".status.nextRotationTime",
+        priority = "1"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters (child object names are derived from it)")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthRealmSpec {
+    /// Token contents shared by both services: issuer, audience and lifetimes.
+    #[serde(default)]
+    pub tokens: TokensSpec,
+    /// The auth service (MA): signs tokens, serves the JWKS, rotates refresh tokens.
+    #[serde(default = "ServiceSpec::auth_service")]
+    pub auth_service: ServiceSpec,
+    /// The main project (OP): registration, login and the protected API.
+    #[serde(default = "ServiceSpec::main_project")]
+    pub main_project: ServiceSpec,
+    /// Where the main project keeps its users: Postgres (recommended) or embedded SQLite.
+    #[serde(default)]
+    pub database: DatabaseSpec,
+    /// The Redis both services share (revocation list, refresh-token families, rate limits).
+    #[serde(default)]
+    pub redis: RedisSpec,
+    /// How signing keys are generated and rotated.
+    #[serde(default)]
+    pub signing_keys: SigningKeysSpec,
+    /// Which pods may reach the auth service's port.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
+}
+
+impl Default for AuthRealmSpec {
+    /// The spec of `spec: {}`: every default applied.
+    fn default() -> Self {
+        Self {
+            tokens: TokensSpec::default(),
+            auth_service: ServiceSpec::auth_service(),
+            main_project: ServiceSpec::main_project(),
+            database: DatabaseSpec::default(),
+            redis: RedisSpec::default(),
+            signing_keys: SigningKeysSpec::default(),
+            network_policy: NetworkPolicySpec::default(),
+        }
+    }
+}
+
+/// Issuer, audience and lifetimes of the tokens the realm issues.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokensSpec {
+    /// The `iss` claim. Defaults to the in-cluster URL of the auth service
+    /// (`http://<realm>-auth-service.<namespace>.svc:8081`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub issuer: Option<String>,
+    /// The `aud` claim. Defaults to the realm's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub audience: Option<String>,
+    /// Lifetime of an access token, e.g. `5m`. Units: s, m, h, d.
+    #[serde(default = "default_access_ttl")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub access_token_ttl: String,
+    /// How long an unused refresh token stays valid, e.g. `30d`.
+    #[serde(default = "default_refresh_ttl")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub refresh_token_ttl: String,
+    /// How long verifiers may cache the JWKS (MA's `Cache-Control: max-age`),
+    /// e.g. `5m`. `signingKeys.prePublish` must be at least this plus two minutes.
+    #[serde(default = "default_jwks_max_age")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub jwks_max_age: String,
+    /// Clock difference the verifiers tolerate on `exp`/`nbf`, e.g. `60s`. A
+    /// retired key stays published for the access-token lifetime plus this
+    /// plus two minutes for the Secret to reach the pods.
+    #[serde(default = "default_clock_skew")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub clock_skew: String,
+}
+
+impl Default for TokensSpec {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: None,
+            access_token_ttl: default_access_ttl(),
+            refresh_token_ttl: default_refresh_ttl(),
+            jwks_max_age: default_jwks_max_age(),
+            clock_skew: default_clock_skew(),
+        }
+    }
+}
+
+fn default_access_ttl() -> String {
+    "5m".to_owned()
+}
+fn default_jwks_max_age() -> String {
+    "5m".to_owned()
+}
+fn default_refresh_ttl() -> String {
+    "30d".to_owned()
+}
+fn default_clock_skew() -> String {
+    "60s".to_owned()
+}
+
+/// One of the realm's two services.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Container image, e.g. `authrealm/auth-service:0.1.0`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Image pull policy. Defaults to the Kubernetes default for the tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Number of pods. With more than one, a PodDisruptionBudget keeps one available.
+    /// The embedded SQLite database allows only one main-project pod.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+    /// CPU and memory requests and limits of the container.
+    #[serde(default)]
+    pub resources: ResourcesSpec,
+}
+
+impl ServiceSpec {
+    /// Defaults of the auth service.
+    #[must_use]
+    pub fn auth_service() -> Self {
+        Self {
+            image: DEFAULT_AUTH_SERVICE_IMAGE.to_owned(),
+            image_pull_policy: None,
+            replicas: 1,
+            resources: ResourcesSpec::default(),
+        }
+    }
+
+    /// Defaults of the main project.
+    #[must_use]
+    pub fn main_project() -> Self {
+        Self {
+            image: DEFAULT_MAIN_PROJECT_IMAGE.to_owned(),
+            ..Self::auth_service()
+        }
+    }
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Kubernetes image pull policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the image is not on the node.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// Container resources as Kubernetes quantities (`cpu: 100m`, `memory: 128Mi`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesSpec {
+    /// Requested resources (scheduling). Defaults: `cpu: 50m`, `memory: 64Mi`.
+    #[serde(default = "default_requests")]
+    pub requests: BTreeMap<String, String>,
+    /// Hard limits. Default: `memory: 256Mi` (no CPU limit, to avoid throttling).
+    #[serde(default = "default_limits")]
+    pub limits: BTreeMap<String, String>,
+}
+
+impl Default for ResourcesSpec {
+    fn default() -> Self {
+        Self {
+            requests: default_requests(),
+            limits: default_limits(),
+        }
+    }
+}
+
+fn default_requests() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cpu".to_owned(), "50m".to_owned()),
+        ("memory".to_owned(), "64Mi".to_owned()),
+    ])
+}
+fn default_limits() -> BTreeMap<String, String> {
+    BTreeMap::from([("memory".to_owned(), "256Mi".to_owned())])
+}
+
+/// A key of a Secret in the realm's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret (same namespace as the realm).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret whose value is the URL.
+    #[serde(default = "default_url_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_url_key() -> String {
+    "url".to_owned()
+}
+
+/// The main project's database. Set `postgres` for anything beyond a trial;
+/// without it, an embedded SQLite file is used (one main-project pod only).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.postgres) && has(self.embedded))").message("database: set either postgres or embedded, not both"))]
+pub struct DatabaseSpec {
+    /// Secret key holding a Postgres URL (`postgres://user:pass@host:5432/db`).
+    /// Passed to the main project as `AUTHREALM_DATABASE_URL`; never copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<SecretKeyRef>,
+    /// Embedded SQLite (the default when `postgres` is not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<EmbeddedDatabase>,
+}
+
+/// Embedded SQLite storage for a single-pod trial.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddedDatabase {
+    /// An existing PersistentVolumeClaim to keep the SQLite file on. Without
+    /// it the file lives in an `emptyDir` and is lost when the pod is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: Option<String>,
+}
+
+/// Redis for the revocation list, refresh-token families and rate limits:
+/// `managed` (the default, when neither is set) or `external`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.managed) && has(self.external))").message("redis: set either managed or external, not both"))]
+pub struct RedisSpec {
+    /// The operator runs one Redis pod for the realm (password generated once
+    /// into a Secret). Its data survives container restarts, not pod deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedRedis>,
+    /// Secret key holding the URL of a Redis you run (`redis://:pass@host:6379/0`
+    /// or `rediss://...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<SecretKeyRef>,
+}
+
+/// Settings of the operator-managed Redis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedRedis {
+    /// Redis image.
+    #[serde(default = "default_redis_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// CPU and memory of the Redis container.
+    #[serde(default)]
+    pub resources: ResourcesSpec,
+}
+
+impl Default for ManagedRedis {
+    fn default() -> Self {
+        Self {
+            image: default_redis_image(),
+            resources: ResourcesSpec::default(),
+        }
+    }
+}
+
+fn default_redis_image() -> String {
+    DEFAULT_REDIS_IMAGE.to_owned()
+}
+
+/// Signing-key generation and rotation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(self.prePublish.matches('^([0-9]+[smh])+$') && self.rotationInterval.matches('^([0-9]+[smh])+$')) || duration(self.prePublish) < duration(self.rotationInterval)").message("signingKeys.prePublish must be shorter than signingKeys.rotationInterval"))]
+pub struct SigningKeysSpec {
+    /// Signature algorithm of new keys: `EdDSA` (Ed25519, default), `ES256` or `RS256`.
+    /// Changing it takes effect at the next rotation.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// How long a key signs before the next one takes over, e.g. `30d`.
+    #[serde(default = "default_rotation_interval")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub rotation_interval: String,
+    /// How long a new key is published in the JWKS (state `next`) before it
+    /// signs, e.g. `1h`. Must cover the verifiers' JWKS cache lifetime plus
+    /// the time a Secret change takes to reach the pods (about a minute).
+    #[serde(default = "default_pre_publish")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub pre_publish: String,
+    /// Key ids to remove at once (emergency). Tokens they signed stop
+    /// verifying; a revoked id is never used again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub revoked_key_ids: Vec<String>,
+}
+
+impl Default for SigningKeysSpec {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::default(),
+            rotation_interval: default_rotation_interval(),
+            pre_publish: default_pre_publish(),
+            revoked_key_ids: Vec::new(),
+        }
+    }
+}
+
+fn default_rotation_interval() -> String {
+    "30d".to_owned()
+}
+fn default_pre_publish() -> String {
+    "1h".to_owned()
+}
+
+/// Signature algorithm of the realm's keys.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Ed25519.
+    #[default]
+    EdDSA,
+    /// ECDSA P-256 / SHA-256.
+    ES256,
+    /// RSA 2048 PKCS#1 v1.5 / SHA-256.
+    RS256,
+}
+
+impl From<Algorithm> for authrealm_tokens::SigningAlgorithm {
+    fn from(a: Algorithm) -> Self {
+        match a {
+            Algorithm::EdDSA => Self::EdDSA,
+            Algorithm::ES256 => Self::ES256,
+            Algorithm::RS256 => Self::RS256,
+        }
+    }
+}
+
+/// The NetworkPolicy in front of the auth service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy that lets only main-project pods (and
+    /// `extraAuthServicePeers`) reach the auth service's port 8081.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// More sources allowed to reach port 8081, e.g. an API gateway that
+    /// fetches the JWKS or Prometheus scraping `/metrics`. NetworkPolicy works
+    /// per port, so these can reach `/v1` too; it still requires the service credential.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_auth_service_peers: Vec<PeerSpec>,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            extra_auth_service_peers: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Pods selected by labels; both selectors set means pods matching
+/// `podLabels` in namespaces matching `namespaceLabels`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.podLabels) || has(self.namespaceLabels)").message("a peer needs podLabels, namespaceLabels or both"))]
+pub struct PeerSpec {
+    /// Labels of the allowed pods (in the realm's namespace unless `namespaceLabels` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_labels: Option<BTreeMap<String, String>>,
+    /// Labels of the namespaces whose pods are allowed (`{}` = every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+}
+
+/// What the operator observed and did; written only by the operator.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthRealmStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `KeysReady`, `RedisReady`, `AuthServiceReady`, `MainProjectReady`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Key id (`kid`) of the key that signs new tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_key_id: Option<String>,
+    /// Every published key with its state and times.
+    #[serde(default)]
+    pub keys: Vec<KeyStatus>,
+    /// When the current `next` key becomes active (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<String>,
+    /// In-cluster URL of the auth service (JWKS, discovery, internal API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_service_url: Option<String>,
+    /// In-cluster URL of the main project's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_project_url: Option<String>,
+}
+
+/// A condition in the Kubernetes style.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. `Ready`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason, e.g. `InvalidSpec`, `SecretNotFound`.
+    pub reason: String,
+    /// Explanation for people.
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The generation the condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One signing key as the status shows it (never the private part).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStatus {
+    /// Key id, the `kid` header of the tokens it signs.
+    pub kid: String,
+    /// Signature algorithm.
+    pub algorithm: String,
+    /// `next`, `active` or `retiring`.
+    pub state: String,
+    /// When it was generated and first published (RFC 3339).
+    pub created_at: String,
+    /// When it became, or is planned to become, the signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<String>,
+    /// When it stopped signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+    /// When it will be removed from the JWKS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_after: Option<String>,
+}
+
+/// The CRD as YAML, exactly as `crds/authrealm.yaml` holds it.
+///
+/// # Errors
+/// Only if YAML serialisation fails.
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let body = serde_saphyr::to_string(&AuthRealm::crd())?;
+    Ok(format!(
+        "# Generated by `cargo run -p operator --bin crdgen`; do not edit.\n{body}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED_CRD: &str = include_str!("../../crds/authrealm.yaml");
+    const SAMPLE: &str = include_str!("../../examples/authrealm.yaml");
+
+    #[test]
+    fn committed_crd_matches_the_code() -> Result<(), serde_saphyr::SerializeError> {
+        let generated = crd_yaml()?;
+        assert!(
+            generated == COMMITTED_CRD,
+            "crds/authrealm.yaml is stale: run `cargo run -p operator --bin crdgen -- crds/authrealm.yaml` \
+             (and scripts/sync-chart-crd) and commit the result"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_spec_means_every_default() -> Result<(), serde_json::Error> {
+        let spec: AuthRealmSpec = serde_json::from_str("{}")?;
+        assert_eq!(spec, AuthRealmSpec::default());
+        assert_eq!(spec.auth_service.image, DEFAULT_AUTH_SERVICE_IMAGE);
+        assert_eq!(spec.main_project.image, DEFAULT_MAIN_PROJECT_IMAGE);
+        assert_eq!(spec.signing_keys.algorithm, Algorithm::EdDSA);
+        assert!(spec.redis.external.is_none() && spec.database.postgres.is_none());
+        // The defaults the schema advertises are the same values.
+        let crd = serde_json::to_value(AuthRealm::crd())?;
+        let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"];
+        assert_eq!(
+            props["signingKeys"]["default"],
+            serde_json::to_value(SigningKeysSpec::default())?
+        );
+        assert_eq!(
+            props["authService"]["default"],
+            serde_json::to_value(ServiceSpec::auth_service())?
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_sample_manifest_is_a_valid_realm() -> Result<(), Box<dyn std::error::Error>> {
+        let realm: AuthRealm = serde_saphyr::from_str(SAMPLE)?;
+        assert_eq!(realm.metadata.name.as_deref(), Some("demo"));
+        crate::validate::validate(
+            "demo",
+            "http://demo-auth-service.default.svc:8081",
+            &realm.spec,
+        )?;
+        assert!(realm.spec.redis.managed.is_some());
+        assert_eq!(realm.spec.auth_service.replicas, 2);
+        Ok(())
+    }
+}

@@ -1,0 +1,643 @@
+//! Signing-key rotation: a pure state machine over an injected clock
+//! ([`step`]), and the glue that turns its plan into the key-set file MA
+//! reads ([`materialize`]).
+//!
+//! Life of a key: created as `next` (published, not signing) → `active` (the
+//! one signing key) → `retiring` (published until every token it could have
+//! signed has expired) → removed. There is always exactly one `active` key and,
+//! between steps, exactly one `next` key waiting, so a rotation (scheduled,
+//! requested, or forced by revoking the active key) finds a key that verifiers
+//! have had for `prePublish`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use authrealm_tokens::SigningAlgorithm;
+use authrealm_tokens::keyset::{FORMAT_VERSION, KeyEntry, KeySetError, KeySetFile, KeyState};
+
+/// The schedule, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// Algorithm of new keys.
+    pub algorithm: SigningAlgorithm,
+    /// How long a key signs before the next one takes over.
+    pub rotation_interval: i64,
+    /// Minimum time a key is published before it signs.
+    pub pre_publish: i64,
+    /// How long a retired key stays published: the longest access-token
+    /// lifetime plus clock skew plus Secret propagation.
+    pub retire_after: i64,
+}
+
+/// A key without its private part: what the state machine works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: SigningAlgorithm,
+    /// State.
+    pub state: KeyState,
+    /// When it was created and published (Unix seconds).
+    pub created_at: i64,
+    /// Active keys: when they started signing. Next keys: when they are planned to.
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+    /// When it is removed.
+    pub remove_after: Option<i64>,
+}
+
+impl From<&KeyEntry> for KeyMeta {
+    fn from(k: &KeyEntry) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            alg: k.alg,
+            state: k.state,
+            created_at: k.created_at,
+            activated_at: k.activated_at,
+            retired_at: k.retired_at,
+            remove_after: k.remove_after,
+        }
+    }
+}
+
+/// Something that happened to a key in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// A new key was generated in the given state.
+    Created {
+        /// Key id.
+        kid: String,
+        /// `Next`, or `Active` for the realm's first key or an emergency.
+        state: KeyState,
+    },
+    /// A key started signing.
+    Activated {
+        /// Key id.
+        kid: String,
+        /// It signs before it was published for `prePublish` (only after the
+        /// active key was revoked and no older `next` key existed).
+        early: bool,
+    },
+    /// The previous active key stopped signing.
+    Retired {
+        /// Key id.
+        kid: String,
+        /// When it will be removed.
+        remove_after: i64,
+    },
+    /// A retiring key was removed: every token it signed has expired.
+    Removed {
+        /// Key id.
+        kid: String,
+    },
+    /// A key was removed at once because its id is in `revokedKeyIds`.
+    Revoked {
+        /// Key id.
+        kid: String,
+        /// The state it was in.
+        state: KeyState,
+    },
+    /// A `next` key of an algorithm the spec no longer asks for was dropped
+    /// (it never signed anything).
+    Replaced {
+        /// Key id.
+        kid: String,
+    },
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The key set after the step: exactly one active key and one next key.
+    pub keys: Vec<KeyMeta>,
+    /// What changed, in order.
+    pub events: Vec<KeyEvent>,
+    /// A new key became active in this step (a pending rotate request is served).
+    pub rotated: bool,
+    /// When the current next key becomes active.
+    pub next_rotation: Option<i64>,
+    /// The earliest future time at which the set changes by itself.
+    pub next_event: Option<i64>,
+}
+
+/// Advances the key set to `now`.
+///
+/// - `revoked`: ids removed at once, whatever their state.
+/// - `rotate_requested`: rotate as soon as the next key has been published
+///   for `prePublish`, instead of waiting for `rotationInterval`.
+/// - `new_kid`: source of fresh, unique key ids.
+///
+/// Never reads the clock or the random source itself.
+pub fn step(
+    current: &[KeyMeta],
+    policy: &KeyPolicy,
+    revoked: &BTreeSet<String>,
+    rotate_requested: bool,
+    now: i64,
+    new_kid: &mut dyn FnMut() -> String,
+) -> Step {
+    let mut events = Vec::new();
+    let mut rotated = false;
+    let bootstrap = current.is_empty();
+
+    // 1. Revocations: gone at once.
+    let mut keys: Vec<KeyMeta> = Vec::with_capacity(current.len() + 2);
+    for k in current {
+        if revoked.contains(&k.kid) {
+            events.push(KeyEvent::Revoked {
+                kid: k.kid.clone(),
+                state: k.state,
+            });
+        } else {
+            keys.push(k.clone());
+        }
+    }
+
+    // 2. Retiring keys whose tokens have all expired go; the others keep
+    //    their removal time, extended if the access TTL grew since.
+    keys.retain_mut(|k| {
+        if k.state != KeyState::Retiring {
+            return true;
+        }
+        let retired_at = k.retired_at.unwrap_or(now);
+        let remove_after = k
+            .remove_after
+            .unwrap_or(i64::MIN)
+            .max(retired_at.saturating_add(policy.retire_after));
+        k.retired_at = Some(retired_at);
+        k.remove_after = Some(remove_after);
+        if now >= remove_after {
+            events.push(KeyEvent::Removed { kid: k.kid.clone() });
+            false
+        } else {
+            true
+        }
+    });
+
+    // A next key of another algorithm never signed: replace it so the new
+    // algorithm takes effect at the coming rotation.
+    keys.retain(|k| {
+        if k.state == KeyState::Next && k.alg != policy.algorithm {
+            events.push(KeyEvent::Replaced { kid: k.kid.clone() });
+            false
+        } else {
+            true
+        }
+    });
+
+    // 3. Exactly one active key. Extra actives (a hand-edited Secret) retire.
+    let mut actives: Vec<usize> = (0..keys.len())
+        .filter(|&i| keys[i].state == KeyState::Active)
+        .collect();
+    actives.sort_by_key(|&i| std::cmp::Reverse(keys[i].activated_at.unwrap_or(keys[i].created_at)));
+    for &i in actives.iter().skip(1) {
+        retire(&mut keys[i], now, policy, &mut events);
+    }
+    if actives.is_empty() {
+        // The active key was revoked (or this is the first step): the oldest
+        // next key takes over; without one, a new key signs at once.
+        let oldest_next = (0..keys.len())
+            .filter(|&i| keys[i].state == KeyState::Next)
+            .min_by_key(|&i| keys[i].created_at);
+        match oldest_next {
+            Some(i) => {
+                let k = &mut keys[i];
+                k.state = KeyState::Active;
+                k.activated_at = Some(now);
+                events.push(KeyEvent::Activated {
+                    kid: k.kid.clone(),
+                    early: now < k.created_at.saturating_add(policy.pre_publish),
+                });
+            }
+            None => {
+                let kid = new_kid();
+                keys.push(KeyMeta {
+                    kid: kid.clone(),
+                    alg: policy.algorithm,
+                    state: KeyState::Active,
+                    created_at: now,
+                    activated_at: Some(now),
+                    retired_at: None,
+                    remove_after: None,
+                });
+                events.push(KeyEvent::Created {
+                    kid: kid.clone(),
+                    state: KeyState::Active,
+                });
+                if !bootstrap {
+                    events.push(KeyEvent::Activated { kid, early: true });
+                }
+            }
+        }
+        rotated = !bootstrap;
+    }
+
+    // 4. Scheduled or requested rotation: the next key takes over once it
+    //    has been published for prePublish and the active key is due.
+    let active_idx = keys.iter().position(|k| k.state == KeyState::Active);
+    let next_idx = (0..keys.len())
+        .filter(|&i| keys[i].state == KeyState::Next)
+        .min_by_key(|&i| keys[i].created_at);
+    if let (Some(a), Some(n)) = (active_idx, next_idx) {
+        let planned = planned_activation(
+            &keys[a],
+            &keys[n],
+            policy,
+            rotate_requested && !rotated,
+            now,
+        );
+        keys[n].activated_at = Some(planned);
+        if now >= planned {
+            retire(&mut keys[a], now, policy, &mut events);
+            let k = &mut keys[n];
+            k.state = KeyState::Active;
+            k.activated_at = Some(now);
+            events.push(KeyEvent::Activated {
+                kid: k.kid.clone(),
+                early: false,
+            });
+            rotated = true;
+        }
+    }
+
+    // 5. Always one key waiting as next.
+    if !keys.iter().any(|k| k.state == KeyState::Next) {
+        let kid = new_kid();
+        let mut next = KeyMeta {
+            kid: kid.clone(),
+            alg: policy.algorithm,
+            state: KeyState::Next,
+            created_at: now,
+            activated_at: None,
+            retired_at: None,
+            remove_after: None,
+        };
+        if let Some(a) = keys.iter().find(|k| k.state == KeyState::Active) {
+            next.activated_at = Some(planned_activation(
+                a,
+                &next,
+                policy,
+                rotate_requested && !rotated,
+                now,
+            ));
+        }
+        keys.push(next);
+        events.push(KeyEvent::Created {
+            kid,
+            state: KeyState::Next,
+        });
+    }
+
+    let next_rotation = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Next)
+        .filter_map(|k| k.activated_at)
+        .min();
+    let next_removal = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Retiring)
+        .filter_map(|k| k.remove_after)
+        .min();
+    let next_event = [next_rotation, next_removal].into_iter().flatten().min();
+    Step {
+        keys,
+        events,
+        rotated,
+        next_rotation,
+        next_event,
+    }
+}
+
+/// When `next` takes over from `active`: never before it has been published
+/// for prePublish; otherwise at the end of the active key's interval, or now
+/// when a rotation was requested.
+fn planned_activation(
+    active: &KeyMeta,
+    next: &KeyMeta,
+    policy: &KeyPolicy,
+    rotate_now: bool,
+    now: i64,
+) -> i64 {
+    let published = next.created_at.saturating_add(policy.pre_publish);
+    let due = if rotate_now {
+        now
+    } else {
+        active
+            .activated_at
+            .unwrap_or(active.created_at)
+            .saturating_add(policy.rotation_interval)
+    };
+    published.max(due)
+}
+
+fn retire(k: &mut KeyMeta, now: i64, policy: &KeyPolicy, events: &mut Vec<KeyEvent>) {
+    let remove_after = now.saturating_add(policy.retire_after);
+    k.state = KeyState::Retiring;
+    k.retired_at = Some(now);
+    k.remove_after = Some(remove_after);
+    events.push(KeyEvent::Retired {
+        kid: k.kid.clone(),
+        remove_after,
+    });
+}
+
+/// Builds the key-set file for a plan: existing keys keep their private key,
+/// new ids get a freshly generated one. The only impure part of rotation.
+///
+/// # Errors
+/// When key generation fails or the result breaks a key-set invariant.
+pub fn materialize(old: Option<&KeySetFile>, plan: &[KeyMeta]) -> Result<KeySetFile, KeySetError> {
+    let existing: BTreeMap<&str, &KeyEntry> = old
+        .map(|f| f.keys.iter().map(|k| (k.kid.as_str(), k)).collect())
+        .unwrap_or_default();
+    let mut keys = Vec::with_capacity(plan.len());
+    for m in plan {
+        let mut entry = match existing.get(m.kid.as_str()) {
+            Some(e) if e.alg == m.alg => (*e).clone(),
+            _ => KeyEntry::generate(m.alg, m.kid.clone(), m.state, m.created_at)?,
+        };
+        entry.state = m.state;
+        entry.created_at = m.created_at;
+        entry.activated_at = m.activated_at;
+        entry.retired_at = m.retired_at;
+        entry.remove_after = m.remove_after;
+        keys.push(entry);
+    }
+    let file = KeySetFile {
+        version: FORMAT_VERSION,
+        keys,
+    };
+    file.validate()?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const HOUR: i64 = 3600;
+    const DAY: i64 = 86_400;
+
+    fn policy() -> KeyPolicy {
+        KeyPolicy {
+            algorithm: SigningAlgorithm::EdDSA,
+            rotation_interval: 30 * DAY,
+            pre_publish: HOUR,
+            retire_after: 15 * 60 + 60 + 120,
+        }
+    }
+
+    fn counter() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("k{n}")
+        }
+    }
+
+    fn state_of(keys: &[KeyMeta], kid: &str) -> Option<KeyState> {
+        keys.iter().find(|k| k.kid == kid).map(|k| k.state)
+    }
+
+    #[test]
+    fn a_new_realm_gets_an_active_and_a_next_key() {
+        let s = step(
+            &[],
+            &policy(),
+            &BTreeSet::new(),
+            false,
+            1000,
+            &mut counter(),
+        );
+        assert_eq!(state_of(&s.keys, "k1"), Some(KeyState::Active));
+        assert_eq!(state_of(&s.keys, "k2"), Some(KeyState::Next));
+        assert_eq!(s.next_rotation, Some(1000 + 30 * DAY));
+        assert_eq!(s.next_event, s.next_rotation);
+        assert!(!s.rotated);
+    }
+
+    #[test]
+    fn the_timeline_of_one_rotation() {
+        let p = policy();
+        let mut kid = counter();
+        let none = BTreeSet::new();
+        let t0 = 1000;
+        let s0 = step(&[], &p, &none, false, t0, &mut kid);
+        // Nothing happens until the interval is over.
+        let s1 = step(&s0.keys, &p, &none, false, t0 + 30 * DAY - 1, &mut kid);
+        assert_eq!(s1.keys, s0.keys);
+        assert!(s1.events.is_empty());
+        // At the interval the next key signs, the old one retires, a new next appears.
+        let t1 = t0 + 30 * DAY;
+        let s2 = step(&s1.keys, &p, &none, false, t1, &mut kid);
+        assert!(s2.rotated);
+        assert_eq!(state_of(&s2.keys, "k1"), Some(KeyState::Retiring));
+        assert_eq!(state_of(&s2.keys, "k2"), Some(KeyState::Active));
+        assert_eq!(state_of(&s2.keys, "k3"), Some(KeyState::Next));
+        assert_eq!(s2.next_event, Some(t1 + p.retire_after));
+        // The retiring key stays until its last token has expired, then goes.
+        let s3 = step(
+            &s2.keys,
+            &p,
+            &none,
+            false,
+            t1 + p.retire_after - 1,
+            &mut kid,
+        );
+        assert_eq!(state_of(&s3.keys, "k1"), Some(KeyState::Retiring));
+        let s4 = step(&s3.keys, &p, &none, false, t1 + p.retire_after, &mut kid);
+        assert_eq!(state_of(&s4.keys, "k1"), None);
+        assert_eq!(s4.events, vec![KeyEvent::Removed { kid: "k1".into() }]);
+    }
+
+    #[test]
+    fn a_rotate_request_still_waits_for_pre_publish() {
+        let p = policy();
+        let mut kid = counter();
+        let none = BTreeSet::new();
+        let s0 = step(&[], &p, &none, false, 0, &mut kid);
+        // Requested 10 minutes after the next key was published: waits 50 more.
+        let s1 = step(&s0.keys, &p, &none, true, 600, &mut kid);
+        assert!(!s1.rotated);
+        assert_eq!(s1.next_rotation, Some(HOUR));
+        let s2 = step(&s1.keys, &p, &none, true, HOUR, &mut kid);
+        assert!(s2.rotated);
+        assert_eq!(state_of(&s2.keys, "k2"), Some(KeyState::Active));
+        // Requested long after publication: rotates at once.
+        let s3 = step(&s2.keys, &p, &none, true, 3 * DAY, &mut kid);
+        assert!(s3.rotated);
+        assert_eq!(state_of(&s3.keys, "k3"), Some(KeyState::Active));
+    }
+
+    #[test]
+    fn revoking_keys_removes_them_at_once() {
+        let p = policy();
+        let mut kid = counter();
+        let s0 = step(&[], &p, &BTreeSet::new(), false, 0, &mut kid);
+        // Revoke the active key two days in: the pre-published next key takes over.
+        let revoked = BTreeSet::from(["k1".to_owned()]);
+        let s1 = step(&s0.keys, &p, &revoked, false, 2 * DAY, &mut kid);
+        assert_eq!(state_of(&s1.keys, "k1"), None);
+        assert_eq!(state_of(&s1.keys, "k2"), Some(KeyState::Active));
+        assert_eq!(state_of(&s1.keys, "k3"), Some(KeyState::Next));
+        assert!(s1.rotated);
+        assert!(s1.events.contains(&KeyEvent::Activated {
+            kid: "k2".into(),
+            early: false
+        }));
+        // Revoking the next key too: a new next key is published.
+        let revoked = BTreeSet::from(["k1".to_owned(), "k3".to_owned()]);
+        let s2 = step(&s1.keys, &p, &revoked, false, 2 * DAY + 5, &mut kid);
+        assert_eq!(state_of(&s2.keys, "k3"), None);
+        assert_eq!(state_of(&s2.keys, "k4"), Some(KeyState::Next));
+        assert_eq!(s2.next_rotation, Some(2 * DAY + 30 * DAY));
+    }
+
+    #[test]
+    fn a_new_algorithm_replaces_the_waiting_key() -> Result<(), KeySetError> {
+        let mut p = policy();
+        let mut kid = counter();
+        let s0 = step(&[], &p, &BTreeSet::new(), false, 0, &mut kid);
+        p.algorithm = SigningAlgorithm::ES256;
+        let s1 = step(&s0.keys, &p, &BTreeSet::new(), false, 10, &mut kid);
+        assert_eq!(state_of(&s1.keys, "k2"), None);
+        let k3 = s1.keys.iter().find(|k| k.kid == "k3");
+        assert_eq!(
+            k3.map(|k| (k.alg, k.state)),
+            Some((SigningAlgorithm::ES256, KeyState::Next))
+        );
+        // The file keeps the active key's private key and generates the new one.
+        let f0 = materialize(None, &s0.keys)?;
+        let f1 = materialize(Some(&f0), &s1.keys)?;
+        assert_eq!(f0.jwks()?.keys[0], f1.jwks()?.keys[0]);
+        assert_eq!(f1.keys.len(), 2);
+        Ok(())
+    }
+
+    /// A small deterministic PRNG (SplitMix64) so the property runs are reproducible.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> i64 {
+            i64::try_from(self.next() % n.max(1)).unwrap_or(0)
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.next() % 100 < percent
+        }
+    }
+
+    /// Random schedules, time steps, rotate requests and revocations; after
+    /// every step the invariants users rely on must hold.
+    #[test]
+    fn rotation_invariants_hold_over_random_schedules() {
+        for seed in 0..300_u64 {
+            let mut rng = Rng(seed);
+            let interval = 60 + rng.below(10 * DAY as u64);
+            let p = KeyPolicy {
+                algorithm: SigningAlgorithm::EdDSA,
+                rotation_interval: interval,
+                pre_publish: rng.below(interval as u64),
+                retire_after: rng.below(3 * DAY as u64),
+            };
+            let mut kid = counter();
+            let mut revoked = BTreeSet::new();
+            let mut now = rng.below(1_000_000_000);
+            let mut keys: Vec<KeyMeta> = Vec::new();
+            // kid -> first time it was published; kids ever seen.
+            let mut published: BTreeMap<String, i64> = BTreeMap::new();
+            let mut last_active: Option<String> = None;
+            for i in 0..200 {
+                now += match rng.below(4) {
+                    0 => 0,
+                    1 => rng.below(60),
+                    2 => rng.below(p.pre_publish as u64 + 1),
+                    _ => rng.below(2 * interval as u64),
+                };
+                let request = rng.chance(10);
+                if rng.chance(8) && !keys.is_empty() {
+                    let victim = rng.below(keys.len() as u64) as usize;
+                    revoked.insert(keys[victim].kid.clone());
+                }
+                let active_revoked = last_active.as_ref().is_some_and(|a| revoked.contains(a));
+                let before = keys.clone();
+                let s = step(&before, &p, &revoked, request, now, &mut kid);
+                let ctx = format!("seed {seed} step {i} now {now} policy {p:?}");
+
+                // Exactly one active key, and one next key.
+                let active: Vec<&KeyMeta> = s
+                    .keys
+                    .iter()
+                    .filter(|k| k.state == KeyState::Active)
+                    .collect();
+                assert_eq!(active.len(), 1, "{ctx}: {:?}", s.keys);
+                assert_eq!(
+                    s.keys.iter().filter(|k| k.state == KeyState::Next).count(),
+                    1,
+                    "{ctx}"
+                );
+                // A revoked id never comes back; ids are never reused.
+                for k in &s.keys {
+                    assert!(
+                        !revoked.contains(&k.kid),
+                        "{ctx}: revoked {} is back",
+                        k.kid
+                    );
+                    let first = *published.entry(k.kid.clone()).or_insert(now);
+                    if !before.iter().any(|b| b.kid == k.kid) {
+                        assert_eq!(first, now, "{ctx}: id {} reused", k.kid);
+                    }
+                }
+                // No key signs before it was published for prePublish, except
+                // the realm's first key and when the active key was just revoked.
+                let a = active[0];
+                if last_active.as_deref() != Some(a.kid.as_str()) && i > 0 && !active_revoked {
+                    let since = published.get(&a.kid).copied().unwrap_or(now);
+                    assert!(
+                        now - since >= p.pre_publish,
+                        "{ctx}: {} signs after {}s published",
+                        a.kid,
+                        now - since
+                    );
+                }
+                // No key disappears before its tokens expire unless revoked:
+                // a key that signed must be retiring until retired_at + retire_after.
+                for b in &before {
+                    if revoked.contains(&b.kid) || s.keys.iter().any(|k| k.kid == b.kid) {
+                        continue;
+                    }
+                    if b.state == KeyState::Next && b.alg == p.algorithm {
+                        unreachable!("{ctx}: next key {} vanished", b.kid);
+                    }
+                    assert_eq!(b.state, KeyState::Retiring, "{ctx}: {} vanished", b.kid);
+                    let until = b.retired_at.unwrap_or(now) + p.retire_after;
+                    assert!(
+                        now >= until,
+                        "{ctx}: {} removed {}s early",
+                        b.kid,
+                        until - now
+                    );
+                }
+                // The active key is not overdue while a published next key waits.
+                let n = s.keys.iter().find(|k| k.state == KeyState::Next);
+                if let (Some(act), Some(n)) = (a.activated_at, n) {
+                    let due = act + p.rotation_interval;
+                    let ready = n.created_at + p.pre_publish;
+                    assert!(now < due || now < ready, "{ctx}: rotation overdue");
+                    assert_eq!(n.activated_at, s.next_rotation, "{ctx}");
+                }
+                // Requeue points are in the future.
+                assert!(s.next_event.is_some_and(|t| t > now), "{ctx}");
+                last_active = Some(a.kid.clone());
+                keys = s.keys;
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! `authrealm-operator`: placeholder until the controller lands.
+
+fn main() {}
