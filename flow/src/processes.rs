@@ -154,3 +154,27 @@ impl Service {
         }
     }
 }
+
+/// Creates a fresh database on the Postgres server of `base` (a
+/// `postgres://.../db` URL) and returns its URL.
+///
+/// # Errors
+/// When the server cannot be reached or the database cannot be created.
+pub async fn fresh_database(base: &str) -> Result<String, FlowError> {
+    use sqlx::Connection as _;
+    let suffix =
+        authrealm_tokens::random_token(8).map_err(|_| FlowError::Setup("no randomness".into()))?;
+    let name = format!("flow_{}", suffix.to_lowercase().replace(['-', '_'], "x"));
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .map_err(|e| FlowError::Setup(format!("cannot connect to Postgres: {e}")))?;
+    // `name` is built here from base64url characters only: safe to splice in.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| FlowError::Setup(format!("cannot create a database: {e}")))?;
+    let (head, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| FlowError::Setup("DATABASE_URL has no database part".into()))?;
+    Ok(format!("{head}/{name}"))
+}

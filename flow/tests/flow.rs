@@ -4,35 +4,16 @@
 
 use std::time::Duration;
 
-use authrealm_flow::processes::{Binaries, Service, free_port};
+use authrealm_flow::processes::{Binaries, Service, free_port, fresh_database};
 use authrealm_flow::{Targets, soak, steps};
 use authrealm_tokens::keyset::{
     FILE_NAME, FORMAT_VERSION, KeyEntry, KeySetFile, KeyState, SigningAlgorithm,
 };
-use sqlx::Connection as _;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set: run the tests with ./scripts/test"))
-}
-
-/// A fresh database on the test server; returns its URL.
-async fn fresh_database(base: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let name = format!(
-        "flow_{}",
-        authrealm_tokens::random_token(8)?
-            .to_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    let mut conn = sqlx::PgConnection::connect(base).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let (head, _) = base
-        .rsplit_once('/')
-        .ok_or("DATABASE_URL has no database part")?;
-    Ok(format!("{head}/{name}"))
 }
 
 struct Realm {
