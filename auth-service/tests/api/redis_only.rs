@@ -1,0 +1,259 @@
+//! What only the Redis store can show: entries expiring with their tokens,
+//! events on the revocation channel, hashes instead of tokens at rest, and
+//! an outage of a real Redis (stopped and restarted inside the test).
+
+use std::time::Duration;
+
+use auth_service::Clock;
+use authrealm_tokens::api;
+use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
+use futures::StreamExt as _;
+use redis::AsyncCommands as _;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestResult, assert_error, err, spawn, spawn_with, test_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_jti_disappears_from_redis_after_the_token_expires() -> TestResult {
+    let mut config = test_config(Backend::Redis)?;
+    config.access_ttl = Duration::from_secs(2);
+    let app = spawn_with(config, Clock::System).await?;
+    let pair = app.mint("pete").await?;
+    let claims = app
+        .verifier()
+        .await?
+        .verify(&pair.access_token, authrealm_tokens::unix_now())?;
+    let (status, _) = app
+        .post(api::PATH_REVOKE, &json!({ "token": pair.access_token }))
+        .await?;
+    assert_eq!(status, 200);
+    let key = RevocationKeys::new(app.prefix()).jti(&claims.jti);
+    let mut conn = app.redis_conn().await?;
+    let ttl: i64 = conn.ttl(&key).await?;
+    assert!(
+        (1..=2).contains(&ttl),
+        "TTL {ttl} is not the token's remaining life"
+    );
+    // Gone once the token has expired (bounded wait, no timing asserted).
+    let mut gone = false;
+    for _ in 0..100 {
+        if !conn.exists::<_, bool>(&key).await? {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "{key} still present long after the token expired");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_revocation_is_written_and_published() -> TestResult {
+    let app = spawn(Backend::Redis).await?;
+    let keys = RevocationKeys::new(app.prefix());
+    let client = app.redis.clone().ok_or_else(|| err("no redis"))?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(keys.channel()).await?;
+    let mut messages = pubsub.into_on_message();
+
+    let mut next_event = async || -> TestResult<RevocationEvent> {
+        let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await?
+            .ok_or_else(|| err("channel closed"))?;
+        let payload: String = msg.get_payload()?;
+        Ok(serde_json::from_str(&payload)?)
+    };
+
+    // Access token -> jti entry with the token's expiry.
+    let a = app.mint("quinn").await?;
+    let claims = app
+        .verifier()
+        .await?
+        .verify(&a.access_token, app.clock.now())?;
+    app.post(api::PATH_REVOKE, &json!({ "token": a.access_token }))
+        .await?;
+    let e = next_event().await?;
+    assert_eq!(
+        (e.kind, e.id.as_str(), e.at, e.expires),
+        (
+            RevocationKind::Jti,
+            claims.jti.as_str(),
+            claims.exp,
+            claims.exp
+        )
+    );
+
+    // Reuse -> session entry.
+    let b = app.mint("quinn").await?;
+    app.refresh_ok(&b.refresh_token).await?;
+    app.clock.advance(11);
+    assert_error(
+        &app.refresh(&b.refresh_token).await?,
+        400,
+        api::codes::REFRESH_TOKEN_REUSED,
+    );
+    let e = next_event().await?;
+    assert_eq!(
+        (e.kind, e.id.as_str()),
+        (RevocationKind::Session, b.session_id.as_str())
+    );
+    let mut conn = app.redis_conn().await?;
+    let ttl: i64 = conn.ttl(keys.session(&b.session_id)).await?;
+    assert!(ttl > 300 && ttl <= 360, "session entry TTL {ttl}");
+
+    // Log out everywhere -> each live session (a and c), then the user's not-before.
+    let c = app.mint("quinn").await?;
+    let (_, body) = app
+        .post(api::PATH_REVOKE_ALL, &json!({ "sub": "quinn" }))
+        .await?;
+    let mut sessions = vec![next_event().await?.id, next_event().await?.id];
+    sessions.sort();
+    let mut expected = vec![a.session_id.clone(), c.session_id.clone()];
+    expected.sort();
+    assert_eq!(sessions, expected);
+    let e = next_event().await?;
+    assert_eq!((e.kind, e.id.as_str()), (RevocationKind::User, "quinn"));
+    assert_eq!(json!(e.at), body["not_before"]);
+    let nb: i64 = conn.get(keys.not_before("quinn")).await?;
+    assert_eq!(json!(nb), body["not_before"]);
+    assert!(conn.ttl::<_, i64>(keys.not_before("quinn")).await? > 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_are_stored_only_as_hashes() -> TestResult {
+    let app = spawn(Backend::Redis).await?;
+    let pair = app.mint("rita").await?;
+    let mut conn = app.redis_conn().await?;
+    let keys: Vec<String> = conn.keys(format!("{}:*", app.prefix())).await?;
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(!key.contains(&pair.refresh_token));
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
+        let dump = match kind.as_str() {
+            "hash" => format!("{:?}", conn.hgetall::<_, Vec<String>>(&key).await?),
+            "set" => format!("{:?}", conn.smembers::<_, Vec<String>>(&key).await?),
+            _ => format!("{:?}", conn.get::<_, Option<String>>(&key).await?),
+        };
+        assert!(!dump.contains(&pair.refresh_token), "{key} holds the token");
+        // Every record expires.
+        assert!(conn.ttl::<_, i64>(&key).await? > 0, "{key} never expires");
+    }
+    Ok(())
+}
+
+/// A Redis of the test's own, with an append-only file, so it can be stopped
+/// and restarted without touching the shared one.
+struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start() -> TestResult<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut me = Self {
+            port,
+            dir: tempfile::tempdir()?,
+            child: None,
+        };
+        me.restart()?;
+        Ok(me)
+    }
+
+    fn restart(&mut self) -> TestResult {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                err(format!(
+                    "cannot start redis-server (run ./scripts/test, which installs it): {e}"
+                ))
+            })?;
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(err("redis-server did not start"))
+    }
+
+    fn stop(&mut self) -> TestResult {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_answers_503_and_the_service_recovers_by_itself() -> TestResult {
+    let mut redis = OwnRedis::start()?;
+    let mut config = test_config(Backend::Memory)?;
+    config.redis_url = Some(redis.url());
+    let app = spawn_with(config, Clock::System).await?;
+    let before = app.mint("sam").await?;
+    assert_eq!(app.get("/readyz").await?.status().as_u16(), 200);
+
+    redis.stop()?;
+    let mint = app.post(api::PATH_MINT, &json!({ "sub": "sam" })).await?;
+    assert_error(&mint, 503, api::codes::UNAVAILABLE);
+    assert!(mint.1.get("access_token").is_none());
+    assert_error(
+        &app.refresh(&before.refresh_token).await?,
+        503,
+        api::codes::UNAVAILABLE,
+    );
+    assert_error(
+        &app.post(api::PATH_REVOKE, &json!({ "token": before.access_token }))
+            .await?,
+        503,
+        api::codes::UNAVAILABLE,
+    );
+    assert_eq!(app.get("/readyz").await?.status().as_u16(), 503);
+    // Public keys do not need Redis.
+    assert_eq!(app.get(api::PATH_JWKS).await?.status().as_u16(), 200);
+
+    redis.restart()?;
+    let mut ready = false;
+    for _ in 0..100 {
+        if app.get("/readyz").await?.status().as_u16() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "not ready again after Redis came back");
+    // The session acknowledged before the outage survived (append-only file).
+    let after = app.refresh_ok(&before.refresh_token).await?;
+    assert!(app.introspect_active(&after.access_token).await?);
+    app.mint("sam").await?;
+    Ok(())
+}
