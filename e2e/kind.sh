@@ -5,11 +5,13 @@
 #   2. builds the three images from the Dockerfile and loads them into kind
 #   3. installs the operator's Helm chart with those images
 #   4. applies the sample realm (examples/authrealm.yaml, "demo" in "default"),
-#      points it at the local images and waits for Ready
+#      points it at the local images, shortens its key pre-publication so a
+#      rotation completes within the test, and waits for Ready
 #   5. port-forwards OP and MA and runs the flow test (the workspace's
 #      authrealm-flow binary) against them
 #   6. rotates the signing keys (annotation) while `authrealm-flow --soak`
-#      keeps calling the protected API, and requires zero failed requests
+#      keeps calling the protected API, waits until the new key is the active
+#      one, and requires zero failed requests
 #   7. deletes the realm and checks that everything it made is gone
 #   8. deletes the cluster it created, unless KEEP_CLUSTER=1
 #
@@ -21,9 +23,12 @@
 #   KEEP_CLUSTER=1    keep the cluster this run created
 #   KIND_NODE_IMAGE   node image instead of the one in kind-config.yaml
 #   IMAGE_TAG         tag of the locally built images (default e2e)
-#   SOAK_DURATION     how long the load runs across the key rotation (default 120s);
-#                     to see the new key start signing, make it longer than the
-#                     realm's prePublish
+#   JWKS_MAX_AGE      the realm's tokens.jwksMaxAge for the test (default 10s)
+#   PRE_PUBLISH_SECONDS  the realm's signingKeys.prePublish for the test, in
+#                     seconds (default 150; the operator wants at least
+#                     jwksMaxAge + 2 minutes)
+#   SOAK_DURATION     how long the load runs across the key rotation (default:
+#                     warm-up + prePublish + 60 s, so it spans the key switch)
 #   READY_TIMEOUT     how long to wait for the realm to be Ready (default 600s)
 #   OP_PORT, MA_PORT  local ports for the port-forwards (default 18080, 18081)
 #   SOAK_WARMUP       seconds of load before the rotation is triggered (default 10)
@@ -34,11 +39,13 @@ KIND_CLUSTER=${KIND_CLUSTER:-authrealm-e2e}
 KEEP_CLUSTER=${KEEP_CLUSTER:-0}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
 IMAGE_TAG=${IMAGE_TAG:-e2e}
-SOAK_DURATION=${SOAK_DURATION:-120s}
 READY_TIMEOUT=${READY_TIMEOUT:-600s}
 OP_PORT=${OP_PORT:-18080}
 MA_PORT=${MA_PORT:-18081}
 SOAK_WARMUP=${SOAK_WARMUP:-10}
+JWKS_MAX_AGE=${JWKS_MAX_AGE:-10s}
+PRE_PUBLISH_SECONDS=${PRE_PUBLISH_SECONDS:-150}
+SOAK_DURATION=${SOAK_DURATION:-$((SOAK_WARMUP + PRE_PUBLISH_SECONDS + 60))s}
 
 OPERATOR_NS=authrealm-system
 RELEASE=authrealm-operator
@@ -204,9 +211,13 @@ info "leader: ${holder:-<none yet>}"
 # ---------------------------------------------------------------- 4. realm
 step "applying the sample realm ($SAMPLE) with the local images"
 k apply -f "$SAMPLE"
+# Local images; a JWKS cache lifetime and key pre-publication short enough for
+# a rotation to finish while the test watches.
 k -n "$REALM_NS" patch authrealm "$REALM" --type merge -p "{\"spec\":{
   \"authService\":{\"image\":\"$IMG_MA\"},
-  \"mainProject\":{\"image\":\"$IMG_OP\"}}}"
+  \"mainProject\":{\"image\":\"$IMG_OP\"},
+  \"tokens\":{\"jwksMaxAge\":\"$JWKS_MAX_AGE\"},
+  \"signingKeys\":{\"prePublish\":\"${PRE_PUBLISH_SECONDS}s\"}}}"
 step "waiting for authrealm/$REALM to be Ready (up to $READY_TIMEOUT)"
 k -n "$REALM_NS" wait --for=condition=Ready "authrealm/$REALM" --timeout="$READY_TIMEOUT"
 k -n "$REALM_NS" get authrealm "$REALM" -o wide
@@ -218,14 +229,20 @@ port_forward "${REALM}-main-project" "$OP_PORT" 8080
 port_forward "${REALM}-auth-service" "$MA_PORT" 8081
 OP_URL="http://127.0.0.1:${OP_PORT}"
 MA_URL="http://127.0.0.1:${MA_PORT}"
+# The flow test checks the tokens' audience: the realm's (default: its name).
+AUDIENCE=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.spec.tokens.audience}')
+AUDIENCE=${AUDIENCE:-$REALM}
 
 step "flow test against the cluster"
-"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL"
+"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --audience "$AUDIENCE"
 
 # ---------------------------------------------------------------- 6. rotation under load
 step "key rotation while the protected API is under load ($SOAK_DURATION)"
 status_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status}')
-"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --soak "$SOAK_DURATION" >"$logdir/soak.log" 2>&1 &
+kid_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status.activeKeyId}')
+info "active key before: ${kid_before:-<none>}"
+"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --audience "$AUDIENCE" --soak "$SOAK_DURATION" \
+  >"$logdir/soak.log" 2>&1 &
 soak_pid=$!
 pids+=("$soak_pid")
 sleep "$SOAK_WARMUP"
@@ -239,6 +256,18 @@ for _ in $(seq 1 60); do
   sleep 2
 done
 [ "$rotated" = 1 ] || die "the realm's status did not change within 2 minutes of the rotate-keys annotation"
+info "new key published; waiting for it to become active (prePublish ${PRE_PUBLISH_SECONDS}s)"
+kid_after=$kid_before
+for _ in $(seq 1 $(((PRE_PUBLISH_SECONDS + 180) / 5))); do
+  kid_after=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status.activeKeyId}')
+  [ "$kid_after" != "$kid_before" ] && break
+  sleep 5
+done
+[ "$kid_after" != "$kid_before" ] \
+  || die "the active key is still ${kid_before} $((PRE_PUBLISH_SECONDS + 180))s after the rotation"
+info "active key now: $kid_after"
+kill -0 "$soak_pid" 2>/dev/null \
+  || info "warning: the load run ended before the new key became active (raise SOAK_DURATION)"
 k -n "$REALM_NS" wait --for=condition=Ready "authrealm/$REALM" --timeout="$READY_TIMEOUT"
 k -n "$REALM_NS" get authrealm "$REALM" -o wide
 info "waiting for the load run to finish"
