@@ -219,6 +219,10 @@ k -n "$REALM_NS" patch authrealm "$REALM" --type merge -p "{\"spec\":{
   \"tokens\":{\"jwksMaxAge\":\"$JWKS_MAX_AGE\"},
   \"signingKeys\":{\"prePublish\":\"${PRE_PUBLISH_SECONDS}s\"}}}"
 step "waiting for authrealm/$REALM to be Ready (up to $READY_TIMEOUT)"
+# Ready must be about the patched spec: first wait for the operator to have seen it.
+generation=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.metadata.generation}')
+k -n "$REALM_NS" wait --for=jsonpath='{.status.observedGeneration}'="$generation" "authrealm/$REALM" \
+  --timeout="$READY_TIMEOUT"
 k -n "$REALM_NS" wait --for=condition=Ready "authrealm/$REALM" --timeout="$READY_TIMEOUT"
 k -n "$REALM_NS" get authrealm "$REALM" -o wide
 k -n "$REALM_NS" get deploy,svc,pods -l app.kubernetes.io/instance="$REALM"
