@@ -89,14 +89,12 @@ pub fn router(app: AppState) -> Router {
 /// Records the duration of every request by route and status.
 async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.service
         .metrics
-        .duration(&route, response.status().as_str())
+        .duration(route, response.status().as_str())
         .observe(start.elapsed().as_secs_f64());
     response
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use authrealm_tokens::jwks::JwkError;
 use authrealm_tokens::keyset::{FILE_NAME, FORMAT_VERSION};
 use authrealm_tokens::{
     KeyEntry, KeySetError, KeySetFile, KeyState, SigningAlgorithm, Verifier, VerifierConfig,
@@ -194,10 +195,14 @@ impl KeySnapshot {
         let jwks_json = Bytes::from(serde_json::to_vec(&jwks).map_err(KeySetError::Json)?);
         let (verifier, skipped) = Verifier::new(&jwks, verify);
         if let Some(first) = skipped.into_iter().next() {
-            return Err(KeySetError::BadKey {
-                kid: first.to_string(),
-                alg: active.alg,
-            });
+            let (kid, alg) = match first {
+                JwkError::Mismatch { kid, alg } => (kid, alg),
+                JwkError::Invalid { kid, .. } => {
+                    let alg = keys.get(&kid).map_or(active.alg, |k| k.alg);
+                    (kid, alg)
+                }
+            };
+            return Err(KeySetError::BadKey { kid, alg });
         }
         Ok(Self {
             keys,

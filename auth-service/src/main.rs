@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     auth_service::serve(config, listener, shutdown_signal())
         .await
-        .context("auth-service stopped")?;
+        .context("auth-service failed")?;
     Ok(())
 }
 
