@@ -1,0 +1,5 @@
+//! OP's integration tests, one binary: OP and an in-process MA over real
+//! HTTP, on Postgres + Redis and on SQLite + memory (the same test bodies).
+
+mod flow;
+mod helpers;
