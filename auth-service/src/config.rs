@@ -29,7 +29,7 @@ fn parse_credential(s: &str) -> Result<ServiceCredential, String> {
 
 /// Every setting of the auth-service. Flags are the lower-kebab names of the
 /// environment variables without the `AUTHREALM_` prefix.
-#[derive(clap::Parser, Clone, Debug)]
+#[derive(clap::Parser, Clone)]
 #[command(name = "auth-service", version, about = "AuthRealm auth-service (MA)")]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -103,6 +103,31 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "AUTHREALM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    /// Like a derived `Debug`, but the Redis URL (which may hold a password)
+    /// is only said to be set; the credential prints redacted by its own type.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_grace", &self.refresh_grace)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .field("keys_dir", &self.keys_dir)
+            .field("keys_poll_interval", &self.keys_poll_interval)
+            .field("ephemeral_key_alg", &self.ephemeral_key_alg)
+            .field("service_credential", &self.service_credential)
+            .field("service_credential_file", &self.service_credential_file)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
 }
 
 /// Clock skew allowed for on top of the access token life when deciding how
@@ -233,6 +258,15 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.to_string().contains("AUTHREALM_SERVICE_CREDENTIAL"))
         );
+        let with_secrets = Config {
+            redis_url: Some("redis://:hunter2hunter2@redis:6379".to_owned()),
+            ..Config::local()
+        };
+        let shown = format!("{with_secrets:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("<set>"));
+        if let Some(c) = &with_secrets.service_credential {
+            assert!(!shown.contains(c.expose()));
+        }
         let short_refresh = Config {
             refresh_ttl: Duration::from_secs(10),
             ..Config::local()
