@@ -198,13 +198,13 @@ async fn disabled_user_cannot_refresh(mode: Mode) -> TestResult {
     assert!(db.set_user_disabled(&id, None, authrealm_tokens::unix_now()).await?);
     let pair = st.api.login("carol@example.com", "mandolin-quartz-88").await?.body;
     assert!(db.delete_user(&id).await?);
+    let me = st.api.get("/api/v1/me", Some(&s(&pair, "access_token")?)).await?;
+    assert_eq!((me.status, me.code()), (401, "account_disabled"));
     let r = st
         .api
         .post("/api/v1/token/refresh", &json!({ "refresh_token": s(&pair, "refresh_token")? }), None)
         .await?;
     assert_eq!((r.status, r.code()), (401, "account_disabled"), "{r:?}");
-    let me = st.api.get("/api/v1/me", Some(&s(&pair, "access_token")?)).await?;
-    assert_eq!((me.status, me.code()), (401, "account_disabled"));
     Ok(())
 }
 

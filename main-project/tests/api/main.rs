@@ -1,5 +1,8 @@
 //! OP's integration tests, one binary: OP and an in-process MA over real
 //! HTTP, on Postgres + Redis and on SQLite + memory (the same test bodies).
 
+mod bad_input;
 mod flow;
 mod helpers;
+mod keys;
+mod limits;

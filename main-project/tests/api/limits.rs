@@ -1,0 +1,148 @@
+//! Login failure limits under concurrency (shared by replicas through Redis)
+//! and the bounded password-hashing pool.
+
+use serde_json::json;
+
+use crate::helpers::{Api, Mode, TestResult, metric_value, op_config, stack_with, start_op};
+
+async fn parallel_wrong_logins_are_limited(mode: Mode) -> TestResult {
+    let st = stack_with(mode, |c| {
+        c.login_max_failures = 5;
+        c.ip_failure_factor = 10;
+    })
+    .await?;
+    let reg = st.api.register("erin@example.com", "tangerine-oboe-42").await?;
+    assert_eq!(reg.status, 201);
+    // With Redis the limit is shared: half of the attempts go to a second replica.
+    let apis = if mode == Mode::PostgresRedis {
+        let mut c = op_config(&st.env, &st.ma);
+        c.login_max_failures = 5;
+        c.ip_failure_factor = 10;
+        let op2 = start_op(c).await?;
+        let api2 = Api::new(&op2.base);
+        (vec![st.api.clone(), api2], Some(op2))
+    } else {
+        (vec![st.api.clone()], None)
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let api = apis.0[i % apis.0.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            api.login("erin@example.com", "wrong-password-000").await
+        }));
+    }
+    let (mut unauthorized, mut limited) = (0, 0);
+    for t in tasks {
+        let r = t.await??;
+        match (r.status, r.code()) {
+            (401, "invalid_credentials") => unauthorized += 1,
+            (429, "too_many_attempts") => {
+                let secs: u64 = r.retry_after.as_deref().ok_or("no Retry-After")?.parse()?;
+                assert!((1..=900).contains(&secs), "{secs}");
+                limited += 1;
+            }
+            other => return Err(format!("unexpected answer {other:?}").into()),
+        }
+    }
+    assert_eq!((unauthorized, limited), (5, 15));
+    // Locked: even the right password is refused until the window ends.
+    let r = st.api.login("erin@example.com", "tangerine-oboe-42").await?;
+    assert_eq!((r.status, r.code()), (429, "too_many_attempts"));
+    // Another account from the same address is still fine (the IP limit is 10x here).
+    let other = st.api.register("fred@example.com", "tangerine-oboe-42").await?;
+    assert_eq!(other.status, 201);
+    assert_eq!(st.api.login("fred@example.com", "tangerine-oboe-42").await?.status, 200);
+    let mut lockouts = 0;
+    for api in &apis.0 {
+        lockouts += metric_value(&api.metrics().await?, "op_login_lockouts_total")?;
+    }
+    assert_eq!(lockouts, 16);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_logins_are_limited_postgres_redis() -> TestResult {
+    parallel_wrong_logins_are_limited(Mode::PostgresRedis).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_logins_are_limited_sqlite_memory() -> TestResult {
+    parallel_wrong_logins_are_limited(Mode::SqliteMemory).await
+}
+
+async fn the_ip_limit_spans_accounts(mode: Mode) -> TestResult {
+    let st = stack_with(mode, |c| {
+        c.login_max_failures = 3;
+        c.ip_failure_factor = 2;
+    })
+    .await?;
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        let r = st.api.login(&format!("nobody{i}@example.com"), "wrong-password-000").await?;
+        codes.push(r.status);
+    }
+    assert_eq!(codes, vec![401, 401, 401, 401, 401, 401, 429]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ip_limit_spans_accounts_postgres_redis() -> TestResult {
+    the_ip_limit_spans_accounts(Mode::PostgresRedis).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ip_limit_spans_accounts_sqlite_memory() -> TestResult {
+    the_ip_limit_spans_accounts(Mode::SqliteMemory).await
+}
+
+async fn a_login_burst_gets_503_not_unbounded_queues(mode: Mode) -> TestResult {
+    // One hashing slot, no queue: concurrent logins beyond one are refused at once.
+    let st = stack_with(mode, |c| {
+        c.hash_concurrency = 1;
+        c.hash_queue = 0;
+        c.login_max_failures = 1000;
+        c.argon2_memory_kib = 65_536;
+        c.argon2_iterations = 3;
+    })
+    .await?;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let api = st.api.clone();
+        tasks.push(tokio::spawn(async move {
+            api.post(
+                "/api/v1/register",
+                &json!({ "email": format!("burst{i}@example.com"), "password": "tangerine-oboe-42" }),
+                None,
+            )
+            .await
+        }));
+    }
+    let (mut created, mut busy) = (0u64, 0u64);
+    for t in tasks {
+        let r = t.await??;
+        match (r.status, r.code()) {
+            (201, _) => created += 1,
+            (503, "busy") => {
+                assert!(r.retry_after.is_some());
+                busy += 1;
+            }
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+    assert!(created >= 1 && busy >= 1, "created={created} busy={busy}");
+    let db = st.env.database()?;
+    assert_eq!(u64::try_from(db.count_users().await?)?, created, "a refused registration was stored");
+    let m = st.api.metrics().await?;
+    assert_eq!(metric_value(&m, "op_argon2_rejected_total")?, busy);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_burst_gets_503_not_unbounded_queues_postgres_redis() -> TestResult {
+    a_login_burst_gets_503_not_unbounded_queues(Mode::PostgresRedis).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_burst_gets_503_not_unbounded_queues_sqlite_memory() -> TestResult {
+    a_login_burst_gets_503_not_unbounded_queues(Mode::SqliteMemory).await
+}
