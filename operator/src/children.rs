@@ -972,3 +972,381 @@ fn redis_policy(cx: &Ctx<'_>) -> NetworkPolicy {
         REDIS_PORT,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{AuthRealmSpec, PeerSpec, SecretKeyRef};
+    use crate::validate::{InvalidSpec, validate};
+
+    const URL: &str = "http://demo-auth-service.team-a.svc:8081";
+
+    fn realm(spec: AuthRealmSpec) -> AuthRealm {
+        let mut r = AuthRealm::new("demo", spec);
+        r.metadata.namespace = Some("team-a".into());
+        r.metadata.uid = Some("uid-1".into());
+        r
+    }
+
+    fn built(r: &AuthRealm) -> Result<Built, InvalidSpec> {
+        let config = validate("demo", URL, &r.spec)?;
+        Ok(build(
+            r,
+            Inputs {
+                config: &config,
+                keyset_json: b"{\"version\":1,\"keys\":[]}",
+                rotate_handled: None,
+                credential: "credential-value-0123456789",
+                redis_password: Some("redis-password"),
+                referenced_checksum: "",
+            },
+        ))
+    }
+
+    fn deployment<'a>(b: &'a Built, name: &str) -> Option<&'a Deployment> {
+        b.children.iter().find_map(|c| match c {
+            Child::Deployment(d) if d.metadata.name.as_deref() == Some(name) => Some(d),
+            _ => None,
+        })
+    }
+
+    fn pod(d: &Deployment) -> Option<(&PodTemplateSpec, &PodSpec)> {
+        let t = &d.spec.as_ref()?.template;
+        Some((t, t.spec.as_ref()?))
+    }
+
+    fn names_of(b: &Built) -> Vec<String> {
+        b.children
+            .iter()
+            .map(|c| {
+                let kind = match c {
+                    Child::ServiceAccount(_) => "ServiceAccount",
+                    Child::ConfigMap(_) => "ConfigMap",
+                    Child::Secret(_) => "Secret",
+                    Child::Service(_) => "Service",
+                    Child::Deployment(_) => "Deployment",
+                    Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
+                    Child::NetworkPolicy(_) => "NetworkPolicy",
+                };
+                format!("{kind}/{}", c.name())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_default_realm_has_every_child_with_owner_and_labels() -> Result<(), InvalidSpec> {
+        let r = realm(AuthRealmSpec::default());
+        let b = built(&r)?;
+        assert_eq!(
+            names_of(&b),
+            [
+                "ServiceAccount/demo-auth-service",
+                "ServiceAccount/demo-main-project",
+                "ServiceAccount/demo-redis",
+                "ConfigMap/demo-auth-service-config",
+                "ConfigMap/demo-main-project-config",
+                "Secret/demo-signing-keys",
+                "Secret/demo-service-credential",
+                "Secret/demo-redis-password",
+                "Service/demo-auth-service",
+                "Service/demo-main-project",
+                "Service/demo-redis",
+                "Deployment/demo-auth-service",
+                "Deployment/demo-main-project",
+                "Deployment/demo-redis",
+                "NetworkPolicy/demo-auth-service",
+                "NetworkPolicy/demo-redis",
+            ]
+        );
+        // One replica each: no disruption budgets, and they are pruned if present.
+        assert!(
+            b.absent
+                .contains(&(Kind::PodDisruptionBudget, "demo-auth-service".into()))
+        );
+        assert!(
+            b.absent
+                .contains(&(Kind::PodDisruptionBudget, "demo-main-project".into()))
+        );
+        for c in &b.children {
+            let m = c.meta();
+            let owners = m.owner_references.clone().unwrap_or_default();
+            assert_eq!(owners.len(), 1, "{}", c.name());
+            assert_eq!(owners[0].kind, "AuthRealm");
+            assert_eq!(owners[0].uid, "uid-1");
+            assert_eq!(owners[0].controller, Some(true));
+            assert_eq!(m.namespace.as_deref(), Some("team-a"));
+            let labels = m.labels.clone().unwrap_or_default();
+            assert_eq!(labels["app.kubernetes.io/instance"], "demo", "{}", c.name());
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "authrealm-operator");
+            assert_eq!(labels["app.kubernetes.io/part-of"], "authrealm");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn pods_are_probed_scraped_and_locked_down() -> Result<(), InvalidSpec> {
+        let b = built(&realm(AuthRealmSpec::default()))?;
+        for (name, port) in [("demo-auth-service", 8081), ("demo-main-project", 8080)] {
+            let (t, p) =
+                deployment(&b, name)
+                    .and_then(pod)
+                    .ok_or_else(|| crate::validate::InvalidSpec {
+                        field: name.into(),
+                        message: "missing".into(),
+                    })?;
+            let ann = t
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.clone())
+                .unwrap_or_default();
+            assert_eq!(ann["prometheus.io/scrape"], "true");
+            assert_eq!(ann["prometheus.io/port"], port.to_string());
+            assert_eq!(ann["prometheus.io/path"], "/metrics");
+            let psc = p.security_context.clone().unwrap_or_default();
+            assert_eq!(psc.run_as_non_root, Some(true));
+            assert_eq!(psc.run_as_user, Some(65532));
+            assert_eq!(p.automount_service_account_token, Some(false));
+            assert_eq!(p.service_account_name.as_deref(), Some(name));
+            let c = &p.containers[0];
+            let sc = c.security_context.clone().unwrap_or_default();
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(
+                sc.capabilities.and_then(|c| c.drop),
+                Some(vec!["ALL".to_owned()])
+            );
+            let path = |p: &Option<Probe>| {
+                p.as_ref()
+                    .and_then(|p| p.http_get.as_ref())
+                    .and_then(|h| h.path.clone())
+            };
+            assert_eq!(path(&c.readiness_probe).as_deref(), Some("/readyz"));
+            assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
+            assert_eq!(c.ports.as_ref().map(|p| p[0].container_port), Some(port));
+            let env = c.env.clone().unwrap_or_default();
+            let redis = env.iter().find(|e| e.name == "AUTHREALM_REDIS_URL");
+            let sel = redis
+                .and_then(|e| e.value_from.as_ref())
+                .and_then(|v| v.secret_key_ref.as_ref());
+            assert_eq!(
+                sel.map(|s| (s.name.as_str(), s.key.as_str())),
+                Some(("demo-redis-password", "url"))
+            );
+        }
+        // MA mounts the whole key Secret (no subPath, so updates reach it) at the contract path.
+        let (_, p) = deployment(&b, "demo-auth-service")
+            .and_then(pod)
+            .ok_or_else(|| InvalidSpec {
+                field: "ma".into(),
+                message: "missing".into(),
+            })?;
+        let mounts = p.containers[0].volume_mounts.clone().unwrap_or_default();
+        let keys = mounts.iter().find(|m| m.mount_path == KEYS_DIR);
+        assert!(keys.is_some_and(|m| m.sub_path.is_none() && m.read_only == Some(true)));
+        let (_, redis) = deployment(&b, "demo-redis")
+            .and_then(pod)
+            .ok_or_else(|| InvalidSpec {
+                field: "redis".into(),
+                message: "missing".into(),
+            })?;
+        assert_eq!(
+            redis.security_context.as_ref().and_then(|s| s.run_as_user),
+            Some(999)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn config_maps_carry_the_service_contract() -> Result<(), InvalidSpec> {
+        let b = built(&realm(AuthRealmSpec::default()))?;
+        let data = |name: &str| {
+            b.children.iter().find_map(|c| match c {
+                Child::ConfigMap(m) if m.metadata.name.as_deref() == Some(name) => m.data.clone(),
+                _ => None,
+            })
+        };
+        let ma = data("demo-auth-service-config").unwrap_or_default();
+        assert_eq!(ma["AUTHREALM_LISTEN"], "0.0.0.0:8081");
+        assert_eq!(ma["AUTHREALM_ISSUER"], URL);
+        assert_eq!(ma["AUTHREALM_AUDIENCE"], "demo");
+        assert_eq!(ma["AUTHREALM_ACCESS_TTL"], "5m");
+        assert_eq!(ma["AUTHREALM_KEYS_DIR"], "/etc/authrealm/keys");
+        assert_eq!(ma["AUTHREALM_REDIS_PREFIX"], "authrealm:team-a:demo");
+        assert_eq!(
+            ma["AUTHREALM_SERVICE_CREDENTIAL_FILE"],
+            "/etc/authrealm/credential/credential"
+        );
+        let op = data("demo-main-project-config").unwrap_or_default();
+        assert_eq!(op["AUTHREALM_AUTH_SERVICE_URL"], URL);
+        assert_eq!(op["AUTHREALM_REDIS_PREFIX"], ma["AUTHREALM_REDIS_PREFIX"]);
+        assert_eq!(
+            op["AUTHREALM_DATABASE_URL"],
+            "sqlite:///var/lib/authrealm/main-project.db?mode=rwc"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_network_policy_admits_only_main_project_pods_and_listed_peers() -> Result<(), InvalidSpec>
+    {
+        let mut spec = AuthRealmSpec::default();
+        spec.network_policy.extra_auth_service_peers = vec![PeerSpec {
+            pod_labels: Some(BTreeMap::from([("app".into(), "gateway".into())])),
+            namespace_labels: Some(BTreeMap::new()),
+        }];
+        let b = built(&realm(spec))?;
+        let np = b.children.iter().find_map(|c| match c {
+            Child::NetworkPolicy(n) if n.metadata.name.as_deref() == Some("demo-auth-service") => {
+                n.spec.clone()
+            }
+            _ => None,
+        });
+        let np = np.unwrap_or_default();
+        let ma = selector_labels("demo", "auth-service");
+        assert_eq!(np.pod_selector.and_then(|s| s.match_labels), Some(ma));
+        assert_eq!(np.policy_types, Some(vec!["Ingress".to_owned()]));
+        let rule = np.ingress.unwrap_or_default();
+        assert_eq!(rule.len(), 1);
+        let from = rule[0].from.clone().unwrap_or_default();
+        assert_eq!(
+            from[0]
+                .pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone()),
+            Some(selector_labels("demo", "main-project"))
+        );
+        assert!(
+            from[0].namespace_selector.is_none(),
+            "OP pods of this namespace only"
+        );
+        // The extra peer: gateway pods in every namespace.
+        assert!(
+            from[1]
+                .namespace_selector
+                .as_ref()
+                .is_some_and(|s| s.match_labels.is_none())
+        );
+        assert_eq!(
+            rule[0].ports.clone().unwrap_or_default()[0].port,
+            Some(IntOrString::Int(8081))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn spec_changes_change_only_what_they_should() -> Result<(), InvalidSpec> {
+        let base = built(&realm(AuthRealmSpec::default()))?;
+        let template_ann = |b: &Built, name: &str| {
+            deployment(b, name)
+                .and_then(pod)
+                .and_then(|(t, _)| t.metadata.as_ref()?.annotations.clone())
+                .unwrap_or_default()
+        };
+
+        // A token setting: MA's config checksum changes (MA rolls), OP's does not.
+        let mut spec = AuthRealmSpec::default();
+        spec.tokens.access_token_ttl = "10m".into();
+        let ttl = built(&realm(spec))?;
+        assert_ne!(
+            template_ann(&ttl, "demo-auth-service")[CONFIG_CHECKSUM_ANNOTATION],
+            template_ann(&base, "demo-auth-service")[CONFIG_CHECKSUM_ANNOTATION]
+        );
+        assert_eq!(
+            template_ann(&ttl, "demo-main-project"),
+            template_ann(&base, "demo-main-project")
+        );
+
+        // A new key set changes the Secret only: no pod template changes (MA reloads it).
+        let r = realm(AuthRealmSpec::default());
+        let config = validate("demo", URL, &r.spec)?;
+        let rotated = build(
+            &r,
+            Inputs {
+                config: &config,
+                keyset_json: b"{\"version\":1,\"keys\":[\"other\"]}",
+                rotate_handled: Some("now"),
+                credential: "credential-value-0123456789",
+                redis_password: Some("redis-password"),
+                referenced_checksum: "",
+            },
+        );
+        let changed: Vec<String> = rotated
+            .children
+            .iter()
+            .zip(&base.children)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.name())
+            .collect();
+        assert_eq!(changed, ["demo-signing-keys"]);
+
+        // Postgres and external Redis: Secret references, no managed Redis, several OP pods with a PDB.
+        let mut spec = AuthRealmSpec::default();
+        spec.database.postgres = Some(SecretKeyRef {
+            name: "db".into(),
+            key: "dsn".into(),
+        });
+        spec.redis.external = Some(SecretKeyRef {
+            name: "cache".into(),
+            key: "url".into(),
+        });
+        spec.main_project.replicas = 3;
+        let prod = built(&realm(spec))?;
+        let names = names_of(&prod);
+        assert!(!names.iter().any(|n| n.contains("redis")), "{names:?}");
+        assert!(names.contains(&"PodDisruptionBudget/demo-main-project".to_owned()));
+        for k in [
+            Kind::Deployment,
+            Kind::Service,
+            Kind::ServiceAccount,
+            Kind::NetworkPolicy,
+        ] {
+            assert!(prod.absent.contains(&(k, "demo-redis".into())), "{k:?}");
+        }
+        assert!(
+            prod.absent
+                .contains(&(Kind::Secret, "demo-redis-password".into()))
+        );
+        let (t, p) = deployment(&prod, "demo-main-project")
+            .and_then(pod)
+            .ok_or_else(|| InvalidSpec {
+                field: "op".into(),
+                message: "missing".into(),
+            })?;
+        let env = p.containers[0].env.clone().unwrap_or_default();
+        let refs: Vec<(String, String, String)> = env
+            .iter()
+            .filter_map(|e| {
+                let s = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                Some((e.name.clone(), s.name.clone(), s.key.clone()))
+            })
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("AUTHREALM_REDIS_URL".into(), "cache".into(), "url".into()),
+                ("AUTHREALM_DATABASE_URL".into(), "db".into(), "dsn".into()),
+            ]
+        );
+        assert!(
+            p.volumes
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .all(|v| v.name != "data")
+        );
+        assert_eq!(prod_replicas(&prod, "demo-main-project"), Some(3));
+        assert!(t.metadata.is_some());
+        Ok(())
+    }
+
+    fn prod_replicas(b: &Built, name: &str) -> Option<i32> {
+        deployment(b, name)?.spec.as_ref()?.replicas
+    }
+
+    #[test]
+    fn the_build_is_deterministic() -> Result<(), InvalidSpec> {
+        let r = realm(AuthRealmSpec::default());
+        assert_eq!(built(&r)?, built(&r)?);
+        Ok(())
+    }
+}

@@ -3,9 +3,16 @@
 //!
 //! Pipeline per realm: read and validate ([`validate`]) → dereference the
 //! Secrets it names → advance the keys ([`keys`]) → build every child
-//! ([`children`], pure) → server-side apply with one field manager → status.
+//! ([`children`], pure) → server-side apply with one field manager
+//! ([`reconcile`]) → status ([`status`]).
 
 pub mod children;
 pub mod crd;
 pub mod keys;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
 pub mod validate;
+
+#[cfg(test)]
+mod fixtures;

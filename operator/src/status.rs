@@ -1,0 +1,284 @@
+//! The realm's status: conditions from what the reconcile found and from the
+//! Deployments' availability, and the key list. Pure functions of their inputs.
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::crd::{AuthRealmStatus, Condition, KeyStatus};
+use crate::keys::KeyMeta;
+
+/// Condition types, in the order they are reported.
+pub const READY: &str = "Ready";
+/// The key Secret holds a valid set with one active key.
+pub const KEYS_READY: &str = "KeysReady";
+/// Redis is available (managed) or its URL Secret exists (external).
+pub const REDIS_READY: &str = "RedisReady";
+/// The auth-service Deployment is available.
+pub const AUTH_SERVICE_READY: &str = "AuthServiceReady";
+/// The main-project Deployment is available.
+pub const MAIN_PROJECT_READY: &str = "MainProjectReady";
+
+/// The parts whose readiness makes the realm `Ready`.
+pub const PARTS: [&str; 4] = [
+    KEYS_READY,
+    REDIS_READY,
+    AUTH_SERVICE_READY,
+    MAIN_PROJECT_READY,
+];
+
+/// One condition's verdict before times are attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Condition type.
+    pub type_: &'static str,
+    /// `Some(true)` = True, `Some(false)` = False, `None` = Unknown.
+    pub ok: Option<bool>,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Explanation.
+    pub message: String,
+}
+
+impl Verdict {
+    /// A verdict.
+    #[must_use]
+    pub fn new(
+        type_: &'static str,
+        ok: Option<bool>,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            ok,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Availability of a Deployment from the API server's answer to the apply.
+#[must_use]
+pub fn deployment_verdict(type_: &'static str, d: Option<&Deployment>) -> Verdict {
+    let Some(d) = d else {
+        return Verdict::new(
+            type_,
+            None,
+            "NotApplied",
+            "the Deployment was not applied yet",
+        );
+    };
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = d.status.clone().unwrap_or_default();
+    let available = status.available_replicas.unwrap_or(0);
+    let counts = format!(
+        "{available}/{want} pods available, {} updated",
+        status.updated_replicas.unwrap_or(0)
+    );
+    let condition = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Available");
+    match condition {
+        Some(c) if c.status == "True" => Verdict::new(type_, Some(true), "Available", counts),
+        Some(c) => Verdict::new(
+            type_,
+            Some(false),
+            "Unavailable",
+            format!("{counts}: {}", c.message.unwrap_or_default()),
+        ),
+        None => Verdict::new(type_, Some(false), "Progressing", counts),
+    }
+}
+
+/// The `Ready` verdict: True when every part is, else the first part that is not.
+#[must_use]
+pub fn ready_verdict(parts: &[Verdict]) -> Verdict {
+    match parts.iter().find(|v| v.ok != Some(true)) {
+        None => Verdict::new(
+            READY,
+            Some(true),
+            "Ready",
+            "keys, Redis, auth-service and main-project are ready",
+        ),
+        Some(v) => Verdict::new(
+            READY,
+            Some(false),
+            &v.reason,
+            format!("{}: {}", v.type_, v.message),
+        ),
+    }
+}
+
+/// Merges verdicts into the existing conditions: a condition whose status
+/// did not change keeps its `lastTransitionTime`; types not given are kept.
+#[must_use]
+pub fn merge_conditions(
+    existing: &[Condition],
+    verdicts: &[Verdict],
+    now_rfc3339: &str,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    let order = [
+        READY,
+        KEYS_READY,
+        REDIS_READY,
+        AUTH_SERVICE_READY,
+        MAIN_PROJECT_READY,
+    ];
+    let mut out: Vec<Condition> = Vec::new();
+    for t in order {
+        let old = existing.iter().find(|c| c.type_ == t);
+        let Some(v) = verdicts.iter().find(|v| v.type_ == t) else {
+            if let Some(o) = old {
+                out.push(o.clone());
+            }
+            continue;
+        };
+        let status = match v.ok {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        };
+        let last_transition_time = match old {
+            Some(o) if o.status == status => o.last_transition_time.clone(),
+            _ => now_rfc3339.to_owned(),
+        };
+        out.push(Condition {
+            type_: t.to_owned(),
+            status: status.to_owned(),
+            reason: v.reason.clone(),
+            message: v.message.clone(),
+            last_transition_time,
+            observed_generation: generation,
+        });
+    }
+    out
+}
+
+/// RFC 3339 text of a Unix time.
+#[must_use]
+pub fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// The key list for status (never the private parts).
+#[must_use]
+pub fn key_statuses(keys: &[KeyMeta]) -> Vec<KeyStatus> {
+    let mut keys: Vec<&KeyMeta> = keys.iter().collect();
+    keys.sort_by_key(|k| (k.created_at, k.kid.clone()));
+    keys.into_iter()
+        .map(|k| KeyStatus {
+            kid: k.kid.clone(),
+            algorithm: k.alg.as_str().to_owned(),
+            state: match k.state {
+                authrealm_tokens::KeyState::Next => "next",
+                authrealm_tokens::KeyState::Active => "active",
+                authrealm_tokens::KeyState::Retiring => "retiring",
+            }
+            .to_owned(),
+            created_at: rfc3339(k.created_at),
+            activated_at: k.activated_at.map(rfc3339),
+            retired_at: k.retired_at.map(rfc3339),
+            remove_after: k.remove_after.map(rfc3339),
+        })
+        .collect()
+}
+
+/// The condition of a type in a status, if any.
+#[must_use]
+pub fn condition<'a>(status: Option<&'a AuthRealmStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+
+    fn deployment(available: Option<&str>, ready: i32) -> Deployment {
+        Deployment {
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                ..DeploymentSpec::default()
+            }),
+            status: Some(DeploymentStatus {
+                available_replicas: Some(ready),
+                updated_replicas: Some(2),
+                conditions: available.map(|s| {
+                    vec![DeploymentCondition {
+                        type_: "Available".into(),
+                        status: s.into(),
+                        message: Some("Deployment does not have minimum availability.".into()),
+                        ..DeploymentCondition::default()
+                    }]
+                }),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    #[test]
+    fn deployment_availability_becomes_the_condition() {
+        let ok = deployment_verdict(AUTH_SERVICE_READY, Some(&deployment(Some("True"), 2)));
+        assert_eq!((ok.ok, ok.reason.as_str()), (Some(true), "Available"));
+        assert_eq!(ok.message, "2/2 pods available, 2 updated");
+        let down = deployment_verdict(AUTH_SERVICE_READY, Some(&deployment(Some("False"), 0)));
+        assert_eq!(
+            (down.ok, down.reason.as_str()),
+            (Some(false), "Unavailable")
+        );
+        assert!(down.message.contains("0/2 pods available"));
+        let new = deployment_verdict(MAIN_PROJECT_READY, Some(&deployment(None, 0)));
+        assert_eq!(new.reason, "Progressing");
+        assert_eq!(deployment_verdict(MAIN_PROJECT_READY, None).ok, None);
+    }
+
+    #[test]
+    fn ready_names_the_first_part_that_is_not() {
+        let parts = [
+            Verdict::new(KEYS_READY, Some(true), "KeysPublished", "ok"),
+            Verdict::new(
+                REDIS_READY,
+                Some(false),
+                "Unavailable",
+                "0/1 pods available",
+            ),
+            Verdict::new(AUTH_SERVICE_READY, Some(false), "Progressing", "x"),
+        ];
+        let r = ready_verdict(&parts);
+        assert_eq!(r.ok, Some(false));
+        assert_eq!(r.reason, "Unavailable");
+        assert_eq!(r.message, "RedisReady: 0/1 pods available");
+        assert_eq!(ready_verdict(&parts[..1]).ok, Some(true));
+    }
+
+    #[test]
+    fn transition_times_move_only_when_the_status_does() {
+        let first = merge_conditions(
+            &[],
+            &[Verdict::new(READY, Some(false), "Progressing", "a")],
+            "t1",
+            Some(1),
+        );
+        let same = merge_conditions(
+            &first,
+            &[Verdict::new(READY, Some(false), "Unavailable", "b")],
+            "t2",
+            Some(2),
+        );
+        assert_eq!(same[0].last_transition_time, "t1");
+        assert_eq!(same[0].reason, "Unavailable");
+        let flipped = merge_conditions(
+            &same,
+            &[Verdict::new(READY, Some(true), "Ready", "c")],
+            "t3",
+            Some(2),
+        );
+        assert_eq!(flipped[0].last_transition_time, "t3");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}
