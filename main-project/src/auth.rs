@@ -184,7 +184,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 // "missing field `email`" / "unknown field `x`" name no user data.
                 if text.starts_with("missing field") || text.starts_with("unknown field") {
                     let cut = text.find(" at line").unwrap_or(text.len());
-                    format!("the request body is invalid: {}", text.get(..cut).unwrap_or(""))
+                    format!(
+                        "the request body is invalid: {}",
+                        text.get(..cut).unwrap_or("")
+                    )
                 } else {
                     "the request body does not have the expected fields and types".to_owned()
                 }

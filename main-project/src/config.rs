@@ -71,7 +71,11 @@ pub struct Config {
     pub jwks_url: Option<String>,
 
     /// `iss` every access token must carry (MA's public base URL).
-    #[arg(long, env = "AUTHREALM_ISSUER", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "AUTHREALM_ISSUER",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub issuer: String,
 
     /// `aud` every access token must carry.
@@ -122,11 +126,21 @@ pub struct Config {
     pub redis_prefix: String,
 
     /// What to do while the revocation state is unknown.
-    #[arg(long, env = "AUTHREALM_REVOCATION_POLICY", value_enum, default_value = "fail-closed")]
+    #[arg(
+        long,
+        env = "AUTHREALM_REVOCATION_POLICY",
+        value_enum,
+        default_value = "fail-closed"
+    )]
     pub revocation_policy: RevocationPolicy,
 
     /// `local` (JWKS + revocation view) or `introspect` (ask MA each request).
-    #[arg(long, env = "AUTHREALM_VERIFY_MODE", value_enum, default_value = "local")]
+    #[arg(
+        long,
+        env = "AUTHREALM_VERIFY_MODE",
+        value_enum,
+        default_value = "local"
+    )]
     pub verify_mode: VerifyMode,
 
     /// How often the JWKS is refetched even without an unknown `kid`.
@@ -270,7 +284,8 @@ impl Config {
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|_| {
                 Error::Config(
-                    "AUTHREALM_REDIS_URL is not a valid Redis URL (redis://host:port/db)".to_owned(),
+                    "AUTHREALM_REDIS_URL is not a valid Redis URL (redis://host:port/db)"
+                        .to_owned(),
                 )
             })?;
         }
@@ -355,22 +370,30 @@ mod tests {
     #[test]
     fn bad_settings_are_named() -> Result<(), Box<dyn std::error::Error>> {
         let mut c = Config::local();
-        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(msg.contains("AUTHREALM_SERVICE_CREDENTIAL"), "{msg}");
         c.service_credential = Some(ServiceCredential::new("0123456789abcdef-local")?);
         c.argon2_memory_kib = 1024;
-        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(msg.contains("AUTHREALM_ARGON2_MEMORY_KIB"), "{msg}");
         c.argon2_memory_kib = MIN_ARGON2_MEMORY_KIB;
         c.database_url = "mysql://x".into();
-        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(msg.contains("AUTHREALM_DATABASE_URL"), "{msg}");
-        assert!(
-            Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err()
-        );
-        assert!(
-            Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err()
-        );
+        assert!(Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err());
+        assert!(Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err());
         Ok(())
     }
 }

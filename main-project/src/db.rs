@@ -199,10 +199,11 @@ impl Database {
         .execute(&mut *conn)
         .await
         .map_err(Error::Database)?;
-        let rows = sqlx::query("SELECT version, checksum FROM op_schema_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Error::Database)?;
+        let rows =
+            sqlx::query("SELECT version, checksum FROM op_schema_migrations ORDER BY version")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(Error::Database)?;
         let mut applied = Vec::with_capacity(rows.len());
         for row in rows {
             let version: i64 = row.try_get("version").map_err(Error::Database)?;
@@ -267,7 +268,10 @@ impl Database {
     /// # Errors
     /// The database error.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Stores a new user. A duplicate email is [`InsertUser::EmailTaken`]
@@ -296,7 +300,9 @@ impl Database {
         .await;
         match res {
             Ok(_) => Ok(InsertUser::Created),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(InsertUser::EmailTaken),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Ok(InsertUser::EmailTaken)
+            }
             Err(e) => Err(e),
         }
     }
@@ -590,8 +596,14 @@ mod tests {
     #[test]
     fn backends_are_read_from_the_url() {
         assert_eq!(Backend::from_url("postgres://x/y"), Some(Backend::Postgres));
-        assert_eq!(Backend::from_url("postgresql://x/y"), Some(Backend::Postgres));
-        assert_eq!(Backend::from_url("sqlite://a.db?mode=rwc"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::from_url("postgresql://x/y"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("sqlite://a.db?mode=rwc"),
+            Some(Backend::Sqlite)
+        );
         assert_eq!(Backend::from_url("mysql://x"), None);
     }
 }

@@ -125,7 +125,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, code and message.
     #[must_use]
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -164,7 +168,11 @@ impl ApiError {
 
     /// 503 with a code and `Retry-After`.
     #[must_use]
-    pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>, secs: u64) -> Self {
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+        secs: u64,
+    ) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(secs)
     }
 

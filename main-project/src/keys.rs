@@ -201,7 +201,11 @@ impl KeyStore {
                 return Ok(claims);
             }
         }
-        let claims = Arc::new(snap.verifier.verify(token, now).map_err(KeyFailure::Token)?);
+        let claims = Arc::new(
+            snap.verifier
+                .verify(token, now)
+                .map_err(KeyFailure::Token)?,
+        );
         if self.cache_entries > 0
             && let Ok(mut c) = snap.cache.write()
         {

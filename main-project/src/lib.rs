@@ -123,7 +123,9 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
             .clone()
             .map(|c| (RedisLink::new(c), config.redis_prefix.clone())),
         config.login_max_failures,
-        config.login_max_failures.saturating_mul(config.ip_failure_factor),
+        config
+            .login_max_failures
+            .saturating_mul(config.ip_failure_factor),
         config.login_failure_window,
         metrics.clone(),
     );
@@ -165,8 +167,9 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
             }
         }));
     }
-    bg.tasks
-        .push(tokio::spawn(keys.clone().maintain(config.jwks_refresh_interval)));
+    bg.tasks.push(tokio::spawn(
+        keys.clone().maintain(config.jwks_refresh_interval),
+    ));
     if let Some(client) = redis_client.clone() {
         bg.tasks.push(tokio::spawn(revocation::follow_redis(
             client,

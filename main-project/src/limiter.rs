@@ -166,7 +166,11 @@ impl std::fmt::Debug for LoginLimiter {
 fn key_hash(s: &str) -> String {
     // Emails and addresses are not stored in Redis key names in the clear.
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    d.as_ref()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl LoginLimiter {
@@ -285,7 +289,10 @@ mod tests {
         let l = LoginLimiter::new(None, 3, 100, Duration::from_secs(60), m.clone());
         let now = 1_000;
         for _ in 0..3 {
-            assert_eq!(l.begin("a@x.test", "10.0.0.1", now).await, Decision::Allowed);
+            assert_eq!(
+                l.begin("a@x.test", "10.0.0.1", now).await,
+                Decision::Allowed
+            );
         }
         assert_eq!(
             l.begin("a@x.test", "10.0.0.1", now + 10).await,
@@ -295,9 +302,15 @@ mod tests {
             }
         );
         // Another account from the same address is not locked.
-        assert_eq!(l.begin("b@x.test", "10.0.0.1", now).await, Decision::Allowed);
+        assert_eq!(
+            l.begin("b@x.test", "10.0.0.1", now).await,
+            Decision::Allowed
+        );
         // After the window the account may try again.
-        assert_eq!(l.begin("a@x.test", "10.0.0.1", now + 61).await, Decision::Allowed);
+        assert_eq!(
+            l.begin("a@x.test", "10.0.0.1", now + 61).await,
+            Decision::Allowed
+        );
         assert_eq!(m.lockouts.with_label_values(&["account"]).get(), 1);
         Ok(())
     }
@@ -316,11 +329,17 @@ mod tests {
     async fn the_ip_limit_spans_accounts() -> Result<(), Box<dyn std::error::Error>> {
         let l = LoginLimiter::new(None, 100, 3, Duration::from_secs(60), Metrics::new()?);
         for i in 0..3 {
-            assert_eq!(l.begin(&format!("u{i}@x.test"), "ip", 0).await, Decision::Allowed);
+            assert_eq!(
+                l.begin(&format!("u{i}@x.test"), "ip", 0).await,
+                Decision::Allowed
+            );
         }
         assert!(matches!(
             l.begin("u9@x.test", "ip", 0).await,
-            Decision::Locked { scope: Scope::Ip, .. }
+            Decision::Locked {
+                scope: Scope::Ip,
+                ..
+            }
         ));
         Ok(())
     }

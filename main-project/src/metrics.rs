@@ -61,19 +61,27 @@ impl Metrics {
     /// [`Error::Metrics`] (only on a programming error: duplicate names).
     pub fn new() -> Result<Self, Error> {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).map_err(Error::Metrics)?;
-            registry.register(Box::new(c.clone())).map_err(Error::Metrics)?;
-            Ok(c)
-        };
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, Error> {
+                let c =
+                    IntCounterVec::new(Opts::new(name, help), labels).map_err(Error::Metrics)?;
+                registry
+                    .register(Box::new(c.clone()))
+                    .map_err(Error::Metrics)?;
+                Ok(c)
+            };
         let counter = |name: &str, help: &str| -> Result<IntCounter, Error> {
             let c = IntCounter::new(name, help).map_err(Error::Metrics)?;
-            registry.register(Box::new(c.clone())).map_err(Error::Metrics)?;
+            registry
+                .register(Box::new(c.clone()))
+                .map_err(Error::Metrics)?;
             Ok(c)
         };
         let gauge = |name: &str, help: &str| -> Result<IntGauge, Error> {
             let g = IntGauge::new(name, help).map_err(Error::Metrics)?;
-            registry.register(Box::new(g.clone())).map_err(Error::Metrics)?;
+            registry
+                .register(Box::new(g.clone()))
+                .map_err(Error::Metrics)?;
             Ok(g)
         };
         let verifications = counter_vec(

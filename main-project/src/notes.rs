@@ -68,7 +68,9 @@ fn check(input: &NoteInput) -> Result<(), ApiError> {
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
-        return Err(bad("the body must not contain control characters other than newlines and tabs"));
+        return Err(bad(
+            "the body must not contain control characters other than newlines and tabs",
+        ));
     }
     Ok(())
 }

@@ -18,8 +18,12 @@ fn ok(description: &str, schema: &str) -> Value {
 #[must_use]
 pub fn document() -> Value {
     let secured = json!([{ "bearer": [] }]);
-    let unauthorized = error_response("missing_token, token_* (malformed, bad_signature, unknown_kid, expired, not_yet_valid, wrong_issuer, wrong_audience, alg_not_allowed), token_revoked");
-    let unavailable = error_response("database_unavailable, auth_service_unavailable, revocation_unavailable, keys_unavailable, busy (with Retry-After)");
+    let unauthorized = error_response(
+        "missing_token, token_* (malformed, bad_signature, unknown_kid, expired, not_yet_valid, wrong_issuer, wrong_audience, alg_not_allowed), token_revoked",
+    );
+    let unavailable = error_response(
+        "database_unavailable, auth_service_unavailable, revocation_unavailable, keys_unavailable, busy (with Retry-After)",
+    );
     let bad = error_response("bad_request (broken JSON, missing fields), invalid_* codes");
     let too_large = error_response("payload_too_large");
     let not_found = error_response("not_found (also for another user's note)");

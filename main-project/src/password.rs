@@ -264,7 +264,11 @@ impl PasswordHasher {
     ///
     /// # Errors
     /// [`HashRefusal`].
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashRefusal> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashRefusal> {
         let dummy = stored.is_none();
         let hash = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
         let ok = self
@@ -294,7 +298,10 @@ mod tests {
 
     #[test]
     fn rules_refuse_short_long_and_common() {
-        assert_eq!(check_new_password("short", "a@b.c"), Err(PasswordProblem::TooShort));
+        assert_eq!(
+            check_new_password("short", "a@b.c"),
+            Err(PasswordProblem::TooShort)
+        );
         // 11 characters, but more than 12 bytes: characters count, not bytes.
         assert_eq!(
             check_new_password("ééééééééééé", "a@b.c"),
@@ -327,7 +334,10 @@ mod tests {
             .hash("tangerine-oboe-42".into())
             .await
             .map_err(|e| format!("{e:?}"))?;
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(
             h.verify("tangerine-oboe-42".into(), Some(stored.clone()))
                 .await

@@ -55,7 +55,10 @@ impl Entries {
                 self.sid.insert(ev.id.clone(), ev.expires);
             }
             RevocationKind::User => {
-                let e = self.not_before.entry(ev.id.clone()).or_insert((ev.at, ev.expires));
+                let e = self
+                    .not_before
+                    .entry(ev.id.clone())
+                    .or_insert((ev.at, ev.expires));
                 e.0 = e.0.max(ev.at);
                 e.1 = e.1.max(ev.expires);
             }
@@ -264,7 +267,11 @@ async fn follow_once(
                     let Some(value) = value else { continue }; // expired meanwhile
                     let id = k.get(prefix_len..).unwrap_or_default().to_owned();
                     // No TTL (-1) should not happen; keep such entries for a day.
-                    let expires = if pttl > 0 { now + pttl / 1000 + 1 } else { now + 86_400 };
+                    let expires = if pttl > 0 {
+                        now + pttl / 1000 + 1
+                    } else {
+                        now + 86_400
+                    };
                     let at = if kind == RevocationKind::User {
                         value.parse().unwrap_or(now)
                     } else {

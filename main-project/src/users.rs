@@ -101,9 +101,7 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
         return Err(bad());
     }
     let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
-    let forbidden = |c: char| {
-        c.is_whitespace() || c.is_control() || "@<>()[],;:\"\\'`".contains(c)
-    };
+    let forbidden = |c: char| c.is_whitespace() || c.is_control() || "@<>()[],;:\"\\'`".contains(c);
     if local.is_empty()
         || local.len() > 64
         || local.chars().any(forbidden)
@@ -227,7 +225,10 @@ pub async fn login(
     let email = req.email.trim().to_lowercase();
     if email.len() > MAX_EMAIL_BYTES {
         count("invalid");
-        return Err(ApiError::bad_request(codes::INVALID_EMAIL, "the email is too long"));
+        return Err(ApiError::bad_request(
+            codes::INVALID_EMAIL,
+            "the email is too long",
+        ));
     }
     require_db(&state)?;
     let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
@@ -246,10 +247,14 @@ pub async fn login(
         ApiError::from_db(&e)
     })?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = state.hasher.verify(req.password, stored).await.map_err(|e| {
-        count("busy");
-        e.api_error()
-    })?;
+    let ok = state
+        .hasher
+        .verify(req.password, stored)
+        .await
+        .map_err(|e| {
+            count("busy");
+            e.api_error()
+        })?;
     let Some(user) = user.filter(|_| ok) else {
         count("invalid_credentials");
         return Err(invalid_credentials());
@@ -264,7 +269,10 @@ pub async fn login(
         ));
     }
     let mut claims = serde_json::Map::new();
-    claims.insert("email".to_owned(), serde_json::Value::String(user.email.clone()));
+    claims.insert(
+        "email".to_owned(),
+        serde_json::Value::String(user.email.clone()),
+    );
     let pair = state.ma.mint(&user.id, claims).await.map_err(|e| {
         count("unavailable");
         e.api_error()
@@ -281,7 +289,9 @@ fn remember_session(state: &AppState, pair: &TokenPair) {
         let until = authrealm_tokens::unix_now()
             .saturating_add(i64::try_from(pair.expires_in).unwrap_or(i64::MAX / 2))
             .saturating_add(state.leeway_secs);
-        state.revocations.note_session(&pair.sub, &pair.session_id, until);
+        state
+            .revocations
+            .note_session(&pair.sub, &pair.session_id, until);
     }
 }
 
@@ -391,9 +401,9 @@ fn token_life(claims: &authrealm_tokens::AccessClaims, leeway: i64) -> i64 {
 }
 
 fn access_token(parts: &Parts) -> Result<String, ApiError> {
-    bearer(parts).map(str::to_owned).ok_or_else(|| {
-        ApiError::unauthorized(codes::MISSING_TOKEN, "a bearer token is required")
-    })
+    bearer(parts)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::unauthorized(codes::MISSING_TOKEN, "a bearer token is required"))
 }
 
 /// `POST /api/v1/logout-all`: ends every session of the user.
@@ -481,8 +491,14 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() -> Result<(), ApiError> {
-        assert_eq!(normalize_email("  Alice@Example.COM ")?, "alice@example.com");
-        assert_eq!(normalize_email("a.b+tag@sub.example.org")?, "a.b+tag@sub.example.org");
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ")?,
+            "alice@example.com"
+        );
+        assert_eq!(
+            normalize_email("a.b+tag@sub.example.org")?,
+            "a.b+tag@sub.example.org"
+        );
         for bad in [
             "",
             "plain",

@@ -28,10 +28,24 @@ async fn registration_input(mode: Mode) -> TestResult {
         let r = api.post_raw("/api/v1/register", body).await?;
         assert_eq!((r.status, r.code()), (status, code), "{what}: {r:?}");
         let msg = r.body["error"]["message"].as_str().unwrap_or("");
-        assert!(!msg.is_empty() && !msg.contains("tangerine"), "{what}: {msg}");
+        assert!(
+            !msg.is_empty() && !msg.contains("tangerine"),
+            "{what}: {msg}"
+        );
     }
-    let missing = api.post_raw("/api/v1/register", br#"{"email": "a@example.com"}"#.to_vec()).await?;
-    assert!(missing.body["error"]["message"].as_str().unwrap_or("").contains("password"), "{missing:?}");
+    let missing = api
+        .post_raw(
+            "/api/v1/register",
+            br#"{"email": "a@example.com"}"#.to_vec(),
+        )
+        .await?;
+    assert!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("password"),
+        "{missing:?}"
+    );
     let huge = json!({ "email": "a@example.com", "password": "x".repeat(2000) });
     let r = api.post("/api/v1/register", &huge, None).await?;
     assert_eq!((r.status, r.code()), (400, "password_too_long"));
@@ -41,7 +55,11 @@ async fn registration_input(mode: Mode) -> TestResult {
     let big = json!({ "email": "a@example.com", "password": "tangerine-oboe-42", "display_name": "x".repeat(100_000) });
     let r = api.post("/api/v1/register", &big, None).await?;
     assert_eq!((r.status, r.code()), (413, "payload_too_large"), "{r:?}");
-    assert_eq!(db.count_users().await?, 0, "a refused registration wrote something");
+    assert_eq!(
+        db.count_users().await?,
+        0,
+        "a refused registration wrote something"
+    );
 
     // SQL-ish strings where they are allowed are stored verbatim and harmless.
     let sqlish = "Robert'); DROP TABLE users;-- \" OR 1=1";
@@ -57,13 +75,22 @@ async fn registration_input(mode: Mode) -> TestResult {
     let l = api.login("bobby@example.com", sqlish).await?;
     assert_eq!(l.status, 200);
     let sqli_login = api.login("' OR '1'='1", "' OR '1'='1").await?;
-    assert_eq!((sqli_login.status, sqli_login.code()), (401, "invalid_credentials"));
+    assert_eq!(
+        (sqli_login.status, sqli_login.code()),
+        (401, "invalid_credentials")
+    );
     let token = s(&l.body, "access_token")?;
     let n = api
-        .post("/api/v1/notes", &json!({ "title": sqlish, "body": sqlish }), Some(&token))
+        .post(
+            "/api/v1/notes",
+            &json!({ "title": sqlish, "body": sqlish }),
+            Some(&token),
+        )
         .await?;
     assert_eq!((n.status, n.body["title"].as_str()), (201, Some(sqlish)));
-    let odd_id = api.get("/api/v1/notes/1'%20OR%20'1'%3D'1", Some(&token)).await?;
+    let odd_id = api
+        .get("/api/v1/notes/1'%20OR%20'1'%3D'1", Some(&token))
+        .await?;
     assert_eq!((odd_id.status, odd_id.code()), (404, "not_found"));
     assert_eq!(db.count_users().await?, 1);
     Ok(())
@@ -84,8 +111,14 @@ async fn concurrent_duplicate_registration(mode: Mode) -> TestResult {
     let mut tasks = Vec::new();
     for i in 0..6 {
         let api = st.api.clone();
-        let email = if i % 2 == 0 { "dup@example.com" } else { "DUP@example.com" };
-        tasks.push(tokio::spawn(async move { api.register(email, "tangerine-oboe-42").await }));
+        let email = if i % 2 == 0 {
+            "dup@example.com"
+        } else {
+            "DUP@example.com"
+        };
+        tasks.push(tokio::spawn(async move {
+            api.register(email, "tangerine-oboe-42").await
+        }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
@@ -121,7 +154,10 @@ async fn note_input(mode: Mode) -> TestResult {
         (json!({ "title": "   " }), "invalid_note"),
         (json!({ "title": "x".repeat(201) }), "invalid_note"),
         (json!({ "title": "a\u{7}b" }), "invalid_note"),
-        (json!({ "title": "ok", "body": "x".repeat(20_001) }), "invalid_note"),
+        (
+            json!({ "title": "ok", "body": "x".repeat(20_001) }),
+            "invalid_note",
+        ),
         (json!({ "body": "no title" }), "bad_request"),
         (json!({ "title": 7 }), "bad_request"),
     ];
@@ -142,11 +178,17 @@ async fn note_input(mode: Mode) -> TestResult {
     assert_eq!((broken.status, broken.code()), (400, "bad_request"));
     let bad_query = st.api.get("/api/v1/notes?limit=abc", Some(&token)).await?;
     assert_eq!((bad_query.status, bad_query.code()), (400, "bad_request"));
-    let bad_limit = st.api.get("/api/v1/notes?limit=100000", Some(&token)).await?;
+    let bad_limit = st
+        .api
+        .get("/api/v1/notes?limit=100000", Some(&token))
+        .await?;
     assert_eq!((bad_limit.status, bad_limit.code()), (400, "bad_request"));
     assert_eq!(db.count_notes(&sub).await?, 0, "a refused note was written");
     // A refused update leaves the note as it was.
-    let n = st.api.post("/api/v1/notes", &json!({ "title": "keep" }), Some(&token)).await?;
+    let n = st
+        .api
+        .post("/api/v1/notes", &json!({ "title": "keep" }), Some(&token))
+        .await?;
     let path = format!("/api/v1/notes/{}", s(&n.body, "id")?);
     let r = st.api.put(&path, &json!({ "title": "" }), &token).await?;
     assert_eq!((r.status, r.code()), (400, "invalid_note"));
@@ -212,19 +254,67 @@ async fn bad_tokens(mode: Mode) -> TestResult {
 
     let cases: Vec<(&str, String, &str)> = vec![
         ("missing", String::new(), "missing_token"),
-        ("basic", format!("Basic {}", b64(&json!("u:p"))), "missing_token"),
-        ("bearer without token", "Bearer ".to_owned(), "missing_token"),
+        (
+            "basic",
+            format!("Basic {}", b64(&json!("u:p"))),
+            "missing_token",
+        ),
+        (
+            "bearer without token",
+            "Bearer ".to_owned(),
+            "missing_token",
+        ),
         ("garbage", "Bearer garbage".to_owned(), "token_malformed"),
-        ("tampered signature", format!("Bearer {tampered}"), "token_bad_signature"),
-        ("swapped payload", format!("Bearer {payload_swap}"), "token_bad_signature"),
-        ("alg none", format!("Bearer {alg_none}"), "token_alg_not_allowed"),
-        ("HS256 with the public key", format!("Bearer {hs256}"), "token_alg_not_allowed"),
-        ("expired", format!("Bearer {}", sign_raw(key, &header, &expired)?), "token_expired"),
-        ("not yet valid", format!("Bearer {}", sign_raw(key, &header, &future)?), "token_not_yet_valid"),
-        ("wrong issuer", format!("Bearer {}", sign_raw(key, &header, &wrong_iss)?), "token_wrong_issuer"),
-        ("wrong audience", format!("Bearer {}", sign_raw(key, &header, &wrong_aud)?), "token_wrong_audience"),
-        ("missing claim", format!("Bearer {}", sign_raw(key, &header, &missing_sid)?), "token_malformed"),
-        ("sql in header", "Bearer ' OR 1=1 --".to_owned(), "token_malformed"),
+        (
+            "tampered signature",
+            format!("Bearer {tampered}"),
+            "token_bad_signature",
+        ),
+        (
+            "swapped payload",
+            format!("Bearer {payload_swap}"),
+            "token_bad_signature",
+        ),
+        (
+            "alg none",
+            format!("Bearer {alg_none}"),
+            "token_alg_not_allowed",
+        ),
+        (
+            "HS256 with the public key",
+            format!("Bearer {hs256}"),
+            "token_alg_not_allowed",
+        ),
+        (
+            "expired",
+            format!("Bearer {}", sign_raw(key, &header, &expired)?),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            format!("Bearer {}", sign_raw(key, &header, &future)?),
+            "token_not_yet_valid",
+        ),
+        (
+            "wrong issuer",
+            format!("Bearer {}", sign_raw(key, &header, &wrong_iss)?),
+            "token_wrong_issuer",
+        ),
+        (
+            "wrong audience",
+            format!("Bearer {}", sign_raw(key, &header, &wrong_aud)?),
+            "token_wrong_audience",
+        ),
+        (
+            "missing claim",
+            format!("Bearer {}", sign_raw(key, &header, &missing_sid)?),
+            "token_malformed",
+        ),
+        (
+            "sql in header",
+            "Bearer ' OR 1=1 --".to_owned(),
+            "token_malformed",
+        ),
     ];
     for (what, auth, code) in cases {
         for path in ["/api/v1/session", "/api/v1/me", "/api/v1/notes"] {
@@ -243,9 +333,18 @@ async fn bad_tokens(mode: Mode) -> TestResult {
         .await?;
     assert_eq!(r.status, 401);
     let m = st.api.metrics().await?;
-    for result in ["expired", "bad_signature", "malformed", "alg_not_allowed", "missing", "not_yet_valid"] {
+    for result in [
+        "expired",
+        "bad_signature",
+        "malformed",
+        "alg_not_allowed",
+        "missing",
+        "not_yet_valid",
+    ] {
         assert!(
-            m.contains(&format!("op_token_verifications_total{{result=\"{result}\"}}")),
+            m.contains(&format!(
+                "op_token_verifications_total{{result=\"{result}\"}}"
+            )),
             "{result}"
         );
     }

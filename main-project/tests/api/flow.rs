@@ -36,14 +36,19 @@ async fn full_flow(mode: Mode) -> TestResult {
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["email"], "alice@example.com");
     let alice_id = s(&r.body, "id")?;
-    let dup = api.register("ALICE@example.COM", "another-password-77").await?;
+    let dup = api
+        .register("ALICE@example.COM", "another-password-77")
+        .await?;
     assert_eq!((dup.status, dup.code()), (409, "email_taken"), "{dup:?}");
 
     // login: wrong password and unknown user look the same
     let wrong = api.login("alice@example.com", "tangerine-oboe-43").await?;
     let unknown = api.login("nobody@example.com", "tangerine-oboe-42").await?;
     assert_eq!((wrong.status, wrong.code()), (401, "invalid_credentials"));
-    assert_eq!((unknown.status, unknown.code()), (401, "invalid_credentials"));
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (401, "invalid_credentials")
+    );
     assert_eq!(wrong.body, unknown.body);
     let l = api.login("ALICE@example.com", "tangerine-oboe-42").await?;
     assert_eq!(l.status, 200, "{l:?}");
@@ -64,26 +69,44 @@ async fn full_flow(mode: Mode) -> TestResult {
 
     // notes: create, list, read, update, delete; another user sees none of them
     let n = api
-        .post("/api/v1/notes", &json!({ "title": "first", "body": "hello\nworld" }), Some(&access))
+        .post(
+            "/api/v1/notes",
+            &json!({ "title": "first", "body": "hello\nworld" }),
+            Some(&access),
+        )
         .await?;
     assert_eq!(n.status, 201, "{n:?}");
     let note_id = s(&n.body, "id")?;
     let list = api2.get("/api/v1/notes", Some(&access)).await?;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["notes"].as_array().map(Vec::len), Some(1));
-    let got = api.get(&format!("/api/v1/notes/{note_id}"), Some(&access)).await?;
-    assert_eq!((got.status, got.body["body"].as_str()), (200, Some("hello\nworld")));
-    let upd = api
-        .put(&format!("/api/v1/notes/{note_id}"), &json!({ "title": "renamed", "body": "" }), &access)
+    let got = api
+        .get(&format!("/api/v1/notes/{note_id}"), Some(&access))
         .await?;
-    assert_eq!((upd.status, upd.body["title"].as_str()), (200, Some("renamed")));
+    assert_eq!(
+        (got.status, got.body["body"].as_str()),
+        (200, Some("hello\nworld"))
+    );
+    let upd = api
+        .put(
+            &format!("/api/v1/notes/{note_id}"),
+            &json!({ "title": "renamed", "body": "" }),
+            &access,
+        )
+        .await?;
+    assert_eq!(
+        (upd.status, upd.body["title"].as_str()),
+        (200, Some("renamed"))
+    );
 
     let bob = api.user("bob@example.com", "persimmon-kazoo-17").await?;
     let bob_access = s(&bob, "access_token")?;
     let path = format!("/api/v1/notes/{note_id}");
     let peek = api.get(&path, Some(&bob_access)).await?;
     assert_eq!((peek.status, peek.code()), (404, "not_found"));
-    let steal = api.put(&path, &json!({ "title": "mine" }), &bob_access).await?;
+    let steal = api
+        .put(&path, &json!({ "title": "mine" }), &bob_access)
+        .await?;
     assert_eq!((steal.status, steal.code()), (404, "not_found"));
     let del_other = api.delete(&path, &bob_access).await?;
     assert_eq!(del_other.status, 404);
@@ -97,77 +120,125 @@ async fn full_flow(mode: Mode) -> TestResult {
 
     // refresh: a new pair in the same session
     let r = api
-        .post("/api/v1/token/refresh", &json!({ "refresh_token": refresh }), None)
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": refresh }),
+            None,
+        )
         .await?;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["session_id"], l.body["session_id"]);
     let access2 = s(&r.body, "access_token")?;
     let refresh2 = s(&r.body, "refresh_token")?;
     assert_ne!(access2, access);
-    assert_eq!(api2.get("/api/v1/session", Some(&access2)).await?.status, 200);
+    assert_eq!(
+        api2.get("/api/v1/session", Some(&access2)).await?.status,
+        200
+    );
 
     // logout on replica 1 with the refresh token: the session ends
     let out = api
-        .post("/api/v1/logout", &json!({ "refresh_token": refresh2 }), Some(&access2))
+        .post(
+            "/api/v1/logout",
+            &json!({ "refresh_token": refresh2 }),
+            Some(&access2),
+        )
         .await?;
     assert_eq!(out.status, 204, "{out:?}");
     let here = api.get("/api/v1/session", Some(&access2)).await?;
     assert_eq!((here.status, here.code()), (401, "token_revoked"));
     // ... and replica 2 rejects it too, soon
-    eventually("the second replica rejects the logged-out token", PROPAGATION_DEADLINE, || {
-        let api2 = api2.clone();
-        let access2 = access2.clone();
-        async move {
-            let r = api2.get("/api/v1/session", Some(&access2)).await?;
-            Ok(r.status == 401 && r.code() == "token_revoked")
-        }
-    })
+    eventually(
+        "the second replica rejects the logged-out token",
+        PROPAGATION_DEADLINE,
+        || {
+            let api2 = api2.clone();
+            let access2 = access2.clone();
+            async move {
+                let r = api2.get("/api/v1/session", Some(&access2)).await?;
+                Ok(r.status == 401 && r.code() == "token_revoked")
+            }
+        },
+    )
     .await?;
     let again = api
-        .post("/api/v1/token/refresh", &json!({ "refresh_token": refresh2 }), None)
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": refresh2 }),
+            None,
+        )
         .await?;
     assert_eq!(again.status, 401, "{again:?}");
 
     // logout-all: two live sessions, both end everywhere
-    let s1 = api.login("alice@example.com", "tangerine-oboe-42").await?.body;
+    let s1 = api
+        .login("alice@example.com", "tangerine-oboe-42")
+        .await?
+        .body;
     // Without Redis, replica 1 only knows the sessions it handed out itself
     // (multi-replica revocation needs Redis), so both logins go through it.
-    let login_via = if mode == Mode::PostgresRedis { &api2 } else { api };
-    let s2 = login_via.login("alice@example.com", "tangerine-oboe-42").await?.body;
+    let login_via = if mode == Mode::PostgresRedis {
+        &api2
+    } else {
+        api
+    };
+    let s2 = login_via
+        .login("alice@example.com", "tangerine-oboe-42")
+        .await?
+        .body;
     let (a1, a2) = (s(&s1, "access_token")?, s(&s2, "access_token")?);
     assert_ne!(s1["session_id"], s2["session_id"]);
     for (op, t) in [(api, &a1), (api, &a2), (&api2, &a1), (&api2, &a2)] {
         assert_eq!(op.get("/api/v1/session", Some(t)).await?.status, 200);
     }
-    let all = api.post("/api/v1/logout-all", &json!({}), Some(&a1)).await?;
+    let all = api
+        .post("/api/v1/logout-all", &json!({}), Some(&a1))
+        .await?;
     assert_eq!(all.status, 204, "{all:?}");
     for (name, op) in [("first", api), ("second", &api2)] {
         for t in [&a1, &a2] {
-            eventually(&format!("the {name} replica rejects every session"), PROPAGATION_DEADLINE, || {
-                let op = op.clone();
-                let t = t.clone();
-                async move {
-                    let r = op.get("/api/v1/session", Some(&t)).await?;
-                    Ok(r.status == 401 && r.code() == "token_revoked")
-                }
-            })
+            eventually(
+                &format!("the {name} replica rejects every session"),
+                PROPAGATION_DEADLINE,
+                || {
+                    let op = op.clone();
+                    let t = t.clone();
+                    async move {
+                        let r = op.get("/api/v1/session", Some(&t)).await?;
+                        Ok(r.status == 401 && r.code() == "token_revoked")
+                    }
+                },
+            )
             .await?;
         }
     }
     let r2 = api
-        .post("/api/v1/token/refresh", &json!({ "refresh_token": s(&s2, "refresh_token")? }), None)
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": s(&s2, "refresh_token")? }),
+            None,
+        )
         .await?;
     assert_eq!(r2.status, 401, "{r2:?}");
     // Bob was not touched.
-    assert_eq!(api2.get("/api/v1/session", Some(&bob_access)).await?.status, 200);
+    assert_eq!(
+        api2.get("/api/v1/session", Some(&bob_access)).await?.status,
+        200
+    );
     // A new login after logout-all works.
     let fresh = api.login("alice@example.com", "tangerine-oboe-42").await?;
     assert_eq!(fresh.status, 200);
     // The metrics saw it all.
     let m = api.metrics().await?;
     assert!(m.contains("op_logins_total{result=\"ok\"}"), "{m}");
-    assert!(m.contains("op_token_verifications_total{result=\"revoked\"}"), "{m}");
-    assert!(m.contains("op_registrations_total{result=\"created\"} 2"), "{m}");
+    assert!(
+        m.contains("op_token_verifications_total{result=\"revoked\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("op_registrations_total{result=\"created\"} 2"),
+        "{m}"
+    );
     Ok(())
 }
 
@@ -183,26 +254,57 @@ async fn full_flow_sqlite_memory() -> TestResult {
 
 async fn disabled_user_cannot_refresh(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
-    let pair = st.api.user("carol@example.com", "mandolin-quartz-88").await?;
+    let pair = st
+        .api
+        .user("carol@example.com", "mandolin-quartz-88")
+        .await?;
     let id = s(&pair, "sub")?;
     let db = st.env.database()?;
-    assert!(db.set_user_disabled(&id, Some(authrealm_tokens::unix_now()), authrealm_tokens::unix_now()).await?);
+    assert!(
+        db.set_user_disabled(
+            &id,
+            Some(authrealm_tokens::unix_now()),
+            authrealm_tokens::unix_now()
+        )
+        .await?
+    );
     let r = st
         .api
-        .post("/api/v1/token/refresh", &json!({ "refresh_token": s(&pair, "refresh_token")? }), None)
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": s(&pair, "refresh_token")? }),
+            None,
+        )
         .await?;
     assert_eq!((r.status, r.code()), (401, "account_disabled"), "{r:?}");
-    let l = st.api.login("carol@example.com", "mandolin-quartz-88").await?;
+    let l = st
+        .api
+        .login("carol@example.com", "mandolin-quartz-88")
+        .await?;
     assert_eq!((l.status, l.code()), (403, "account_disabled"), "{l:?}");
     // Deleted: refresh fails too (the rotated session was revoked above, so log in first).
-    assert!(db.set_user_disabled(&id, None, authrealm_tokens::unix_now()).await?);
-    let pair = st.api.login("carol@example.com", "mandolin-quartz-88").await?.body;
+    assert!(
+        db.set_user_disabled(&id, None, authrealm_tokens::unix_now())
+            .await?
+    );
+    let pair = st
+        .api
+        .login("carol@example.com", "mandolin-quartz-88")
+        .await?
+        .body;
     assert!(db.delete_user(&id).await?);
-    let me = st.api.get("/api/v1/me", Some(&s(&pair, "access_token")?)).await?;
+    let me = st
+        .api
+        .get("/api/v1/me", Some(&s(&pair, "access_token")?))
+        .await?;
     assert_eq!((me.status, me.code()), (401, "account_disabled"));
     let r = st
         .api
-        .post("/api/v1/token/refresh", &json!({ "refresh_token": s(&pair, "refresh_token")? }), None)
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": s(&pair, "refresh_token")? }),
+            None,
+        )
         .await?;
     assert_eq!((r.status, r.code()), (401, "account_disabled"), "{r:?}");
     Ok(())
@@ -223,7 +325,11 @@ async fn operations_endpoints(mode: Mode) -> TestResult {
     let h = st.api.get("/healthz", None).await?;
     assert_eq!(h.status, 200);
     let r = st.api.get("/readyz", None).await?;
-    assert_eq!((r.status, r.body["ready"].as_bool()), (200, Some(true)), "{r:?}");
+    assert_eq!(
+        (r.status, r.body["ready"].as_bool()),
+        (200, Some(true)),
+        "{r:?}"
+    );
     let o = st.api.get("/api/v1/openapi.json", None).await?;
     assert_eq!(o.status, 200);
     assert!(o.body["paths"]["/api/v1/notes/{id}"].is_object());

@@ -32,14 +32,15 @@ pub fn random_suffix() -> TestResult<String> {
 
 fn require_env(name: &str) -> TestResult<String> {
     std::env::var(name).map_err(|_| {
-        format!("{name} is not set: run the tests with ./scripts/test (it starts Postgres and Redis)")
-            .into()
+        format!(
+            "{name} is not set: run the tests with ./scripts/test (it starts Postgres and Redis)"
+        )
+        .into()
     })
 }
 
 /// Storage for one test.
 pub struct Env {
-    pub mode: Mode,
     pub database_url: String,
     pub redis_url: Option<String>,
     pub prefix: String,
@@ -62,7 +63,10 @@ impl Env {
                     .execute(&mut conn)
                     .await?;
                 let (head, tail) = base.rsplit_once('/').ok_or("DATABASE_URL has no path")?;
-                let query = tail.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+                let query = tail
+                    .split_once('?')
+                    .map(|(_, q)| format!("?{q}"))
+                    .unwrap_or_default();
                 (format!("{head}/{name}{query}"), Some(redis), None)
             }
             Mode::SqliteMemory => {
@@ -73,9 +77,13 @@ impl Env {
         };
         let keys_dir = tempfile::tempdir()?;
         let now = authrealm_tokens::unix_now();
-        let key = KeyEntry::generate(SigningAlgorithm::EdDSA, format!("k1-{suffix}"), KeyState::Active, now)?;
+        let key = KeyEntry::generate(
+            SigningAlgorithm::EdDSA,
+            format!("k1-{suffix}"),
+            KeyState::Active,
+            now,
+        )?;
         let env = Self {
-            mode,
             database_url,
             redis_url,
             prefix: format!("test-{suffix}"),
@@ -110,7 +118,11 @@ impl Env {
 
     /// A direct handle on OP's database, to check what was (not) written.
     pub fn database(&self) -> TestResult<Database> {
-        Ok(Database::connect_lazy(&self.database_url, 2, Duration::from_secs(5))?)
+        Ok(Database::connect_lazy(
+            &self.database_url,
+            2,
+            Duration::from_secs(5),
+        )?)
     }
 }
 
@@ -211,7 +223,10 @@ pub async fn start_ma(env: &Env) -> TestResult<Ma> {
     config.keys_dir = Some(env.keys_dir.path().to_path_buf());
     config.redis_url = env.redis_url.clone();
     config.redis_prefix = env.prefix.clone();
-    let credential = config.service_credential.clone().ok_or("MA local config has no credential")?;
+    let credential = config
+        .service_credential
+        .clone()
+        .ok_or("MA local config has no credential")?;
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let shutdown = async move {
@@ -347,7 +362,8 @@ impl Api {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
         };
         Ok(Answer {
             status,
@@ -459,7 +475,8 @@ pub fn s(v: &Value, key: &str) -> TestResult<String> {
 pub struct Stack {
     pub env: Env,
     pub ma: Ma,
-    pub op: Running,
+    /// Kept alive for the test's duration.
+    pub _op: Running,
     pub api: Api,
 }
 
@@ -467,12 +484,20 @@ pub async fn stack(mode: Mode) -> TestResult<Stack> {
     stack_with(mode, |_| {}).await
 }
 
-pub async fn stack_with(mode: Mode, tweak: impl FnOnce(&mut main_project::Config)) -> TestResult<Stack> {
+pub async fn stack_with(
+    mode: Mode,
+    tweak: impl FnOnce(&mut main_project::Config),
+) -> TestResult<Stack> {
     let env = Env::new(mode).await?;
     let ma = start_ma(&env).await?;
     let mut config = op_config(&env, &ma);
     tweak(&mut config);
     let op = start_op(config).await?;
     let api = Api::new(&op.base);
-    Ok(Stack { env, ma, op, api })
+    Ok(Stack {
+        env,
+        ma,
+        _op: op,
+        api,
+    })
 }

@@ -21,7 +21,12 @@ async fn unknown_kids(mode: Mode) -> TestResult {
     let now = authrealm_tokens::unix_now();
 
     // MA publishes a new (next) key; OP has not seen it yet.
-    let next = KeyEntry::generate(SigningAlgorithm::ES256, format!("k2-{}", random_suffix()?), KeyState::Next, now)?;
+    let next = KeyEntry::generate(
+        SigningAlgorithm::ES256,
+        format!("k2-{}", random_suffix()?),
+        KeyState::Next,
+        now,
+    )?;
     st.env.keys.push(next.clone());
     st.env.write_keys()?;
     let jwks_url = format!("{}/.well-known/jwks.json", st.ma.base());
@@ -37,7 +42,11 @@ async fn unknown_kids(mode: Mode) -> TestResult {
     // one refetch, then accepted.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = st.ma.jwks_requests(&http).await?;
-    let token = sign_raw(&next, &header_for(&next), &claims_for(&iss, AUDIENCE, "user-9", now))?;
+    let token = sign_raw(
+        &next,
+        &header_for(&next),
+        &claims_for(&iss, AUDIENCE, "user-9", now),
+    )?;
     let r = st.api.get("/api/v1/session", Some(&token)).await?;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(st.ma.jwks_requests(&http).await? - before, 1);
@@ -50,7 +59,9 @@ async fn unknown_kids(mode: Mode) -> TestResult {
         let api = st.api.clone();
         let header = json!({ "alg": "EdDSA", "kid": format!("made-up-{i}"), "typ": "JWT" });
         let t = sign_raw(&active, &header, &claims_for(&iss, AUDIENCE, "user-9", now))?;
-        tasks.push(tokio::spawn(async move { api.get("/api/v1/session", Some(&t)).await }));
+        tasks.push(tokio::spawn(async move {
+            api.get("/api/v1/session", Some(&t)).await
+        }));
     }
     for t in tasks {
         let r = t.await??;

@@ -11,7 +11,10 @@ async fn parallel_wrong_logins_are_limited(mode: Mode) -> TestResult {
         c.ip_failure_factor = 10;
     })
     .await?;
-    let reg = st.api.register("erin@example.com", "tangerine-oboe-42").await?;
+    let reg = st
+        .api
+        .register("erin@example.com", "tangerine-oboe-42")
+        .await?;
     assert_eq!(reg.status, 201);
     // With Redis the limit is shared: half of the attempts go to a second replica.
     let apis = if mode == Mode::PostgresRedis {
@@ -46,12 +49,24 @@ async fn parallel_wrong_logins_are_limited(mode: Mode) -> TestResult {
     }
     assert_eq!((unauthorized, limited), (5, 15));
     // Locked: even the right password is refused until the window ends.
-    let r = st.api.login("erin@example.com", "tangerine-oboe-42").await?;
+    let r = st
+        .api
+        .login("erin@example.com", "tangerine-oboe-42")
+        .await?;
     assert_eq!((r.status, r.code()), (429, "too_many_attempts"));
     // Another account from the same address is still fine (the IP limit is 10x here).
-    let other = st.api.register("fred@example.com", "tangerine-oboe-42").await?;
+    let other = st
+        .api
+        .register("fred@example.com", "tangerine-oboe-42")
+        .await?;
     assert_eq!(other.status, 201);
-    assert_eq!(st.api.login("fred@example.com", "tangerine-oboe-42").await?.status, 200);
+    assert_eq!(
+        st.api
+            .login("fred@example.com", "tangerine-oboe-42")
+            .await?
+            .status,
+        200
+    );
     let mut lockouts = 0;
     for api in &apis.0 {
         lockouts += metric_value(&api.metrics().await?, "op_login_lockouts_total")?;
@@ -78,7 +93,10 @@ async fn the_ip_limit_spans_accounts(mode: Mode) -> TestResult {
     .await?;
     let mut codes = Vec::new();
     for i in 0..7 {
-        let r = st.api.login(&format!("nobody{i}@example.com"), "wrong-password-000").await?;
+        let r = st
+            .api
+            .login(&format!("nobody{i}@example.com"), "wrong-password-000")
+            .await?;
         codes.push(r.status);
     }
     assert_eq!(codes, vec![401, 401, 401, 401, 401, 401, 429]);
@@ -131,7 +149,11 @@ async fn a_login_burst_gets_503_not_unbounded_queues(mode: Mode) -> TestResult {
     }
     assert!(created >= 1 && busy >= 1, "created={created} busy={busy}");
     let db = st.env.database()?;
-    assert_eq!(u64::try_from(db.count_users().await?)?, created, "a refused registration was stored");
+    assert_eq!(
+        u64::try_from(db.count_users().await?)?,
+        created,
+        "a refused registration was stored"
+    );
     let m = st.api.metrics().await?;
     assert_eq!(metric_value(&m, "op_argon2_rejected_total")?, busy);
     Ok(())

@@ -2,6 +2,7 @@
 //! HTTP, on Postgres + Redis and on SQLite + memory (the same test bodies).
 
 mod bad_input;
+mod faults;
 mod flow;
 mod helpers;
 mod keys;

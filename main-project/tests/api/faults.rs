@@ -1,0 +1,322 @@
+//! Faults: the real Postgres, MA or Redis becomes unreachable (a TCP proxy
+//! in front of it drops every connection and refuses new ones) and comes
+//! back. OP answers 503 with a clear code and `Retry-After`, writes nothing
+//! half-way, and recovers by itself.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use main_project::RevocationPolicy;
+use serde_json::json;
+
+use crate::helpers::{
+    Api, Env, Mode, TestResult, eventually, metric_value, op_config, s, start_ma, start_op,
+};
+
+/// A TCP proxy that can be switched off (connections dropped) and on.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> TestResult<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                if let Ok(mut c) = conns2.lock() {
+                    c.push(h);
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            up,
+            conns,
+            accept,
+        })
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        if let Ok(mut c) = self.conns.lock() {
+            for h in c.drain(..) {
+                h.abort();
+            }
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+        self.accept.abort();
+    }
+}
+
+/// `scheme://user@host:port/path` → (`host:port`, the URL with `host:port` replaced).
+fn via(url: &str, proxy: SocketAddr) -> TestResult<(String, String)> {
+    let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
+    let (auth, hostpath) = match rest.rsplit_once('@') {
+        Some((a, h)) => (format!("{a}@"), h),
+        None => (String::new(), rest),
+    };
+    let (hostport, path) = match hostpath.find('/') {
+        Some(i) => (&hostpath[..i], &hostpath[i..]),
+        None => (hostpath, ""),
+    };
+    Ok((
+        hostport.to_owned(),
+        format!("{scheme}://{auth}{proxy}{path}"),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_down_and_back() -> TestResult {
+    let env = Env::new(Mode::PostgresRedis).await?;
+    let ma = start_ma(&env).await?;
+    let (target, _) = via(&env.database_url, "127.0.0.1:1".parse()?)?;
+    let proxy = Proxy::start(target).await?;
+    let mut c = op_config(&env, &ma);
+    c.database_url = via(&env.database_url, proxy.addr)?.1;
+    c.database_acquire_timeout = Duration::from_secs(1);
+    let op = start_op(c).await?;
+    let api = Api::new(&op.base);
+    let pair = api.user("gina@example.com", "tangerine-oboe-42").await?;
+    let token = s(&pair, "access_token")?;
+
+    proxy.down();
+    let r = api
+        .register("hank@example.com", "tangerine-oboe-42")
+        .await?;
+    assert_eq!((r.status, r.code()), (503, "database_unavailable"), "{r:?}");
+    assert!(r.retry_after.is_some());
+    let n = api
+        .post("/api/v1/notes", &json!({ "title": "lost?" }), Some(&token))
+        .await?;
+    assert_eq!((n.status, n.code()), (503, "database_unavailable"));
+    let ready = api.get("/readyz", None).await?;
+    assert_eq!(
+        (ready.status, ready.body["checks"]["database"].as_bool()),
+        (503, Some(false))
+    );
+    // Protected requests that need no database still work.
+    assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
+
+    proxy.restore();
+    eventually(
+        "OP recovers when Postgres is back",
+        Duration::from_secs(15),
+        || {
+            let api = api.clone();
+            async move { Ok(api.get("/readyz", None).await?.status == 200) }
+        },
+    )
+    .await?;
+    let r = api
+        .register("hank@example.com", "tangerine-oboe-42")
+        .await?;
+    assert_eq!(r.status, 201, "{r:?}");
+    let db = env.database()?;
+    assert_eq!(
+        db.count_users().await?,
+        2,
+        "the refused registration must not have been stored"
+    );
+    assert_eq!(db.count_notes(&s(&pair, "sub")?).await?, 0);
+    Ok(())
+}
+
+async fn auth_service_down_and_back(mode: Mode) -> TestResult {
+    let env = Env::new(mode).await?;
+    let ma = start_ma(&env).await?;
+    let proxy = Proxy::start(ma.server.addr.to_string()).await?;
+    let mut c = op_config(&env, &ma);
+    c.auth_service_url = format!("http://{}", proxy.addr);
+    c.auth_service_timeout = Duration::from_secs(2);
+    let op = start_op(c).await?;
+    let api = Api::new(&op.base);
+    let pair = api.user("ivy@example.com", "tangerine-oboe-42").await?;
+    let token = s(&pair, "access_token")?;
+
+    proxy.down();
+    let r = api.login("ivy@example.com", "tangerine-oboe-42").await?;
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "auth_service_unavailable"),
+        "{r:?}"
+    );
+    assert!(r.retry_after.is_some());
+    let rf = api
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": s(&pair, "refresh_token")? }),
+            None,
+        )
+        .await?;
+    assert_eq!((rf.status, rf.code()), (503, "auth_service_unavailable"));
+    // Verification does not need MA: cached keys keep protected routes up.
+    assert_eq!(api.get("/api/v1/me", Some(&token)).await?.status, 200);
+
+    proxy.restore();
+    eventually(
+        "logins work again when MA is back",
+        Duration::from_secs(10),
+        || {
+            let api = api.clone();
+            async move {
+                Ok(api
+                    .login("ivy@example.com", "tangerine-oboe-42")
+                    .await?
+                    .status
+                    == 200)
+            }
+        },
+    )
+    .await?;
+    // The refresh refused during the outage was not spent.
+    let rf = api
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": s(&pair, "refresh_token")? }),
+            None,
+        )
+        .await?;
+    assert_eq!(rf.status, 200, "{rf:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_service_down_and_back_postgres_redis() -> TestResult {
+    auth_service_down_and_back(Mode::PostgresRedis).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_service_down_and_back_sqlite_memory() -> TestResult {
+    auth_service_down_and_back(Mode::SqliteMemory).await
+}
+
+async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
+    let env = Env::new(Mode::PostgresRedis).await?;
+    let ma = start_ma(&env).await?;
+    let redis_url = env.redis_url.clone().ok_or("no redis")?;
+    let (target, _) = via(&redis_url, "127.0.0.1:1".parse()?)?;
+    let proxy = Proxy::start(target).await?;
+    let mut c = op_config(&env, &ma);
+    c.redis_url = Some(via(&redis_url, proxy.addr)?.1);
+    c.revocation_policy = policy;
+    let op = start_op(c).await?;
+    let api = Api::new(&op.base);
+    let pair = api.user("jack@example.com", "tangerine-oboe-42").await?;
+    let token = s(&pair, "access_token")?;
+    assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
+
+    proxy.down();
+    match policy {
+        RevocationPolicy::FailClosed => {
+            eventually(
+                "fail-closed answers 503 while Redis is away",
+                Duration::from_secs(10),
+                || {
+                    let api = api.clone();
+                    let token = token.clone();
+                    async move {
+                        let r = api.get("/api/v1/session", Some(&token)).await?;
+                        Ok(r.status == 503
+                            && r.code() == "revocation_unavailable"
+                            && r.retry_after.is_some())
+                    }
+                },
+            )
+            .await?;
+            assert_eq!(api.get("/readyz", None).await?.status, 503);
+        }
+        RevocationPolicy::FailOpen => {
+            eventually("the state becomes unknown", Duration::from_secs(10), || {
+                let api = api.clone();
+                async move {
+                    Ok(metric_value(&api.metrics().await?, "op_revocation_state_known")? == 0)
+                }
+            })
+            .await?;
+            assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
+            let m = api.metrics().await?;
+            assert!(metric_value(&m, "op_revocation_fail_open_total")? >= 1);
+        }
+    }
+    // Logins still work: the limiter falls back to memory, MA has its own Redis link.
+    let l2 = api.login("jack@example.com", "tangerine-oboe-42").await?;
+    assert_eq!(l2.status, 200, "{l2:?}");
+    // Under fail-open a logout still works while OP cannot hear the channel:
+    // MA records it in Redis, OP records it locally and finds it again in the
+    // rescan. (Under fail-closed the logout itself needs a verified token.)
+    let logged_out = policy == RevocationPolicy::FailOpen;
+    if logged_out {
+        let out = api
+            .post(
+                "/api/v1/logout",
+                &json!({ "refresh_token": s(&l2.body, "refresh_token")? }),
+                Some(&s(&l2.body, "access_token")?),
+            )
+            .await?;
+        assert_eq!(out.status, 204, "{out:?}");
+    }
+
+    proxy.restore();
+    eventually(
+        "the view is rebuilt after Redis returns",
+        Duration::from_secs(15),
+        || {
+            let api = api.clone();
+            let token = token.clone();
+            async move {
+                Ok(
+                    metric_value(&api.metrics().await?, "op_revocation_state_known")? == 1
+                        && api.get("/api/v1/session", Some(&token)).await?.status == 200,
+                )
+            }
+        },
+    )
+    .await?;
+    let m = api.metrics().await?;
+    assert!(metric_value(&m, "op_revocation_resyncs_total")? >= 2);
+    if logged_out {
+        let revoked = api
+            .get("/api/v1/session", Some(&s(&l2.body, "access_token")?))
+            .await?;
+        assert_eq!((revoked.status, revoked.code()), (401, "token_revoked"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_and_back_fail_closed() -> TestResult {
+    redis_down_and_back(RevocationPolicy::FailClosed).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_and_back_fail_open() -> TestResult {
+    redis_down_and_back(RevocationPolicy::FailOpen).await
+}
