@@ -9,8 +9,10 @@
 pub mod children;
 pub mod crd;
 pub mod keys;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod server;
 pub mod status;
 pub mod validate;
 

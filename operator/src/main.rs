@@ -1,3 +1,254 @@
-//! `authrealm-operator`: placeholder until the controller lands.
+//! `authrealm-operator`: serves `/metrics` and `/healthz`, waits to lead
+//! through the Lease, then reconciles every `AuthRealm` in the cluster until
+//! SIGTERM (releasing the Lease) or until it loses the Lease (exit 1, so the
+//! pod restarts as a follower and two replicas never reconcile at once).
 
-fn main() {}
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use operator::children::Names;
+use operator::crd::AuthRealm;
+use operator::leader::{self, Attempt, LeaseConfig};
+use operator::metrics::Metrics;
+use operator::reconcile::{self, Context, FIELD_MANAGER};
+use operator::server::{AppState, app};
+use tracing::{error, info, warn};
+
+/// Command-line flags; each also reads an environment variable.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "authrealm-operator", version, about)]
+struct Config {
+    /// Address of the `/metrics` and `/healthz` server.
+    #[arg(
+        long,
+        env = "AUTHREALM_OPERATOR_LISTEN",
+        default_value = "0.0.0.0:8082"
+    )]
+    listen: SocketAddr,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "AUTHREALM_LEASE_NAME",
+        default_value = "authrealm-operator-leader"
+    )]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own; the chart sets it from the pod).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (the chart sets the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How long a Lease holds without renewal, e.g. `15s`; renewed every third of it.
+    #[arg(long, env = "AUTHREALM_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// Run without leader election (a single replica, or local development).
+    #[arg(long, env = "AUTHREALM_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "AUTHREALM_LOG_FORMAT", default_value = "json", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = authrealm_tokens::duration::parse(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(3) {
+        return Err(format!("{s:?} is too short: use at least 3s"));
+    }
+    Ok(d)
+}
+
+/// Realms a Secret concerns: the ones naming it in their spec, and the one
+/// whose generated Secret it is.
+fn realms_for_secret(
+    realms: &Store<AuthRealm>,
+    s: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<AuthRealm>> {
+    let ns = s.namespace();
+    let name = s.name_any();
+    realms
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace() == ns)
+        .filter(|r| {
+            let names = Names::new(&r.name_any());
+            let spec = &r.spec;
+            spec.database
+                .postgres
+                .as_ref()
+                .is_some_and(|p| p.name == name)
+                || spec.redis.external.as_ref().is_some_and(|e| e.name == name)
+                || [names.keys(), names.credential(), names.redis_secret()].contains(&name)
+        })
+        .map(|r| ObjectRef::from_obj(&*r))
+        .collect()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// Renews the Lease every third of its duration; returns when it is lost
+/// (another holder, or no successful renewal for a whole duration).
+async fn hold_lease(api: Api<Lease>, cfg: LeaseConfig) -> anyhow::Error {
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::time::sleep(cfg.duration / 3).await;
+        match leader::try_lead(&api, &cfg, jiff::Timestamp::now()).await {
+            Ok(Attempt::Leading) => last_ok = Instant::now(),
+            Ok(other) => return anyhow::anyhow!("lost the leader Lease: {other:?}"),
+            Err(e) => warn!(error = %e, "cannot renew the leader Lease"),
+        }
+        if last_ok.elapsed() >= cfg.duration {
+            return anyhow::anyhow!("could not renew the leader Lease for {:?}", cfg.duration);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log_format == "json" {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+
+    let client = Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let metrics = Metrics::new().context("cannot register metrics")?;
+    let identity = config
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("authrealm-operator-{}", std::process::id()));
+
+    let realms: Api<AuthRealm> = Api::all(client.clone());
+    let controller = Controller::new(realms, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let secret_store = store.clone();
+    let controller = controller
+        .owns(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=authrealm-operator"),
+        )
+        .watches(
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            watcher::Config::default(),
+            move |s| realms_for_secret(&secret_store, &s),
+        );
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    info!(addr = %config.listen, "serving /metrics and /healthz");
+    let router = app(AppState {
+        metrics: metrics.clone(),
+        realms: store,
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            error!(error = %e, "metrics server stopped");
+        }
+    });
+
+    // Wait to lead.
+    let lease_api: Api<Lease> = match &config.lease_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::default_namespaced(client.clone()),
+    };
+    let lease = LeaseConfig {
+        name: config.lease_name.clone(),
+        identity: identity.clone(),
+        duration: config.lease_duration,
+    };
+    if !config.no_leader_election {
+        info!(lease = %lease.name, %identity, "waiting to become the leader");
+        loop {
+            tokio::select! {
+                () = shutdown_signal() => return Ok(()),
+                r = leader::try_lead(&lease_api, &lease, jiff::Timestamp::now()) => match r {
+                    Ok(Attempt::Leading) => break,
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "cannot read or write the leader Lease"),
+                },
+            }
+            tokio::time::sleep(lease.duration / 3).await;
+        }
+        info!(%identity, "leading");
+    }
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
+    let run = controller
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                warn!(error = %e, "controller");
+            }
+        });
+    let lost = async {
+        if config.no_leader_election {
+            std::future::pending::<anyhow::Error>().await
+        } else {
+            hold_lease(lease_api.clone(), lease.clone()).await
+        }
+    };
+    tokio::select! {
+        () = run => bail!("the controller stopped"),
+        e = lost => {
+            error!(error = %e, "stopping: no longer the leader");
+            Err(e)
+        }
+        () = shutdown_signal() => {
+            info!("shutting down");
+            if !config.no_leader_election
+                && let Err(e) = leader::release(&lease_api, &lease).await
+            {
+                warn!(error = %e, "cannot release the leader Lease");
+            }
+            Ok(())
+        }
+    }
+}
