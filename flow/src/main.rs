@@ -27,6 +27,9 @@ struct Args {
     /// Instead of the flow, call the protected API for this long (e.g. `2m`) and fail on any error.
     #[arg(long, value_parser = |s: &str| authrealm_tokens::duration::parse(s).map_err(|e| e.to_string()))]
     soak: Option<Duration>,
+    /// MA's refresh grace window (`AUTHREALM_REFRESH_GRACE`); the flow waits it out to show reuse detection.
+    #[arg(long, default_value = "10s", value_parser = |s: &str| authrealm_tokens::duration::parse(s).map_err(|e| e.to_string()))]
+    refresh_grace: Duration,
     /// Concurrent loops in soak mode.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -66,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let opts = steps::FlowOptions {
         audience: args.audience,
         run_id,
+        refresh_grace: args.refresh_grace,
     };
     steps::run(&targets, &opts, &|line| println!("ok  {line}")).await?;
     println!("flow: every step passed");

@@ -36,10 +36,11 @@ impl Binaries {
         cmd.current_dir(&root).args([
             "build",
             "--quiet",
-            "--bin",
+            "-p",
             "auth-service",
-            "--bin",
+            "-p",
             "main-project",
+            "--bins",
         ]);
         if release {
             cmd.arg("--release");

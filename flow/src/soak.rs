@@ -13,6 +13,9 @@ use tokio::sync::RwLock;
 use crate::client::Api;
 use crate::{FlowError, Targets};
 
+/// Failures printed before the rest are only counted.
+const MAX_REPORTED: u64 = 5;
+
 /// What a soak run saw.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoakReport {
@@ -50,7 +53,7 @@ pub async fn run(
         .first()
         .ok_or_else(|| FlowError::Setup("no OP URL given".into()))?
         .clone();
-    let email = format!("soak-{run_id}@example.test");
+    let email = format!("soak-{run_id}@example.test").to_lowercase();
     let password = "correct horse battery staple";
     let step = "soak setup";
     let reg = op
@@ -107,12 +110,18 @@ pub async fn run(
                 {
                     Ok(a) if a.status == StatusCode::OK => ok.fetch_add(1, Ordering::Relaxed),
                     Ok(a) => {
-                        eprintln!("soak: {} answered {} {}", api.base(), a.status, a.body);
-                        failed.fetch_add(1, Ordering::Relaxed)
+                        let n = failed.fetch_add(1, Ordering::Relaxed);
+                        if n < MAX_REPORTED {
+                            eprintln!("soak: {} answered {} {}", api.base(), a.status, a.body);
+                        }
+                        n
                     }
                     Err(e) => {
-                        eprintln!("soak: {e}");
-                        failed.fetch_add(1, Ordering::Relaxed)
+                        let n = failed.fetch_add(1, Ordering::Relaxed);
+                        if n < MAX_REPORTED {
+                            eprintln!("soak: {e}");
+                        }
+                        n
                     }
                 };
             }
