@@ -154,9 +154,12 @@ pub struct Inputs<'a> {
     pub credential: &'a str,
     /// The managed Redis password (existing or newly generated); `None` with external Redis.
     pub redis_password: Option<&'a str>,
-    /// SHA-256 of the referenced Secret values the pods receive at start
-    /// (Postgres URL, external Redis URL): a new value rolls the pods.
-    pub referenced_checksum: &'a str,
+    /// SHA-256 of the referenced Postgres URL (empty without one): a new
+    /// value rolls the main-project pods.
+    pub database_checksum: &'a str,
+    /// SHA-256 of the referenced external Redis URL (empty without one): a
+    /// new value rolls MA and OP.
+    pub redis_checksum: &'a str,
 }
 
 /// A child object, ready to be applied.
@@ -363,10 +366,16 @@ pub fn build(realm: &AuthRealm, inputs: Inputs<'_>) -> Built {
         ))),
         None => absent.push((Kind::Secret, cx.names.redis_secret())),
     }
-    let secrets_sum = sha256_hex(&[
+    // What each pod receives at start from Secrets: MA the credential and
+    // the Redis URL, OP also the database URL.
+    let ma_secrets_sum = sha256_hex(&[
         inputs.credential.as_bytes(),
         redis_password.unwrap_or_default().as_bytes(),
-        inputs.referenced_checksum.as_bytes(),
+        inputs.redis_checksum.as_bytes(),
+    ]);
+    let op_secrets_sum = sha256_hex(&[
+        ma_secrets_sum.as_bytes(),
+        inputs.database_checksum.as_bytes(),
     ]);
 
     // Services.
@@ -388,14 +397,14 @@ pub fn build(realm: &AuthRealm, inputs: Inputs<'_>) -> Built {
         Component::AuthService,
         &spec.auth_service,
         &ma_config_sum,
-        &secrets_sum,
+        &ma_secrets_sum,
     )));
     children.push(Child::Deployment(app_deployment(
         &cx,
         Component::MainProject,
         &spec.main_project,
         &op_config_sum,
-        &secrets_sum,
+        &op_secrets_sum,
     )));
     match redis_password {
         Some(pw) => children.push(Child::Deployment(redis_deployment(&cx, pw))),
@@ -998,7 +1007,8 @@ mod tests {
                 rotate_handled: None,
                 credential: "credential-value-0123456789",
                 redis_password: Some("redis-password"),
-                referenced_checksum: "",
+                database_checksum: "",
+                redis_checksum: "",
             },
         ))
     }
@@ -1267,7 +1277,8 @@ mod tests {
                 rotate_handled: Some("now"),
                 credential: "credential-value-0123456789",
                 redis_password: Some("redis-password"),
-                referenced_checksum: "",
+                database_checksum: "",
+                redis_checksum: "",
             },
         );
         let changed: Vec<String> = rotated
@@ -1336,6 +1347,41 @@ mod tests {
         );
         assert_eq!(prod_replicas(&prod, "demo-main-project"), Some(3));
         assert!(t.metadata.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_database_password_rolls_only_the_main_project() -> Result<(), InvalidSpec> {
+        let mut spec = AuthRealmSpec::default();
+        spec.database.postgres = Some(SecretKeyRef {
+            name: "db".into(),
+            key: "url".into(),
+        });
+        let r = realm(spec);
+        let config = validate("demo", URL, &r.spec)?;
+        let with = |db: &str| {
+            build(
+                &r,
+                Inputs {
+                    config: &config,
+                    keyset_json: b"{}",
+                    rotate_handled: None,
+                    credential: "credential-value-0123456789",
+                    redis_password: Some("redis-password"),
+                    database_checksum: db,
+                    redis_checksum: "",
+                },
+            )
+        };
+        let (before, after) = (with("sum-1"), with("sum-2"));
+        let changed: Vec<String> = after
+            .children
+            .iter()
+            .zip(&before.children)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.name())
+            .collect();
+        assert_eq!(changed, ["demo-main-project"]);
         Ok(())
     }
 

@@ -217,7 +217,7 @@ async fn reconcile_inner(
     };
 
     // 2. Dereference the Secrets the spec names; never invent a value.
-    let mut referenced = Vec::new();
+    let mut referenced: BTreeMap<&str, String> = BTreeMap::new();
     let refs = [
         (
             "spec.database.postgres",
@@ -233,7 +233,9 @@ async fn reconcile_inner(
     for (field, r, part) in refs {
         let Some(r) = r else { continue };
         match referenced_value(&secrets, r).await? {
-            Ok(v) => referenced.push(v),
+            Ok(v) => {
+                referenced.insert(field, children::sha256_hex(&[&v]));
+            }
             Err((reason, message)) => {
                 let b = Blocked {
                     reason,
@@ -245,8 +247,10 @@ async fn reconcile_inner(
             }
         }
     }
-    let referenced_refs: Vec<&[u8]> = referenced.iter().map(Vec::as_slice).collect();
-    let referenced_checksum = children::sha256_hex(&referenced_refs);
+    let database_checksum = referenced
+        .remove("spec.database.postgres")
+        .unwrap_or_default();
+    let redis_checksum = referenced.remove("spec.redis.external").unwrap_or_default();
 
     // 3. The current key set and what the rotate annotation asked for.
     let key_secret = secrets.get_opt(&names.keys()).await?;
@@ -381,7 +385,8 @@ async fn reconcile_inner(
             rotate_handled: handled_out.as_deref(),
             credential: &credential,
             redis_password: redis_password.as_deref(),
-            referenced_checksum: &referenced_checksum,
+            database_checksum: &database_checksum,
+            redis_checksum: &redis_checksum,
         },
     );
     let mut deployments: BTreeMap<String, Deployment> = BTreeMap::new();
