@@ -490,9 +490,9 @@ pub async fn run(
         (
             op,
             &[
-                "op_registrations_total",
-                "op_logins_total",
-                "op_token_verifications_total",
+                "authrealm_op_registrations_total",
+                "authrealm_op_logins_total",
+                "authrealm_op_token_verifications_total",
             ][..],
         ),
         (

@@ -27,7 +27,7 @@ pub enum RevocationPolicy {
     /// that might have been revoked).
     FailClosed,
     /// Accept signature-valid tokens and count each one in
-    /// `op_revocation_fail_open_total`.
+    /// `authrealm_op_revocation_fail_open_total`.
     FailOpen,
 }
 

@@ -13,44 +13,44 @@ use crate::error::Error;
 pub struct Metrics {
     /// The registry `/metrics` renders.
     pub registry: Registry,
-    /// `op_registrations_total{result}`: created, email_taken, invalid, busy, unavailable.
+    /// `authrealm_op_registrations_total{result}`: created, email_taken, invalid, busy, unavailable.
     pub registrations: IntCounterVec,
-    /// `op_logins_total{result}`: ok, invalid_credentials, locked, busy, disabled, unavailable.
+    /// `authrealm_op_logins_total{result}`: ok, invalid_credentials, locked, busy, disabled, unavailable.
     pub logins: IntCounterVec,
-    /// `op_login_lockouts_total{scope}`: account, ip.
+    /// `authrealm_op_login_lockouts_total{scope}`: account, ip.
     pub lockouts: IntCounterVec,
-    /// `op_token_verifications_total{result}`: ok, expired, revoked, bad_signature, unknown_kid, malformed, ...
+    /// `authrealm_op_token_verifications_total{result}`: ok, expired, revoked, bad_signature, unknown_kid, malformed, ...
     pub verifications: IntCounterVec,
     /// Pre-resolved `result="ok"` child (the hot path).
     pub verify_ok: IntCounter,
-    /// `op_token_cache_hits_total`: verifications answered from the verified-token cache.
+    /// `authrealm_op_token_cache_hits_total`: verifications answered from the verified-token cache.
     pub token_cache_hits: IntCounter,
-    /// `op_jwks_refreshes_total{reason,result}`: reason start|periodic|unknown_kid.
+    /// `authrealm_op_jwks_refreshes_total{reason,result}`: reason start|periodic|unknown_kid.
     pub jwks_refreshes: IntCounterVec,
-    /// `op_jwks_keys`: usable keys in the current JWKS.
+    /// `authrealm_op_jwks_keys`: usable keys in the current JWKS.
     pub jwks_keys: IntGauge,
-    /// `op_revocation_events_total{kind}`: events received on the Redis channel.
+    /// `authrealm_op_revocation_events_total{kind}`: events received on the Redis channel.
     pub revocation_events: IntCounterVec,
-    /// `op_revocation_resyncs_total`: full SCANs of the revocation list.
+    /// `authrealm_op_revocation_resyncs_total`: full SCANs of the revocation list.
     pub revocation_resyncs: IntCounter,
-    /// `op_revocation_state_known`: 1 while the local view is known to be current.
+    /// `authrealm_op_revocation_state_known`: 1 while the local view is known to be current.
     pub revocation_known: IntGauge,
-    /// `op_revocation_entries`: entries in the local revocation view.
+    /// `authrealm_op_revocation_entries`: entries in the local revocation view.
     pub revocation_entries: IntGauge,
-    /// `op_revocation_fail_open_total`: tokens accepted while the state was unknown.
+    /// `authrealm_op_revocation_fail_open_total`: tokens accepted while the state was unknown.
     pub revocation_fail_open: IntCounter,
-    /// `op_argon2_queue_depth`: requests waiting for a hashing slot.
+    /// `authrealm_op_argon2_queue_depth`: requests waiting for a hashing slot.
     pub hash_queue_depth: IntGauge,
-    /// `op_argon2_in_flight`: hashes running now.
+    /// `authrealm_op_argon2_in_flight`: hashes running now.
     pub hash_in_flight: IntGauge,
-    /// `op_argon2_rejected_total`: requests refused with 503 busy.
+    /// `authrealm_op_argon2_rejected_total`: requests refused with 503 busy.
     pub hash_rejected: IntCounter,
-    /// `op_limiter_backend_errors_total`: Redis failures of the login limiter
+    /// `authrealm_op_limiter_backend_errors_total`: Redis failures of the login limiter
     /// (the in-memory limiter answered instead).
     pub limiter_backend_errors: IntCounter,
-    /// `op_auth_service_requests_total{endpoint,result}`.
+    /// `authrealm_op_auth_service_requests_total{endpoint,result}`.
     pub ma_requests: IntCounterVec,
-    /// `op_http_request_duration_seconds{method,route,status}`.
+    /// `authrealm_op_http_request_duration_seconds{method,route,status}`.
     pub http_duration: HistogramVec,
 }
 
@@ -85,13 +85,13 @@ impl Metrics {
             Ok(g)
         };
         let verifications = counter_vec(
-            "op_token_verifications_total",
+            "authrealm_op_token_verifications_total",
             "Access token verifications by result.",
             &["result"],
         )?;
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
-                "op_http_request_duration_seconds",
+                "authrealm_op_http_request_duration_seconds",
                 "HTTP request durations by route and status.",
             )
             .buckets(vec![
@@ -106,64 +106,64 @@ impl Metrics {
             .map_err(Error::Metrics)?;
         Ok(Self {
             registrations: counter_vec(
-                "op_registrations_total",
+                "authrealm_op_registrations_total",
                 "Registration attempts by result.",
                 &["result"],
             )?,
-            logins: counter_vec("op_logins_total", "Login attempts by result.", &["result"])?,
+            logins: counter_vec("authrealm_op_logins_total", "Login attempts by result.", &["result"])?,
             lockouts: counter_vec(
-                "op_login_lockouts_total",
+                "authrealm_op_login_lockouts_total",
                 "Logins refused with 429 because of too many failures, by scope.",
                 &["scope"],
             )?,
             verify_ok: verifications.with_label_values(&["ok"]),
             verifications,
             token_cache_hits: counter(
-                "op_token_cache_hits_total",
+                "authrealm_op_token_cache_hits_total",
                 "Verifications answered from the verified-token cache (expiry and revocation still checked).",
             )?,
             jwks_refreshes: counter_vec(
-                "op_jwks_refreshes_total",
+                "authrealm_op_jwks_refreshes_total",
                 "JWKS fetches by reason and result.",
                 &["reason", "result"],
             )?,
-            jwks_keys: gauge("op_jwks_keys", "Usable keys in the current JWKS.")?,
+            jwks_keys: gauge("authrealm_op_jwks_keys", "Usable keys in the current JWKS.")?,
             revocation_events: counter_vec(
-                "op_revocation_events_total",
+                "authrealm_op_revocation_events_total",
                 "Revocation events received on the Redis channel (or recorded locally without Redis), by kind.",
                 &["kind"],
             )?,
             revocation_resyncs: counter(
-                "op_revocation_resyncs_total",
+                "authrealm_op_revocation_resyncs_total",
                 "Full reloads of the revocation list from Redis (start and reconnect).",
             )?,
             revocation_known: gauge(
-                "op_revocation_state_known",
+                "authrealm_op_revocation_state_known",
                 "1 while the local revocation view is known to be current.",
             )?,
             revocation_entries: gauge(
-                "op_revocation_entries",
+                "authrealm_op_revocation_entries",
                 "Entries in the local revocation view.",
             )?,
             revocation_fail_open: counter(
-                "op_revocation_fail_open_total",
+                "authrealm_op_revocation_fail_open_total",
                 "Tokens accepted under fail-open while the revocation state was unknown.",
             )?,
             hash_queue_depth: gauge(
-                "op_argon2_queue_depth",
+                "authrealm_op_argon2_queue_depth",
                 "Requests waiting for a password-hashing slot.",
             )?,
-            hash_in_flight: gauge("op_argon2_in_flight", "Password hashes running now.")?,
+            hash_in_flight: gauge("authrealm_op_argon2_in_flight", "Password hashes running now.")?,
             hash_rejected: counter(
-                "op_argon2_rejected_total",
+                "authrealm_op_argon2_rejected_total",
                 "Requests refused with 503 because hashing slots and queue were full.",
             )?,
             limiter_backend_errors: counter(
-                "op_limiter_backend_errors_total",
+                "authrealm_op_limiter_backend_errors_total",
                 "Redis failures of the login-failure limiter (the in-memory limiter answered).",
             )?,
             ma_requests: counter_vec(
-                "op_auth_service_requests_total",
+                "authrealm_op_auth_service_requests_total",
                 "Calls to the auth-service by endpoint and result.",
                 &["endpoint", "result"],
             )?,

@@ -343,7 +343,7 @@ async fn bad_tokens(mode: Mode) -> TestResult {
     ] {
         assert!(
             m.contains(&format!(
-                "op_token_verifications_total{{result=\"{result}\"}}"
+                "authrealm_op_token_verifications_total{{result=\"{result}\"}}"
             )),
             "{result}"
         );

@@ -257,13 +257,13 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
             eventually("the state becomes unknown", Duration::from_secs(10), || {
                 let api = api.clone();
                 async move {
-                    Ok(metric_value(&api.metrics().await?, "op_revocation_state_known")? == 0)
+                    Ok(metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 0)
                 }
             })
             .await?;
             assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
             let m = api.metrics().await?;
-            assert!(metric_value(&m, "op_revocation_fail_open_total")? >= 1);
+            assert!(metric_value(&m, "authrealm_op_revocation_fail_open_total")? >= 1);
         }
     }
     // Logins still work: the limiter falls back to memory, MA has its own Redis link.
@@ -293,7 +293,7 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
             let token = token.clone();
             async move {
                 Ok(
-                    metric_value(&api.metrics().await?, "op_revocation_state_known")? == 1
+                    metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 1
                         && api.get("/api/v1/session", Some(&token)).await?.status == 200,
                 )
             }
@@ -301,7 +301,7 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
     )
     .await?;
     let m = api.metrics().await?;
-    assert!(metric_value(&m, "op_revocation_resyncs_total")? >= 2);
+    assert!(metric_value(&m, "authrealm_op_revocation_resyncs_total")? >= 2);
     if logged_out {
         let revoked = api
             .get("/api/v1/session", Some(&s(&l2.body, "access_token")?))

@@ -230,13 +230,13 @@ async fn full_flow(mode: Mode) -> TestResult {
     assert_eq!(fresh.status, 200);
     // The metrics saw it all.
     let m = api.metrics().await?;
-    assert!(m.contains("op_logins_total{result=\"ok\"}"), "{m}");
+    assert!(m.contains("authrealm_op_logins_total{result=\"ok\"}"), "{m}");
     assert!(
-        m.contains("op_token_verifications_total{result=\"revoked\"}"),
+        m.contains("authrealm_op_token_verifications_total{result=\"revoked\"}"),
         "{m}"
     );
     assert!(
-        m.contains("op_registrations_total{result=\"created\"} 2"),
+        m.contains("authrealm_op_registrations_total{result=\"created\"} 2"),
         "{m}"
     );
     Ok(())
@@ -335,10 +335,10 @@ async fn operations_endpoints(mode: Mode) -> TestResult {
     assert!(o.body["paths"]["/api/v1/notes/{id}"].is_object());
     let m = st.api.metrics().await?;
     for name in [
-        "op_jwks_refreshes_total",
-        "op_argon2_queue_depth",
-        "op_revocation_state_known 1",
-        "op_http_request_duration_seconds_bucket",
+        "authrealm_op_jwks_refreshes_total",
+        "authrealm_op_argon2_queue_depth",
+        "authrealm_op_revocation_state_known 1",
+        "authrealm_op_http_request_duration_seconds_bucket",
     ] {
         assert!(m.contains(name), "{name} missing from\n{m}");
     }

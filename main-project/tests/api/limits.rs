@@ -69,7 +69,7 @@ async fn parallel_wrong_logins_are_limited(mode: Mode) -> TestResult {
     );
     let mut lockouts = 0;
     for api in &apis.0 {
-        lockouts += metric_value(&api.metrics().await?, "op_login_lockouts_total")?;
+        lockouts += metric_value(&api.metrics().await?, "authrealm_op_login_lockouts_total")?;
     }
     assert_eq!(lockouts, 16);
     Ok(())
@@ -155,7 +155,7 @@ async fn a_login_burst_gets_503_not_unbounded_queues(mode: Mode) -> TestResult {
         "a refused registration was stored"
     );
     let m = st.api.metrics().await?;
-    assert_eq!(metric_value(&m, "op_argon2_rejected_total")?, busy);
+    assert_eq!(metric_value(&m, "authrealm_op_argon2_rejected_total")?, busy);
     Ok(())
 }
 
