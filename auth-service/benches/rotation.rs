@@ -40,7 +40,9 @@ async fn step(store: &Store, chain: &mut Chain, now: i64) -> bool {
         kid: "k".into(),
         refresh_exp: now + 3600,
     };
-    let Ok(successor_json) = serde_json::to_string(&successor) else { return false };
+    let Ok(successor_json) = serde_json::to_string(&successor) else {
+        return false;
+    };
     let rotation = Rotation {
         old_hash: &hash_token(&chain.current),
         new_hash: &hash_token(&next),
@@ -56,19 +58,28 @@ async fn step(store: &Store, chain: &mut Chain, now: i64) -> bool {
 }
 
 fn rotation(c: &mut Criterion) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
     let now = authrealm_tokens::unix_now();
     let mut stores = vec![("memory", Store::Memory(MemoryStore::new()))];
     match std::env::var("REDIS_URL") {
-        Ok(url) => match rt.block_on(async { RedisStore::connect(&url, &format!("bench:{}", token())) }) {
-            Ok(r) => stores.push(("redis", Store::Redis(r))),
-            Err(e) => eprintln!("rotation/redis skipped: cannot connect: {e}"),
-        },
+        Ok(url) => {
+            match rt.block_on(async { RedisStore::connect(&url, &format!("bench:{}", token())) }) {
+                Ok(r) => stores.push(("redis", Store::Redis(r))),
+                Err(e) => eprintln!("rotation/redis skipped: cannot connect: {e}"),
+            }
+        }
         Err(_) => eprintln!("rotation/redis skipped: REDIS_URL is not set (run ./scripts/bench)"),
     }
     for (name, store) in &stores {
         let mut chain = rt.block_on(start(store, now));
-        c.bench_function(&format!("rotation/{name}"), |b| b.iter(|| rt.block_on(step(store, &mut chain, now))));
+        c.bench_function(&format!("rotation/{name}"), |b| {
+            b.iter(|| rt.block_on(step(store, &mut chain, now)))
+        });
     }
 }
 

@@ -69,6 +69,7 @@ pub fn router(app: AppState) -> Router {
         .route(api::PATH_REVOKE, post(revoke))
         .route(api::PATH_INTROSPECT, post(introspect))
         .route(api::PATH_REVOKE_ALL, post(revoke_all))
+        .route(api::PATH_REVOKE_SESSION, post(revoke_session))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_credential,
@@ -145,6 +146,14 @@ async fn introspect(
 ) -> Result<Response, Error> {
     let answer = app.service.introspect(&req.token).await?;
     Ok((StatusCode::OK, no_store(), Json(answer)).into_response())
+}
+
+async fn revoke_session(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<api::RevokeSessionRequest>,
+) -> Result<Response, Error> {
+    app.service.revoke_session(&req.sid).await?;
+    Ok((StatusCode::OK, Json(serde_json::json!({}))).into_response())
 }
 
 async fn revoke_all(

@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 use crate::refresh::{hash_token, is_refresh_shaped};
 use crate::service::{AuthService, check_sub};
 
+/// Session ids MA hands out are 22 base64url characters; accept up to 128
+/// printable ASCII characters so nothing odd reaches a Redis key.
+fn check_sid(sid: &str) -> Result<()> {
+    if sid.is_empty() || sid.len() > 128 || !sid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::BadRequest(
+            "`sid` must be 1 to 128 printable ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What a presented token looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenShape {
@@ -87,6 +98,21 @@ impl AuthService {
                 }
             }
         }
+    }
+
+    /// Ends one session (logout): its refresh family and every access token
+    /// carrying its `sid`, on every verifier.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an invalid `sid`, [`Error::Store`] when it cannot be recorded.
+    pub async fn revoke_session(&self, sid: &str) -> Result<()> {
+        check_sid(sid)?;
+        let now = self.clock.now();
+        self.store
+            .revoke_session(sid, now, self.settings.revoke_ttl)
+            .await?;
+        self.metrics.revoked(RevocationKind::Session, 1);
+        Ok(())
     }
 
     /// Ends every session of `sub`: tokens issued before now are rejected.

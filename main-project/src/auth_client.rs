@@ -217,6 +217,20 @@ impl AuthClient {
         Ok(())
     }
 
+    /// Ends one session: its refresh family and every access token with its `sid`.
+    ///
+    /// # Errors
+    /// [`MaError`].
+    pub async fn revoke_session(&self, sid: &str) -> Result<(), MaError> {
+        let req = api::RevokeSessionRequest {
+            sid: sid.to_owned(),
+        };
+        let _: serde_json::Value = self
+            .call("revoke_session", api::PATH_REVOKE_SESSION, &req)
+            .await?;
+        Ok(())
+    }
+
     /// Ends every session of `sub`.
     ///
     /// # Errors

@@ -110,7 +110,11 @@ impl Metrics {
                 "Registration attempts by result.",
                 &["result"],
             )?,
-            logins: counter_vec("authrealm_op_logins_total", "Login attempts by result.", &["result"])?,
+            logins: counter_vec(
+                "authrealm_op_logins_total",
+                "Login attempts by result.",
+                &["result"],
+            )?,
             lockouts: counter_vec(
                 "authrealm_op_login_lockouts_total",
                 "Logins refused with 429 because of too many failures, by scope.",
@@ -153,7 +157,10 @@ impl Metrics {
                 "authrealm_op_argon2_queue_depth",
                 "Requests waiting for a password-hashing slot.",
             )?,
-            hash_in_flight: gauge("authrealm_op_argon2_in_flight", "Password hashes running now.")?,
+            hash_in_flight: gauge(
+                "authrealm_op_argon2_in_flight",
+                "Password hashes running now.",
+            )?,
             hash_rejected: counter(
                 "authrealm_op_argon2_rejected_total",
                 "Requests refused with 503 because hashing slots and queue were full.",

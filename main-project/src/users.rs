@@ -8,12 +8,11 @@ use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::{ApiJson, Authenticated, ClientIp, bearer, parse_json};
+use crate::auth::{ApiJson, Authenticated, ClientIp, parse_json};
 use crate::db::{InsertUser, User, new_id};
 use crate::error::{ApiError, codes};
 use crate::limiter::Decision;
@@ -347,8 +346,7 @@ pub async fn logout(
     Authenticated(claims): Authenticated,
     req: axum::extract::Request,
 ) -> Result<StatusCode, ApiError> {
-    let (parts, body) = req.into_parts();
-    let token = access_token(&parts)?;
+    let body = req.into_body();
     let limit = state.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -362,31 +360,28 @@ pub async fn logout(
     } else {
         parse_json(&bytes)?
     };
+    // Ending the session rejects this access token (and every other one of
+    // the session) on every replica, and kills its refresh family.
     state
         .ma
-        .revoke(&token, "access_token")
+        .revoke_session(&claims.sid)
         .await
         .map_err(|e| e.api_error())?;
     let now = authrealm_tokens::unix_now();
     // Effective here at once, whatever the channel does.
     state.revocations.apply(&RevocationEvent {
-        kind: RevocationKind::Jti,
-        id: claims.jti.clone(),
-        at: claims.exp,
-        expires: claims.exp.saturating_add(state.leeway_secs),
+        kind: RevocationKind::Session,
+        id: claims.sid.clone(),
+        at: now,
+        expires: now.saturating_add(token_life(&claims, state.leeway_secs)),
     });
+    // A refresh token of another session may be handed in too: end that one as well.
     if let Some(rt) = body.refresh_token.filter(|t| !t.is_empty()) {
         state
             .ma
             .revoke(&rt, "refresh_token")
             .await
             .map_err(|e| e.api_error())?;
-        state.revocations.apply(&RevocationEvent {
-            kind: RevocationKind::Session,
-            id: claims.sid.clone(),
-            at: now,
-            expires: now.saturating_add(token_life(&claims, state.leeway_secs)),
-        });
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -398,12 +393,6 @@ fn token_life(claims: &authrealm_tokens::AccessClaims, leeway: i64) -> i64 {
         .max(0)
         .saturating_add(leeway)
         .saturating_add(60)
-}
-
-fn access_token(parts: &Parts) -> Result<String, ApiError> {
-    bearer(parts)
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::unauthorized(codes::MISSING_TOKEN, "a bearer token is required"))
 }
 
 /// `POST /api/v1/logout-all`: ends every session of the user.

@@ -11,6 +11,8 @@ pub const PATH_REFRESH: &str = "/v1/tokens/refresh";
 pub const PATH_REVOKE: &str = "/v1/tokens/revoke";
 /// Path of the introspection endpoint (RFC 7662 style).
 pub const PATH_INTROSPECT: &str = "/v1/tokens/introspect";
+/// Path of the per-session logout endpoint (ends one session by `sid`).
+pub const PATH_REVOKE_SESSION: &str = "/v1/sessions/revoke";
 /// Path of the per-user "log out everywhere" endpoint.
 pub const PATH_REVOKE_ALL: &str = "/v1/sessions/revoke-all";
 /// Path of the public key set.
@@ -74,6 +76,15 @@ pub struct TokenRequest {
     /// `access_token` or `refresh_token`; a hint only (RFC 7009 §2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type_hint: Option<String>,
+}
+
+/// `POST /v1/sessions/revoke`: ends one session (refresh family and every
+/// access token carrying its `sid`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSessionRequest {
+    /// The session id (`sid` claim).
+    pub sid: String,
 }
 
 /// `POST /v1/sessions/revoke-all`.

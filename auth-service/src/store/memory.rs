@@ -193,6 +193,16 @@ impl MemoryStore {
         Some(sid)
     }
 
+    pub(super) fn revoke_session(&self, sid: &str, now: i64, ttl: i64) -> bool {
+        let (live, event) = {
+            let mut st = self.lock();
+            let live = st.live_family(sid, now).is_some();
+            (live, st.revoke_family(sid, now, ttl))
+        };
+        self.publish(vec![event]);
+        live
+    }
+
     pub(super) fn revoke_user(&self, sub: &str, now: i64, ttl: i64) -> Vec<String> {
         let mut events = Vec::new();
         let revoked = {

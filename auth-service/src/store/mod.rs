@@ -159,6 +159,18 @@ impl Store {
         }
     }
 
+    /// Ends one session by id: its family and every access token with its
+    /// `sid`. Returns whether the family was still live.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn revoke_session(&self, sid: &str, now: i64, ttl: i64) -> Result<bool> {
+        match self {
+            Self::Memory(m) => Ok(m.revoke_session(sid, now, ttl)),
+            Self::Redis(r) => r.revoke_session(sid, now, ttl).await,
+        }
+    }
+
     /// Revokes one access token until `exp`.
     ///
     /// # Errors

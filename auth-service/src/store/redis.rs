@@ -72,6 +72,16 @@ revoke_family(p, sid, sub, tonumber(ARGV[2]), tonumber(ARGV[3]))
 return sid
 ";
 
+/// ARGV: prefix, sid, now, revoke ttl. The revoked entry is written even when
+/// the family is already gone, so the session's access tokens die with it.
+const REVOKE_SESSION_LUA: &str = r"
+local p = ARGV[1]
+local sid = ARGV[2]
+local sub = redis.call('HGET', p .. ':fam:' .. sid, 'sub')
+revoke_family(p, sid, sub, tonumber(ARGV[3]), tonumber(ARGV[4]))
+if sub then return 1 else return 0 end
+";
+
 /// ARGV: prefix, sub, now, revoke ttl.
 const REVOKE_USER_LUA: &str = r"
 local p = ARGV[1]
@@ -101,6 +111,7 @@ pub struct RedisStore {
     rotate: redis::Script,
     revoke_refresh: redis::Script,
     revoke_user: redis::Script,
+    revoke_session: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -134,6 +145,7 @@ impl RedisStore {
             rotate: script(ROTATE_LUA),
             revoke_refresh: script(REVOKE_REFRESH_LUA),
             revoke_user: script(REVOKE_USER_LUA),
+            revoke_session: script(REVOKE_SESSION_LUA),
         })
     }
 
@@ -259,6 +271,20 @@ impl RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(Error::Store)
+    }
+
+    pub(super) async fn revoke_session(&self, sid: &str, now: i64, ttl: i64) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let live: i64 = self
+            .revoke_session
+            .arg(&self.prefix)
+            .arg(sid)
+            .arg(now)
+            .arg(ttl)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Error::Store)?;
+        Ok(live == 1)
     }
 
     pub(super) async fn revoke_user(&self, sub: &str, now: i64, ttl: i64) -> Result<Vec<String>> {

@@ -222,6 +222,42 @@ pub async fn revoking_a_refresh_token_ends_its_session(b: Backend) -> TestResult
     Ok(())
 }
 
+pub async fn revoking_a_session_by_sid_ends_it_and_nothing_else(b: Backend) -> TestResult {
+    let app = spawn(b).await?;
+    let gone = app.mint("hana").await?;
+    let kept = app.mint("hana").await?;
+    let (status, _) = app
+        .post(api::PATH_REVOKE_SESSION, &json!({ "sid": gone.session_id }))
+        .await?;
+    assert_eq!(status, 200);
+    // Its access token and its refresh family are dead ...
+    assert!(!app.introspect_active(&gone.access_token).await?);
+    assert_error(
+        &app.refresh(&gone.refresh_token).await?,
+        400,
+        api::codes::REFRESH_TOKEN_INVALID,
+    );
+    // ... the user's other session is not.
+    assert!(app.introspect_active(&kept.access_token).await?);
+    app.refresh_ok(&kept.refresh_token).await?;
+    // An unknown sid is fine (idempotent); a malformed one is refused.
+    let (status, _) = app
+        .post(api::PATH_REVOKE_SESSION, &json!({ "sid": "never-issued" }))
+        .await?;
+    assert_eq!(status, 200);
+    for bad in [
+        json!({ "sid": "" }),
+        json!({ "sid": "has space" }),
+        json!({ "sid": "x".repeat(129) }),
+        json!({}),
+    ] {
+        let got = app.post(api::PATH_REVOKE_SESSION, &bad).await?;
+        assert_eq!(got.0, 400, "{bad} -> {got:?}");
+    }
+    assert!(app.introspect_active(&kept.access_token).await?);
+    Ok(())
+}
+
 pub async fn unknown_tokens_revoke_fine_and_garbage_is_refused(b: Backend) -> TestResult {
     let app = spawn(b).await?;
     let pair = app.mint("hank").await?;
@@ -517,6 +553,7 @@ both_stores!(
     unknown_malformed_and_expired_refresh_tokens_are_refused,
     revoking_an_access_token_rejects_it_and_nothing_else,
     revoking_a_refresh_token_ends_its_session,
+    revoking_a_session_by_sid_ends_it_and_nothing_else,
     unknown_tokens_revoke_fine_and_garbage_is_refused,
     revoke_all_ends_every_session_of_the_user_only,
     introspection_reports_expiry,

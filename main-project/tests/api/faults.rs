@@ -232,6 +232,15 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
     let pair = api.user("jack@example.com", "tangerine-oboe-42").await?;
     let token = s(&pair, "access_token")?;
     assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
+    // Under fail-open the token is accepted before the first scan finishes:
+    // wait for it, so the outage below is what makes the state unknown.
+    eventually("the first scan finishes", Duration::from_secs(10), || {
+        let api = api.clone();
+        async move {
+            Ok(metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 1)
+        }
+    })
+    .await?;
 
     proxy.down();
     match policy {
@@ -257,7 +266,10 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
             eventually("the state becomes unknown", Duration::from_secs(10), || {
                 let api = api.clone();
                 async move {
-                    Ok(metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 0)
+                    Ok(
+                        metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")?
+                            == 0,
+                    )
                 }
             })
             .await?;
@@ -293,7 +305,8 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
             let token = token.clone();
             async move {
                 Ok(
-                    metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 1
+                    metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")?
+                        == 1
                         && api.get("/api/v1/session", Some(&token)).await?.status == 200,
                 )
             }

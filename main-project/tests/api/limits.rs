@@ -155,7 +155,10 @@ async fn a_login_burst_gets_503_not_unbounded_queues(mode: Mode) -> TestResult {
         "a refused registration was stored"
     );
     let m = st.api.metrics().await?;
-    assert_eq!(metric_value(&m, "authrealm_op_argon2_rejected_total")?, busy);
+    assert_eq!(
+        metric_value(&m, "authrealm_op_argon2_rejected_total")?,
+        busy
+    );
     Ok(())
 }
 
