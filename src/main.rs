@@ -74,19 +74,37 @@ async fn main() -> anyhow::Result<()> {
     // Bind both before serving, so OP's first JWKS fetch finds MA listening.
     let ma_listener = tokio::net::TcpListener::bind(ma.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (auth-service); set --ma-listen", ma.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (auth-service); set --ma-listen",
+                ma.listen
+            )
+        })?;
     let op_listener = tokio::net::TcpListener::bind(op.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (main-project); set --op-listen", op.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (main-project); set --op-listen",
+                op.listen
+            )
+        })?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let mut ma_task = tokio::spawn(auth_service::serve(ma, ma_listener, stopped(stop_rx.clone())));
+    let mut ma_task = tokio::spawn(auth_service::serve(
+        ma,
+        ma_listener,
+        stopped(stop_rx.clone()),
+    ));
     let mut op_task = tokio::spawn(main_project::serve(op, op_listener, stopped(stop_rx)));
 
-    let store = if args.redis_url.is_some() { "Redis (REDIS_URL)" } else { "in memory" };
+    let store = if args.redis_url.is_some() {
+        "Redis (REDIS_URL)"
+    } else {
+        "in memory"
+    };
     println!("{}", walkthrough(&op_url, &ma_url, &database, store));
 
     // Run until Ctrl-C, or until one service stops on its own (then stop the other).
@@ -98,12 +116,18 @@ async fn main() -> anyhow::Result<()> {
     println!("stopping…");
     let _ = stop_tx.send(true);
     if let Some((name, result)) = early {
-        result.with_context(|| format!("{name} task panicked"))?.with_context(|| format!("{name} failed"))?;
+        result
+            .with_context(|| format!("{name} task panicked"))?
+            .with_context(|| format!("{name} failed"))?;
         anyhow::bail!("{name} stopped unexpectedly");
     }
     let (ma_result, op_result) = tokio::join!(ma_task, op_task);
-    ma_result.context("auth-service task panicked")?.context("auth-service failed")?;
-    op_result.context("main-project task panicked")?.context("main-project failed")?;
+    ma_result
+        .context("auth-service task panicked")?
+        .context("auth-service failed")?;
+    op_result
+        .context("main-project task panicked")?
+        .context("main-project failed")?;
     Ok(())
 }
 
