@@ -110,25 +110,32 @@ async fn main() -> anyhow::Result<()> {
     // Run until Ctrl-C, or until one service stops on its own (then stop the other).
     let early = tokio::select! {
         r = tokio::signal::ctrl_c() => { r.context("cannot listen for Ctrl-C")?; None }
-        r = &mut ma_task => Some(("auth-service", r)),
-        r = &mut op_task => Some(("main-project", r)),
+        r = &mut ma_task => Some(finished("auth-service", r)),
+        r = &mut op_task => Some(finished("main-project", r)),
     };
     println!("stopping…");
     let _ = stop_tx.send(true);
-    if let Some((name, result)) = early {
-        result
-            .with_context(|| format!("{name} task panicked"))?
-            .with_context(|| format!("{name} failed"))?;
-        anyhow::bail!("{name} stopped unexpectedly");
+    if let Some(result) = early {
+        result?;
+        anyhow::bail!("a service stopped unexpectedly");
     }
     let (ma_result, op_result) = tokio::join!(ma_task, op_task);
-    ma_result
-        .context("auth-service task panicked")?
-        .context("auth-service failed")?;
-    op_result
-        .context("main-project task panicked")?
-        .context("main-project failed")?;
+    finished("auth-service", ma_result)?;
+    finished("main-project", op_result)?;
     Ok(())
+}
+
+/// The outcome of a service task, with the service named in any error.
+fn finished<E>(
+    name: &str,
+    joined: Result<Result<(), E>, tokio::task::JoinError>,
+) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    joined
+        .with_context(|| format!("{name} task panicked"))?
+        .with_context(|| format!("{name} failed"))
 }
 
 fn walkthrough(op: &str, ma: &str, database: &str, store: &str) -> String {
