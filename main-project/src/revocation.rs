@@ -211,11 +211,13 @@ pub async fn follow_redis(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match follow_once(&client, &keys, &view).await {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(e) => {
-                tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
-            }
+        let resyncs_before = view.metrics.revocation_resyncs.get();
+        if let Err(e) = follow_once(&client, &keys, &view).await {
+            tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
+        }
+        // A link that got as far as a full scan was healthy: retry quickly.
+        if view.metrics.revocation_resyncs.get() > resyncs_before {
+            backoff = Duration::from_millis(100);
         }
         view.set_known(false);
         tokio::time::sleep(backoff).await;
@@ -312,7 +314,9 @@ async fn follow_once(
             }
             _ = ping.tick() => {
                 // A silent network failure would otherwise leave a stale view "known".
-                let pong: Result<redis::RedisResult<String>, _> =
+                // On a subscribed RESP2 connection PING answers ["pong", ""],
+                // not "PONG": any non-error reply means the link is alive.
+                let pong: Result<redis::RedisResult<redis::Value>, _> =
                     tokio::time::timeout(Duration::from_secs(3), sink.ping()).await;
                 match pong {
                     Ok(Ok(_)) => {}

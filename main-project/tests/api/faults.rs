@@ -333,3 +333,35 @@ async fn redis_down_and_back_fail_closed() -> TestResult {
 async fn redis_down_and_back_fail_open() -> TestResult {
     redis_down_and_back(RevocationPolicy::FailOpen).await
 }
+
+/// A healthy Redis link stays up: the listener's keep-alive ping must not
+/// tear it down (which would make the state unknown and, fail-closed, answer
+/// 503 on every protected request until the rescan).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_healthy_redis_link_survives_its_keepalive_pings() -> TestResult {
+    let env = Env::new(Mode::PostgresRedis).await?;
+    let ma = start_ma(&env).await?;
+    let op = start_op(op_config(&env, &ma)).await?;
+    let api = Api::new(&op.base);
+    let pair = api.user("kim@example.com", "tangerine-oboe-42").await?;
+    let token = s(&pair, "access_token")?;
+    eventually("the first scan finishes", Duration::from_secs(10), || {
+        let api = api.clone();
+        async move {
+            Ok(metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 1)
+        }
+    })
+    .await?;
+    let resyncs = metric_value(&api.metrics().await?, "authrealm_op_revocation_resyncs_total")?;
+    // Two keep-alive intervals (5 s each) with requests all along.
+    let until = std::time::Instant::now() + Duration::from_secs(11);
+    while std::time::Instant::now() < until {
+        let r = api.get("/api/v1/session", Some(&token)).await?;
+        assert_eq!(r.status, 200, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let m = api.metrics().await?;
+    assert_eq!(metric_value(&m, "authrealm_op_revocation_state_known")?, 1);
+    assert_eq!(metric_value(&m, "authrealm_op_revocation_resyncs_total")?, resyncs);
+    Ok(())
+}
