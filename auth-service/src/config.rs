@@ -96,6 +96,12 @@ pub struct Config {
     #[arg(long, env = "AUTHREALM_REDIS_PREFIX", default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
     pub redis_prefix: String,
 
+    /// Clock skew verifiers may allow past `exp`: revocation entries (jti,
+    /// session, not-before) are kept this much longer than the tokens they
+    /// reject. Must be at least OP's `AUTHREALM_CLOCK_LEEWAY`.
+    #[arg(long, env = "AUTHREALM_CLOCK_SKEW", default_value = "60s", value_parser = parse_duration)]
+    pub clock_skew: Duration,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "AUTHREALM_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
@@ -130,10 +136,6 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Clock skew allowed for on top of the access token life when deciding how
-/// long session and not-before entries must outlive the tokens they reject.
-pub const CLOCK_SKEW_SECS: u64 = 60;
-
 impl Config {
     /// The embedded defaults of a local run: `127.0.0.1:8081`, no Redis (in
     /// memory), an ephemeral Ed25519 key and a freshly generated service
@@ -155,6 +157,7 @@ impl Config {
             service_credential_file: None,
             redis_url: None,
             redis_prefix: authrealm_tokens::revocation::DEFAULT_PREFIX.to_owned(),
+            clock_skew: Duration::from_secs(60),
             max_body_bytes: 16 * 1024,
             log_format: LogFormat::Text,
         }
@@ -165,7 +168,9 @@ impl Config {
     /// by then).
     #[must_use]
     pub fn revocation_ttl_secs(&self) -> u64 {
-        self.access_ttl.as_secs().saturating_add(CLOCK_SKEW_SECS)
+        self.access_ttl
+            .as_secs()
+            .saturating_add(self.clock_skew.as_secs())
     }
 
     /// Checks the settings and resolves the service credential.

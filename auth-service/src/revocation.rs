@@ -79,7 +79,10 @@ impl AuthService {
                 let Ok(claims) = keys.verifier().verify(token, now) else {
                     return Ok(Revoked::Nothing);
                 };
-                self.store.revoke_jti(&claims.jti, claims.exp, now).await?;
+                // Kept past `exp` by the skew verifiers allow, or the token
+                // would be accepted again in that last stretch.
+                let keep_until = claims.exp.saturating_add(self.settings.clock_skew);
+                self.store.revoke_jti(&claims.jti, keep_until, now).await?;
                 self.metrics.revoked(RevocationKind::Jti, 1);
                 Ok(Revoked::AccessToken)
             }

@@ -37,6 +37,9 @@ pub struct Settings {
     pub grace: i64,
     /// How long session and not-before revocations are kept, seconds.
     pub revoke_ttl: i64,
+    /// Clock skew verifiers tolerate past `exp`, seconds: a revoked `jti`
+    /// is kept this much longer than its token.
+    pub clock_skew: i64,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -54,6 +57,7 @@ impl Settings {
             refresh_ttl: secs(config.refresh_ttl),
             grace: secs(config.refresh_grace),
             revoke_ttl: i64::try_from(config.revocation_ttl_secs()).unwrap_or(i64::MAX),
+            clock_skew: secs(config.clock_skew),
         }
     }
 }

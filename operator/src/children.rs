@@ -482,6 +482,7 @@ fn auth_service_config(cx: &Ctx<'_>) -> ConfigMap {
             ("AUTHREALM_ACCESS_TTL", t.access_token_ttl.clone()),
             ("AUTHREALM_REFRESH_TTL", t.refresh_token_ttl.clone()),
             ("AUTHREALM_JWKS_MAX_AGE", t.jwks_max_age.clone()),
+            ("AUTHREALM_CLOCK_SKEW", t.clock_skew.clone()),
             ("AUTHREALM_KEYS_DIR", KEYS_DIR.to_owned()),
             (
                 "AUTHREALM_SERVICE_CREDENTIAL_FILE",
@@ -504,6 +505,10 @@ fn main_project_config(cx: &Ctx<'_>) -> ConfigMap {
         ),
         ("AUTHREALM_ISSUER", c.issuer.clone()),
         ("AUTHREALM_AUDIENCE", c.audience.clone()),
+        (
+            "AUTHREALM_CLOCK_LEEWAY",
+            cx.realm.spec.tokens.clock_skew.clone(),
+        ),
         (
             "AUTHREALM_SERVICE_CREDENTIAL_FILE",
             format!("{CREDENTIAL_DIR}/{CREDENTIAL_KEY}"),
@@ -1189,6 +1194,9 @@ mod tests {
         let op = data("demo-main-project-config").unwrap_or_default();
         assert_eq!(op["AUTHREALM_AUTH_SERVICE_URL"], URL);
         assert_eq!(op["AUTHREALM_REDIS_PREFIX"], ma["AUTHREALM_REDIS_PREFIX"]);
+        // MA keeps revocations for as long as OP tolerates expired tokens.
+        assert_eq!(ma["AUTHREALM_CLOCK_SKEW"], "60s");
+        assert_eq!(op["AUTHREALM_CLOCK_LEEWAY"], ma["AUTHREALM_CLOCK_SKEW"]);
         assert_eq!(
             op["AUTHREALM_DATABASE_URL"],
             "sqlite:///var/lib/authrealm/main-project.db?mode=rwc"

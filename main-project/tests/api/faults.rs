@@ -352,7 +352,10 @@ async fn a_healthy_redis_link_survives_its_keepalive_pings() -> TestResult {
         }
     })
     .await?;
-    let resyncs = metric_value(&api.metrics().await?, "authrealm_op_revocation_resyncs_total")?;
+    let resyncs = metric_value(
+        &api.metrics().await?,
+        "authrealm_op_revocation_resyncs_total",
+    )?;
     // Two keep-alive intervals (5 s each) with requests all along.
     let until = std::time::Instant::now() + Duration::from_secs(11);
     while std::time::Instant::now() < until {
@@ -362,6 +365,9 @@ async fn a_healthy_redis_link_survives_its_keepalive_pings() -> TestResult {
     }
     let m = api.metrics().await?;
     assert_eq!(metric_value(&m, "authrealm_op_revocation_state_known")?, 1);
-    assert_eq!(metric_value(&m, "authrealm_op_revocation_resyncs_total")?, resyncs);
+    assert_eq!(
+        metric_value(&m, "authrealm_op_revocation_resyncs_total")?,
+        resyncs
+    );
     Ok(())
 }
