@@ -129,7 +129,9 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                // The proxy in front of OP appends the address it saw: the
+                // last entry. Earlier ones are whatever the client sent.
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
         {
             return Ok(Self(Some(ip)));

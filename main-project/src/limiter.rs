@@ -105,6 +105,9 @@ impl RedisLink {
     }
 }
 
+/// Most entries the in-memory counters hold (about 100 bytes each).
+const MEMORY_CAP: usize = 100_000;
+
 #[derive(Default)]
 struct MemoryCounters {
     // key -> (count, window end in Unix seconds)
@@ -112,21 +115,45 @@ struct MemoryCounters {
 }
 
 impl MemoryCounters {
-    fn begin(&self, keys: [&str; 2], window: i64, now: i64) -> [(u32, i64); 2] {
+    /// Counts one attempt for `[account, ip]`. The IP is counted first: once
+    /// it is over `max_ip`, no account entry is created for it, so one client
+    /// cannot fill the map with made-up emails. The map never holds more than
+    /// [`MEMORY_CAP`] entries: when full of live entries, new keys are not
+    /// tracked (the attempt counts as a first one) and a warning is logged.
+    fn begin(
+        &self,
+        [account, ip]: [&str; 2],
+        max_ip: u32,
+        window: i64,
+        now: i64,
+    ) -> [(u32, i64); 2] {
         let Ok(mut map) = self.map.lock() else {
             return [(0, now); 2];
         };
-        if map.len() > 100_000 {
+        if map.len() >= MEMORY_CAP {
             map.retain(|_, (_, end)| *end > now);
         }
-        keys.map(|k| {
-            let e = map.entry(k.to_owned()).or_insert((0, now + window));
+        let mut count = |k: &str| -> (u32, i64) {
+            let full = map.len() >= MEMORY_CAP;
+            let e = match map.get_mut(k) {
+                Some(e) => e,
+                None if full => {
+                    tracing::warn!("login limiter: memory table full; an attempt went uncounted");
+                    return (1, window);
+                }
+                None => map.entry(k.to_owned()).or_insert((0, now + window)),
+            };
             if e.1 <= now {
                 *e = (0, now + window);
             }
             e.0 = e.0.saturating_add(1);
             (e.0, e.1 - now)
-        })
+        };
+        let ip_count = count(ip);
+        if ip_count.0 > max_ip {
+            return [(0, window), ip_count];
+        }
+        [count(account), ip_count]
     }
 
     fn succeeded(&self, account: &str, ip: &str) {
@@ -214,10 +241,10 @@ impl LoginLimiter {
                 Err(e) => {
                     tracing::warn!(error = %e, "login limiter: Redis failed; counting in memory");
                     self.metrics.limiter_backend_errors.inc();
-                    self.memory.begin([&ka, &ki], self.window, now)
+                    self.memory.begin([&ka, &ki], self.max_ip, self.window, now)
                 }
             },
-            None => self.memory.begin([&ka, &ki], self.window, now),
+            None => self.memory.begin([&ka, &ki], self.max_ip, self.window, now),
         };
         let [(acct, acct_ttl), (ip_n, ip_ttl)] = counts;
         let secs = |t: i64| u64::try_from(t).unwrap_or(1).max(1);
@@ -338,6 +365,50 @@ mod tests {
             l.begin("u9@x.test", "ip", 0).await,
             Decision::Locked {
                 scope: Scope::Ip,
+                ..
+            }
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_made_up_emails_cannot_grow_the_memory_table()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let l = LoginLimiter::new(None, 5, 20, Duration::from_secs(900), Metrics::new()?);
+        // One address: past its limit, new emails are no longer tracked.
+        for i in 0..1_000 {
+            l.begin(&format!("u{i}@x.test"), "10.0.0.9", 0).await;
+        }
+        let entries = l.memory.map.lock().map(|m| m.len()).unwrap_or(usize::MAX);
+        assert!(entries <= 1 + 21, "{entries} entries for one address");
+        assert!(matches!(
+            l.begin("fresh@x.test", "10.0.0.9", 0).await,
+            Decision::Locked {
+                scope: Scope::Ip,
+                ..
+            }
+        ));
+        // Many addresses: the table stops at its cap.
+        let many = LoginLimiter::new(None, 5, 20, Duration::from_secs(900), Metrics::new()?);
+        for i in 0..(MEMORY_CAP / 2 + 10) {
+            many.begin(&format!("u{i}@x.test"), &format!("ip{i}"), 0)
+                .await;
+        }
+        let entries = many
+            .memory
+            .map
+            .lock()
+            .map(|m| m.len())
+            .unwrap_or(usize::MAX);
+        assert_eq!(entries, MEMORY_CAP);
+        // Keys already tracked keep counting (and locking) while it is full.
+        for _ in 0..5 {
+            many.begin("u1@x.test", "ip1", 0).await;
+        }
+        assert!(matches!(
+            many.begin("u1@x.test", "ip1", 0).await,
+            Decision::Locked {
+                scope: Scope::Account,
                 ..
             }
         ));

@@ -103,6 +103,43 @@ async fn the_ip_limit_spans_accounts(mode: Mode) -> TestResult {
     Ok(())
 }
 
+/// Behind a proxy (`AUTHREALM_TRUST_FORWARDED_FOR`), the client address is the
+/// last `X-Forwarded-For` entry, the one the proxy appended: entries the
+/// client made up in front of it do not give it a fresh limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn made_up_forwarded_for_entries_do_not_escape_the_ip_limit() -> TestResult {
+    let st = stack_with(Mode::SqliteMemory, |c| {
+        c.login_max_failures = 3;
+        c.ip_failure_factor = 2;
+        c.trust_forwarded_for = true;
+    })
+    .await?;
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        let r = st
+            .api
+            .http
+            .post(format!("{}/api/v1/login", st.api.base))
+            .header("x-forwarded-for", format!("10.9.8.{i}, 203.0.113.7"))
+            .json(&json!({"email": format!("nobody{i}@example.com"), "password": "wrong-password-000"}))
+            .send()
+            .await?;
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, vec![401, 401, 401, 401, 401, 401, 429]);
+    // Another client behind the same proxy is not affected.
+    let other = st
+        .api
+        .http
+        .post(format!("{}/api/v1/login", st.api.base))
+        .header("x-forwarded-for", "203.0.113.8")
+        .json(&json!({"email": "nobody@example.com", "password": "wrong-password-000"}))
+        .send()
+        .await?;
+    assert_eq!(other.status().as_u16(), 401);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_ip_limit_spans_accounts_postgres_redis() -> TestResult {
     the_ip_limit_spans_accounts(Mode::PostgresRedis).await
