@@ -555,16 +555,20 @@ async fn main() -> anyhow::Result<()> {
         note,
     });
 
+    // On the second replica, which has served nothing yet: its peak RSS is
+    // the burst's, not the token cache's from the scenarios above.
     eprintln!("OP login burst…");
-    let burst = login_burst(&http, &op.url, &email, args.burst).await?;
-    let rss = proc::peak_rss(op.pid)?;
+    let rss_before = proc::peak_rss(op2.pid)?;
+    let burst = login_burst(&http, &op2.url, &email, args.burst).await?;
+    let rss = proc::peak_rss(op2.pid)?;
     let burst_note = format!(
-        "{} concurrent logins: {} ok, {} answered 503 + Retry-After, {} other; slowest answer {:.2} s; OP peak RSS {:.1} MiB (bar < 256 MiB)",
+        "{} concurrent logins on a fresh OP: {} ok, {} answered 503 + Retry-After, {} other; slowest answer {:.2} s; OP peak RSS {:.1} MiB before, {:.1} MiB after (bar < 256 MiB)",
         args.burst,
         burst.ok,
         burst.busy,
         burst.other,
         burst.slowest.as_secs_f64(),
+        rss_before as f64 / 1_048_576.0,
         rss as f64 / 1_048_576.0
     );
 

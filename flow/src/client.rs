@@ -28,6 +28,20 @@ impl Answer {
         self.body.get(field).and_then(Value::as_str)
     }
 
+    /// The `(access_token, refresh_token)` of a token-pair answer.
+    ///
+    /// # Errors
+    /// [`FlowError::Step`] when the body has no pair.
+    pub fn pair(&self, step: &'static str) -> Result<(String, String), FlowError> {
+        match (self.str("access_token"), self.str("refresh_token")) {
+            (Some(a), Some(r)) => Ok((a.to_owned(), r.to_owned())),
+            _ => Err(FlowError::Step {
+                step,
+                detail: format!("no token pair in {}", self.body),
+            }),
+        }
+    }
+
     /// Fails the step unless the status is `want`.
     ///
     /// # Errors
@@ -120,6 +134,56 @@ impl Api {
             .map_err(|source| FlowError::Http { step, source })?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(Answer { status, body })
+    }
+
+    /// `GET path` with an optional bearer token.
+    ///
+    /// # Errors
+    /// [`FlowError::Http`] when the request cannot be sent or read.
+    pub async fn get(
+        &self,
+        step: &'static str,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Result<Answer, FlowError> {
+        self.call(step, Method::GET, path, bearer, None).await
+    }
+
+    /// `POST /api/v1/token/refresh` with `refresh_token`.
+    ///
+    /// # Errors
+    /// [`FlowError::Http`] when the request cannot be sent or read.
+    pub async fn refresh(
+        &self,
+        step: &'static str,
+        refresh_token: &str,
+    ) -> Result<Answer, FlowError> {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        self.call(
+            step,
+            Method::POST,
+            "/api/v1/token/refresh",
+            None,
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/login`; the access and refresh token of a 200 answer.
+    ///
+    /// # Errors
+    /// [`FlowError::Step`] for any other answer.
+    pub async fn login(
+        &self,
+        step: &'static str,
+        email: &str,
+        password: &str,
+    ) -> Result<(String, String), FlowError> {
+        let body = serde_json::json!({ "email": email, "password": password });
+        self.call(step, Method::POST, "/api/v1/login", None, Some(&body))
+            .await?
+            .expect(step, StatusCode::OK)?
+            .pair(step)
     }
 
     /// GETs a text document (metrics).

@@ -71,26 +71,7 @@ pub async fn run(
             detail: format!("register answered {} {}", reg.status, reg.body),
         });
     }
-    let login = op
-        .call(
-            step,
-            Method::POST,
-            "/api/v1/login",
-            None,
-            Some(&json!({"email": email, "password": password})),
-        )
-        .await?
-        .expect(step, StatusCode::OK)?;
-    let pair = |a: &crate::client::Answer| -> Result<(String, String), FlowError> {
-        match (a.str("access_token"), a.str("refresh_token")) {
-            (Some(x), Some(r)) => Ok((x.to_owned(), r.to_owned())),
-            _ => Err(FlowError::Step {
-                step: "soak",
-                detail: format!("no token pair in {}", a.body),
-            }),
-        }
-    };
-    let tokens = Arc::new(RwLock::new(pair(&login)?));
+    let tokens = Arc::new(RwLock::new(op.login(step, &email, password).await?));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
@@ -104,10 +85,7 @@ pub async fn run(
                 let api = &ops[n % ops.len()];
                 n += 1;
                 let access = tokens.read().await.0.clone();
-                match api
-                    .call("soak", Method::GET, "/api/v1/session", Some(&access), None)
-                    .await
-                {
+                match api.get("soak", "/api/v1/session", Some(&access)).await {
                     Ok(a) if a.status == StatusCode::OK => ok.fetch_add(1, Ordering::Relaxed),
                     Ok(a) => {
                         let n = failed.fetch_add(1, Ordering::Relaxed);
@@ -131,17 +109,12 @@ pub async fn run(
     while Instant::now() + refresh_every < deadline {
         tokio::time::sleep(refresh_every).await;
         let refresh = tokens.read().await.1.clone();
-        let a = op
-            .call(
-                "soak refresh",
-                Method::POST,
-                "/api/v1/token/refresh",
-                None,
-                Some(&json!({"refresh_token": refresh})),
-            )
+        let pair = op
+            .refresh("soak refresh", &refresh)
             .await?
-            .expect("soak refresh", StatusCode::OK)?;
-        *tokens.write().await = pair(&a)?;
+            .expect("soak refresh", StatusCode::OK)?
+            .pair("soak refresh")?;
+        *tokens.write().await = pair;
         refreshes += 1;
     }
     for w in workers {
