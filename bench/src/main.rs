@@ -349,6 +349,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let base_pid = base_child.id();
 
+    eprintln!("pids: ma={} op={} op2={} baseline={}", ma.pid, op.pid, op2.pid, base_child.id());
     let pool_size = (args.seconds as usize + 1) * 40_000;
     eprintln!("signing {pool_size} distinct tokens…");
     let pool = Arc::new(sign_pool(&key, &ma_url, pool_size).await?);
