@@ -77,9 +77,7 @@ async fn rejected_everywhere(
     let start = Instant::now();
     for op in ops {
         loop {
-            let a = op
-                .call(step, Method::GET, "/api/v1/me", Some(token), None)
-                .await?;
+            let a = op.get(step, "/api/v1/me", Some(token)).await?;
             if a.status == StatusCode::UNAUTHORIZED && a.code() == Some("token_revoked") {
                 break;
             }
@@ -194,15 +192,17 @@ pub async fn run(
     // Me.
     let step = "me";
     let me = op
-        .call(step, Method::GET, "/api/v1/me", Some(&s1.access), None)
+        .get(step, "/api/v1/me", Some(&s1.access))
         .await?
         .expect(step, StatusCode::OK)?;
     if me.str("email") != Some(alice.as_str()) || me.body.get("id") != Some(&alice_id) {
         return Err(fail(step, format!("me shows {} for {alice}", me.body)));
     }
-    op.call(step, Method::GET, "/api/v1/me", None, None)
-        .await?
-        .expect_error(step, StatusCode::UNAUTHORIZED, "missing_token")?;
+    op.get(step, "/api/v1/me", None).await?.expect_error(
+        step,
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+    )?;
     say("me: shows the logged-in user; no token is 401 missing_token");
 
     // Notes CRUD and isolation.
@@ -233,14 +233,14 @@ pub async fn run(
     .await?
     .expect(step, StatusCode::OK)?;
     let got = op
-        .call(step, Method::GET, &path, Some(&s1.access), None)
+        .get(step, &path, Some(&s1.access))
         .await?
         .expect(step, StatusCode::OK)?;
     if got.str("body") != Some("edited") {
         return Err(fail(step, format!("note was not updated: {}", got.body)));
     }
     let list = op
-        .call(step, Method::GET, "/api/v1/notes", Some(&s1.access), None)
+        .get(step, "/api/v1/notes", Some(&s1.access))
         .await?
         .expect(step, StatusCode::OK)?;
     let count = list
@@ -261,13 +261,7 @@ pub async fn run(
             .expect_error(step, StatusCode::NOT_FOUND, "not_found")?;
     }
     let bob_list = op
-        .call(
-            step,
-            Method::GET,
-            "/api/v1/notes",
-            Some(&bob_session.access),
-            None,
-        )
+        .get(step, "/api/v1/notes", Some(&bob_session.access))
         .await?
         .expect(step, StatusCode::OK)?;
     if bob_list
@@ -284,21 +278,17 @@ pub async fn run(
     op.call(step, Method::DELETE, &path, Some(&s1.access), None)
         .await?
         .expect(step, StatusCode::NO_CONTENT)?;
-    op.call(step, Method::GET, &path, Some(&s1.access), None)
-        .await?
-        .expect_error(step, StatusCode::NOT_FOUND, "not_found")?;
+    op.get(step, &path, Some(&s1.access)).await?.expect_error(
+        step,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )?;
     say("notes: create, update, read, list, delete; another user gets 404 and sees none");
 
     // Independent verification with MA's published keys.
     let step = "jwks";
     let discovery = ma
-        .call(
-            step,
-            Method::GET,
-            "/.well-known/openid-configuration",
-            None,
-            None,
-        )
+        .get(step, "/.well-known/openid-configuration", None)
         .await?
         .expect(step, StatusCode::OK)?;
     let issuer = field(&discovery, step, "issuer")?;
@@ -307,7 +297,7 @@ pub async fn run(
         return Err(fail(step, format!("unexpected jwks_uri {jwks_uri}")));
     }
     let jwks = ma
-        .call(step, Method::GET, "/.well-known/jwks.json", None, None)
+        .get(step, "/.well-known/jwks.json", None)
         .await?
         .expect(step, StatusCode::OK)?;
     let set: JwkSet = serde_json::from_value(jwks.body.clone())
@@ -346,13 +336,7 @@ pub async fn run(
     // Refresh rotation, then reuse of the spent token revokes the family.
     let step = "refresh";
     let r = op
-        .call(
-            step,
-            Method::POST,
-            "/api/v1/token/refresh",
-            None,
-            Some(&json!({"refresh_token": s1.refresh})),
-        )
+        .refresh(step, &s1.refresh)
         .await?
         .expect(step, StatusCode::OK)?;
     let s2 = Session {
@@ -362,19 +346,13 @@ pub async fn run(
     if s2.refresh == s1.refresh || s2.access == s1.access {
         return Err(fail(step, "refresh did not rotate the tokens"));
     }
-    op.call(step, Method::GET, "/api/v1/me", Some(&s2.access), None)
+    op.get(step, "/api/v1/me", Some(&s2.access))
         .await?
         .expect(step, StatusCode::OK)?;
     say("refresh: new pair issued, new access token works");
     let step = "refresh retry within grace";
     let retry = op
-        .call(
-            step,
-            Method::POST,
-            "/api/v1/token/refresh",
-            None,
-            Some(&json!({"refresh_token": s1.refresh})),
-        )
+        .refresh(step, &s1.refresh)
         .await?
         .expect(step, StatusCode::OK)?;
     if retry.str("refresh_token") != Some(s2.refresh.as_str()) {
@@ -386,24 +364,14 @@ pub async fn run(
     say("refresh retry within the grace window: the same successor pair, not a second one");
     let step = "refresh token reuse";
     tokio::time::sleep(opts.refresh_grace + Duration::from_secs(1)).await;
-    op.call(
+    op.refresh(step, &s1.refresh).await?.expect_error(
         step,
-        Method::POST,
-        "/api/v1/token/refresh",
-        None,
-        Some(&json!({"refresh_token": s1.refresh})),
-    )
-    .await?
-    .expect_error(step, StatusCode::UNAUTHORIZED, "refresh_token_reused")?;
-    op.call(
-        step,
-        Method::POST,
-        "/api/v1/token/refresh",
-        None,
-        Some(&json!({"refresh_token": s2.refresh})),
-    )
-    .await?
-    .expect(step, StatusCode::UNAUTHORIZED)?;
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    )?;
+    op.refresh(step, &s2.refresh)
+        .await?
+        .expect(step, StatusCode::UNAUTHORIZED)?;
     let took = rejected_everywhere(&ops, step, &s2.access).await?;
     say(&format!(
         "refresh token reuse after the grace window: 401 refresh_token_reused, the family is revoked and its access token rejected on {} replica(s) within {took:?}",
@@ -414,7 +382,7 @@ pub async fn run(
     let step = "logout";
     let s3 = login(op, step, &alice, password).await?;
     for o in &ops {
-        o.call(step, Method::GET, "/api/v1/me", Some(&s3.access), None)
+        o.get(step, "/api/v1/me", Some(&s3.access))
             .await?
             .expect(step, StatusCode::OK)?;
     }
@@ -428,15 +396,9 @@ pub async fn run(
     .await?
     .expect(step, StatusCode::NO_CONTENT)?;
     let took = rejected_everywhere(&ops, step, &s3.access).await?;
-    op.call(
-        step,
-        Method::POST,
-        "/api/v1/token/refresh",
-        None,
-        Some(&json!({"refresh_token": s3.refresh})),
-    )
-    .await?
-    .expect(step, StatusCode::UNAUTHORIZED)?;
+    op.refresh(step, &s3.refresh)
+        .await?
+        .expect(step, StatusCode::UNAUTHORIZED)?;
     say(&format!(
         "logout: old access token rejected by all {} replica(s) within {took:?}; refresh token dead",
         ops.len()
@@ -457,27 +419,15 @@ pub async fn run(
     .expect(step, StatusCode::NO_CONTENT)?;
     rejected_everywhere(&ops, step, &a1.access).await?;
     rejected_everywhere(&ops, step, &a2.access).await?;
-    op.call(
-        step,
-        Method::POST,
-        "/api/v1/token/refresh",
-        None,
-        Some(&json!({"refresh_token": a2.refresh})),
-    )
-    .await?
-    .expect(step, StatusCode::UNAUTHORIZED)?;
+    op.refresh(step, &a2.refresh)
+        .await?
+        .expect(step, StatusCode::UNAUTHORIZED)?;
     // Bob's session is untouched, and Alice can log in again.
-    op.call(
-        step,
-        Method::GET,
-        "/api/v1/me",
-        Some(&bob_session.access),
-        None,
-    )
-    .await?
-    .expect(step, StatusCode::OK)?;
+    op.get(step, "/api/v1/me", Some(&bob_session.access))
+        .await?
+        .expect(step, StatusCode::OK)?;
     let again = login(op, step, &alice, password).await?;
-    op.call(step, Method::GET, "/api/v1/me", Some(&again.access), None)
+    op.get(step, "/api/v1/me", Some(&again.access))
         .await?
         .expect(step, StatusCode::OK)?;
     say(

@@ -582,38 +582,33 @@ where
 
 /// Deletes an optional child the spec no longer asks for; absent is fine.
 async fn prune(client: Client, ns: &str, kind: Kind, name: &str) -> Result<(), Error> {
-    let dp = DeleteParams::background();
     let res = match kind {
-        Kind::Deployment => Api::<Deployment>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::Service => Api::<Service>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::Secret => Api::<Secret>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::ServiceAccount => Api::<ServiceAccount>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::PodDisruptionBudget => Api::<PodDisruptionBudget>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::NetworkPolicy => Api::<NetworkPolicy>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
+        Kind::Deployment => delete::<Deployment>(client, ns, name).await,
+        Kind::Service => delete::<Service>(client, ns, name).await,
+        Kind::Secret => delete::<Secret>(client, ns, name).await,
+        Kind::ServiceAccount => delete::<ServiceAccount>(client, ns, name).await,
+        Kind::PodDisruptionBudget => delete::<PodDisruptionBudget>(client, ns, name).await,
+        Kind::NetworkPolicy => delete::<NetworkPolicy>(client, ns, name).await,
     };
     match res {
         Ok(()) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Deletes one namespaced object in the background (its dependents follow).
+async fn delete<K>(client: Client, ns: &str, name: &str) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned,
+{
+    Api::<K>::namespaced(client, ns)
+        .delete(name, &DeleteParams::background())
+        .await
+        .map(drop)
 }
 
 async fn patch_status(
