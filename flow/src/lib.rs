@@ -40,3 +40,29 @@ pub struct Targets {
     /// Base URL of MA (public endpoints only: JWKS, discovery, metrics).
     pub ma: String,
 }
+
+impl Targets {
+    /// One shared HTTP client with `timeout`, as a client per OP replica
+    /// (never empty) and one for MA.
+    ///
+    /// # Errors
+    /// [`FlowError::Setup`] when no OP URL is given or the client cannot be built.
+    pub fn clients(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(Vec<client::Api>, client::Api), FlowError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| FlowError::Setup(e.to_string()))?;
+        if self.op.is_empty() {
+            return Err(FlowError::Setup("no OP URL given".into()));
+        }
+        let ops = self
+            .op
+            .iter()
+            .map(|u| client::Api::new(http.clone(), u))
+            .collect();
+        Ok((ops, client::Api::new(http, &self.ma)))
+    }
+}

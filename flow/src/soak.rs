@@ -10,7 +10,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::sync::RwLock;
 
-use crate::client::Api;
 use crate::{FlowError, Targets};
 
 /// Failures printed before the rest are only counted.
@@ -40,15 +39,7 @@ pub async fn run(
     concurrency: usize,
     refresh_every: Duration,
 ) -> Result<SoakReport, FlowError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| FlowError::Setup(e.to_string()))?;
-    let ops: Vec<Api> = targets
-        .op
-        .iter()
-        .map(|u| Api::new(http.clone(), u))
-        .collect();
+    let (ops, _) = targets.clients(Duration::from_secs(10))?;
     let op = ops
         .first()
         .ok_or_else(|| FlowError::Setup("no OP URL given".into()))?

@@ -108,19 +108,10 @@ pub async fn run(
     opts: &FlowOptions,
     say: &dyn Fn(&str),
 ) -> Result<(), FlowError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| FlowError::Setup(e.to_string()))?;
-    let ops: Vec<Api> = targets
-        .op
-        .iter()
-        .map(|u| Api::new(http.clone(), u))
-        .collect();
+    let (ops, ma) = targets.clients(Duration::from_secs(30))?;
     let op = ops
         .first()
         .ok_or_else(|| FlowError::Setup("no OP URL given".into()))?;
-    let ma = Api::new(http.clone(), &targets.ma);
     let alice = format!("alice-{}@example.test", opts.run_id).to_lowercase();
     let bob = format!("bob-{}@example.test", opts.run_id).to_lowercase();
     let password = "correct horse battery staple";

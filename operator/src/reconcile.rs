@@ -264,25 +264,20 @@ async fn reconcile_inner(
                     Some((f, bytes.map(|b| b.0.clone()).unwrap_or_default())),
                     handled,
                 ),
-                Some(Err(e)) => {
-                    let b = Blocked {
-                        reason: "KeySetInvalid",
-                        message: format!(
+                unusable => {
+                    let message = match unusable {
+                        Some(Err(e)) => format!(
                             "Secret {} holds an invalid key set ({e}); the operator never overwrites it: fix it or delete it to start a new key set",
                             names.keys()
                         ),
-                        part: Some(status::KEYS_READY),
-                    };
-                    report_blocked(realm, ctx, &b, now).await?;
-                    return Ok((result::BLOCKED, Action::requeue(BLOCKED_REQUEUE)));
-                }
-                None => {
-                    let b = Blocked {
-                        reason: "KeySetInvalid",
-                        message: format!(
+                        _ => format!(
                             "Secret {} has no {FILE_NAME}: delete it to start a new key set",
                             names.keys()
                         ),
+                    };
+                    let b = Blocked {
+                        reason: "KeySetInvalid",
+                        message,
                         part: Some(status::KEYS_READY),
                     };
                     report_blocked(realm, ctx, &b, now).await?;
