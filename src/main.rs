@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use authrealm_runtime::env;
 use clap::Parser;
 use tokio::sync::watch;
 
@@ -17,13 +18,13 @@ use tokio::sync::watch;
 #[command(name = "authrealm", version)]
 struct Args {
     /// Where the main project (OP) listens.
-    #[arg(long, env = "AUTHREALM_OP_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = env::local::OP_LISTEN, default_value = "127.0.0.1:8080")]
     op_listen: SocketAddr,
     /// Where the auth-service (MA) listens.
-    #[arg(long, env = "AUTHREALM_MA_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = env::local::MA_LISTEN, default_value = "127.0.0.1:8081")]
     ma_listen: SocketAddr,
     /// Directory for the SQLite database (created on first start, kept across restarts).
-    #[arg(long, env = "AUTHREALM_DATA_DIR", default_value = "data")]
+    #[arg(long, env = env::local::DATA_DIR, default_value = "data")]
     data_dir: PathBuf,
     /// Postgres instead of SQLite.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -36,12 +37,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    authrealm_runtime::logging::init(authrealm_runtime::LogFormat::Text);
 
     let credential = authrealm_tokens::ServiceCredential::generate()
         .map_err(|_| anyhow::anyhow!("the system random source is unavailable"))?;

@@ -6,26 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use authrealm_tokens::{ServiceCredential, SigningAlgorithm, duration};
+use authrealm_tokens::{ServiceCredential, SigningAlgorithm};
+
+pub use authrealm_runtime::LogFormat;
+use authrealm_runtime::{env, options};
 
 use crate::error::Error;
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (for log collectors).
-    Json,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    duration::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_credential(s: &str) -> Result<ServiceCredential, String> {
-    ServiceCredential::new(s).map_err(|e| e.to_string())
-}
 
 /// Every setting of the auth-service. Flags are the lower-kebab names of the
 /// environment variables without the `AUTHREALM_` prefix.
@@ -33,81 +19,81 @@ fn parse_credential(s: &str) -> Result<ServiceCredential, String> {
 #[command(name = "auth-service", version, about = "AuthRealm auth-service (MA)")]
 pub struct Config {
     /// Address the HTTP server listens on.
-    #[arg(long, env = "AUTHREALM_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
     /// `iss` of every token and base of the discovery document's `jwks_uri`
     /// (MA's public base URL).
     #[arg(
         long,
-        env = "AUTHREALM_ISSUER",
+        env = env::ISSUER,
         default_value = "http://127.0.0.1:8081"
     )]
     pub issuer: String,
 
     /// `aud` of every token.
-    #[arg(long, env = "AUTHREALM_AUDIENCE", default_value = "authrealm")]
+    #[arg(long, env = env::AUDIENCE, default_value = "authrealm")]
     pub audience: String,
 
     /// Access token lifetime (e.g. `5m`).
-    #[arg(long, env = "AUTHREALM_ACCESS_TTL", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = env::ma::ACCESS_TTL, default_value = "5m", value_parser = options::duration)]
     pub access_ttl: Duration,
 
     /// Refresh token lifetime; every rotation issues a token with this life.
-    #[arg(long, env = "AUTHREALM_REFRESH_TTL", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, env = env::ma::REFRESH_TTL, default_value = "30d", value_parser = options::duration)]
     pub refresh_ttl: Duration,
 
     /// Window in which a repeat of the same refresh gets the same successor pair.
-    #[arg(long, env = "AUTHREALM_REFRESH_GRACE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = env::ma::REFRESH_GRACE, default_value = "10s", value_parser = options::duration)]
     pub refresh_grace: Duration,
 
     /// `Cache-Control: max-age` of the JWKS.
-    #[arg(long, env = "AUTHREALM_JWKS_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = env::ma::JWKS_MAX_AGE, default_value = "5m", value_parser = options::duration)]
     pub jwks_max_age: Duration,
 
     /// Directory holding `keyset.json` (a mounted Secret). Unset: an ephemeral
     /// key is generated at start.
-    #[arg(long, env = "AUTHREALM_KEYS_DIR")]
+    #[arg(long, env = env::ma::KEYS_DIR)]
     pub keys_dir: Option<PathBuf>,
 
     /// How often the key directory is checked for a changed key set.
-    #[arg(long, env = "AUTHREALM_KEYS_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = env::ma::KEYS_POLL_INTERVAL, default_value = "1s", value_parser = options::duration)]
     pub keys_poll_interval: Duration,
 
     /// Algorithm of the ephemeral key generated when no key directory is set.
-    #[arg(long, env = "AUTHREALM_EPHEMERAL_KEY_ALG", default_value = "EdDSA")]
+    #[arg(long, env = env::ma::EPHEMERAL_KEY_ALG, default_value = "EdDSA")]
     pub ephemeral_key_alg: SigningAlgorithm,
 
     /// The bearer secret OP presents on `/v1/...` (at least 16 characters).
-    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL", value_parser = parse_credential, hide_env_values = true)]
+    #[arg(long, env = env::SERVICE_CREDENTIAL, value_parser = options::credential, hide_env_values = true)]
     pub service_credential: Option<ServiceCredential>,
 
     /// File holding the service credential (a mounted Secret key); used when
     /// `--service-credential` is not given.
-    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL_FILE")]
+    #[arg(long, env = env::SERVICE_CREDENTIAL_FILE)]
     pub service_credential_file: Option<PathBuf>,
 
     /// Redis URL (`redis://host:port/db`). Unset: an in-memory store (one
     /// process only, lost on restart).
-    #[arg(long, env = "AUTHREALM_REDIS_URL", hide_env_values = true)]
+    #[arg(long, env = env::REDIS_URL, hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Prefix of every Redis key and of the revocation channel.
-    #[arg(long, env = "AUTHREALM_REDIS_PREFIX", default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
+    #[arg(long, env = env::REDIS_PREFIX, default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
     pub redis_prefix: String,
 
     /// Clock skew verifiers may allow past `exp`: revocation entries (jti,
     /// session, not-before) are kept this much longer than the tokens they
     /// reject. Must be at least OP's `AUTHREALM_CLOCK_LEEWAY`.
-    #[arg(long, env = "AUTHREALM_CLOCK_SKEW", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = env::ma::CLOCK_SKEW, default_value = "60s", value_parser = options::duration)]
     pub clock_skew: Duration,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "AUTHREALM_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = env::MAX_BODY_BYTES, default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
 
     /// Log line format.
-    #[arg(long, env = "AUTHREALM_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 

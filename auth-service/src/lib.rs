@@ -6,7 +6,6 @@
 //! Embed it with [`serve`] (or [`serve_with_clock`] in tests); the
 //! `auth-service` binary is a thin `main` around the same call.
 
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -23,7 +22,7 @@ use std::sync::Arc;
 use authrealm_tokens::VerifierConfig;
 use axum::http::HeaderValue;
 
-pub use clock::Clock;
+pub use authrealm_tokens::Clock;
 pub use config::{Config, LogFormat};
 pub use error::Error;
 
@@ -144,16 +143,4 @@ pub fn build(
         max_body_bytes: config.max_body_bytes,
     });
     Ok((app, watcher))
-}
-
-/// Installs the global log subscriber (text or JSON, filtered by `RUST_LOG`,
-/// default `info`). Does nothing when one is already installed.
-pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }

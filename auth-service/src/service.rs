@@ -9,12 +9,12 @@ use authrealm_tokens::AccessClaims;
 use authrealm_tokens::api::{MintRequest, TokenPair};
 use serde_json::{Map, Value};
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::{KeyRing, SigningKey};
 use crate::metrics::Metrics;
 use crate::store::{NewSession, Store};
+use authrealm_tokens::Clock;
 
 /// Claim names the service sets itself; a mint request may not override them.
 pub const RESERVED_CLAIMS: [&str; 8] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid"];

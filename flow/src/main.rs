@@ -25,16 +25,16 @@ struct Args {
     #[arg(long, env = "AUTHREALM_FLOW_AUDIENCE", default_value = "authrealm")]
     audience: String,
     /// Instead of the flow, call the protected API for this long (e.g. `2m`) and fail on any error.
-    #[arg(long, value_parser = |s: &str| authrealm_tokens::duration::parse(s).map_err(|e| e.to_string()))]
+    #[arg(long, value_parser = authrealm_runtime::options::duration)]
     soak: Option<Duration>,
     /// MA's refresh grace window (`AUTHREALM_REFRESH_GRACE`); the flow waits it out to show reuse detection.
-    #[arg(long, default_value = "10s", value_parser = |s: &str| authrealm_tokens::duration::parse(s).map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "10s", value_parser = authrealm_runtime::options::duration)]
     refresh_grace: Duration,
     /// Concurrent loops in soak mode.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Refresh the soak session this often.
-    #[arg(long, default_value = "20s", value_parser = |s: &str| authrealm_tokens::duration::parse(s).map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "20s", value_parser = authrealm_runtime::options::duration)]
     refresh_every: Duration,
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use authrealm_runtime::env;
+
 use crate::FlowError;
 
 /// Paths of the two service binaries.
@@ -106,11 +108,11 @@ impl Service {
     ) -> Result<Self, FlowError> {
         let mut cmd = Command::new(bin);
         for (k, _) in std::env::vars() {
-            if k.starts_with("AUTHREALM_") {
+            if k.starts_with(env::PREFIX) {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("AUTHREALM_LISTEN", format!("127.0.0.1:{port}"))
+        cmd.env(env::LISTEN, format!("127.0.0.1:{port}"))
             .env(
                 "RUST_LOG",
                 std::env::var("AUTHREALM_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use authrealm_flow::processes::{Binaries, Service, free_port, fresh_database};
 use authrealm_flow::{Targets, soak, steps};
+use authrealm_runtime::env;
 use authrealm_tokens::keyset::{
     FILE_NAME, FORMAT_VERSION, KeyEntry, KeySetFile, KeyState, SigningAlgorithm,
 };
@@ -48,12 +49,12 @@ async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error
         &bins.auth_service,
         ma_port,
         &[
-            ("AUTHREALM_ISSUER", ma_url.clone()),
-            ("AUTHREALM_KEYS_DIR", keys.path().display().to_string()),
-            ("AUTHREALM_SERVICE_CREDENTIAL", credential.clone()),
-            ("AUTHREALM_REDIS_URL", redis.clone()),
-            ("AUTHREALM_REDIS_PREFIX", prefix.clone()),
-            ("AUTHREALM_REFRESH_GRACE", "1s".into()),
+            (env::ISSUER, ma_url.clone()),
+            (env::ma::KEYS_DIR, keys.path().display().to_string()),
+            (env::SERVICE_CREDENTIAL, credential.clone()),
+            (env::REDIS_URL, redis.clone()),
+            (env::REDIS_PREFIX, prefix.clone()),
+            (env::ma::REFRESH_GRACE, "1s".into()),
         ],
         ready,
     )
@@ -66,12 +67,12 @@ async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error
                 &bins.main_project,
                 port,
                 &[
-                    ("AUTHREALM_AUTH_SERVICE_URL", ma_url.clone()),
-                    ("AUTHREALM_ISSUER", ma_url.clone()),
-                    ("AUTHREALM_SERVICE_CREDENTIAL", credential.clone()),
-                    ("AUTHREALM_DATABASE_URL", database.clone()),
-                    ("AUTHREALM_REDIS_URL", redis.clone()),
-                    ("AUTHREALM_REDIS_PREFIX", prefix.clone()),
+                    (env::op::AUTH_SERVICE_URL, ma_url.clone()),
+                    (env::ISSUER, ma_url.clone()),
+                    (env::SERVICE_CREDENTIAL, credential.clone()),
+                    (env::op::DATABASE_URL, database.clone()),
+                    (env::REDIS_URL, redis.clone()),
+                    (env::REDIS_PREFIX, prefix.clone()),
                 ],
                 ready,
             )

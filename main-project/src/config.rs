@@ -6,18 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use authrealm_tokens::{ServiceCredential, duration};
+use authrealm_tokens::ServiceCredential;
+
+pub use authrealm_runtime::LogFormat;
+use authrealm_runtime::{env, options};
 
 use crate::error::Error;
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (for log collectors).
-    Json,
-}
 
 /// What a protected request does while the revocation state in Redis is unknown
 /// (Redis unreachable, or the initial scan not finished).
@@ -41,94 +35,86 @@ pub enum VerifyMode {
     Introspect,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    duration::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_credential(s: &str) -> Result<ServiceCredential, String> {
-    ServiceCredential::new(s).map_err(|e| e.to_string())
-}
-
 /// Every setting of the main project. Flags are the lower-kebab names of the
 /// environment variables without the `AUTHREALM_` prefix.
 #[derive(clap::Parser, Clone, Debug)]
 #[command(name = "main-project", version, about = "AuthRealm main project (OP)")]
 pub struct Config {
     /// Address the HTTP server listens on.
-    #[arg(long, env = "AUTHREALM_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// Base URL of the auth-service (MA): its internal `/v1` API and its JWKS.
     #[arg(
         long,
-        env = "AUTHREALM_AUTH_SERVICE_URL",
+        env = env::op::AUTH_SERVICE_URL,
         default_value = "http://127.0.0.1:8081"
     )]
     pub auth_service_url: String,
 
     /// JWKS URL; unset: `<auth-service-url>/.well-known/jwks.json`.
-    #[arg(long, env = "AUTHREALM_JWKS_URL")]
+    #[arg(long, env = env::op::JWKS_URL)]
     pub jwks_url: Option<String>,
 
     /// `iss` every access token must carry (MA's public base URL).
     #[arg(
         long,
-        env = "AUTHREALM_ISSUER",
+        env = env::ISSUER,
         default_value = "http://127.0.0.1:8081"
     )]
     pub issuer: String,
 
     /// `aud` every access token must carry.
-    #[arg(long, env = "AUTHREALM_AUDIENCE", default_value = "authrealm")]
+    #[arg(long, env = env::AUDIENCE, default_value = "authrealm")]
     pub audience: String,
 
     /// Clock skew tolerated on `exp` / `nbf`.
-    #[arg(long, env = "AUTHREALM_CLOCK_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = env::op::CLOCK_LEEWAY, default_value = "5s", value_parser = options::duration)]
     pub clock_leeway: Duration,
 
     /// The bearer secret presented to MA's internal API (at least 16 characters).
-    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL", value_parser = parse_credential, hide_env_values = true)]
+    #[arg(long, env = env::SERVICE_CREDENTIAL, value_parser = options::credential, hide_env_values = true)]
     pub service_credential: Option<ServiceCredential>,
 
     /// File holding the service credential (a mounted Secret key); used when
     /// `--service-credential` is not given.
-    #[arg(long, env = "AUTHREALM_SERVICE_CREDENTIAL_FILE")]
+    #[arg(long, env = env::SERVICE_CREDENTIAL_FILE)]
     pub service_credential_file: Option<PathBuf>,
 
     /// Timeout of one call to MA.
-    #[arg(long, env = "AUTHREALM_AUTH_SERVICE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = env::op::AUTH_SERVICE_TIMEOUT, default_value = "5s", value_parser = options::duration)]
     pub auth_service_timeout: Duration,
 
     /// Database URL: `sqlite://path?mode=rwc` (embedded) or `postgres://...`.
     #[arg(
         long,
-        env = "AUTHREALM_DATABASE_URL",
+        env = env::op::DATABASE_URL,
         default_value = "sqlite://data/main-project.db?mode=rwc",
         hide_env_values = true
     )]
     pub database_url: String,
 
     /// Largest number of pooled database connections.
-    #[arg(long, env = "AUTHREALM_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = env::op::DATABASE_MAX_CONNECTIONS, default_value_t = 10)]
     pub database_max_connections: u32,
 
     /// How long a request waits for a database connection before 503.
-    #[arg(long, env = "AUTHREALM_DATABASE_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = env::op::DATABASE_ACQUIRE_TIMEOUT, default_value = "3s", value_parser = options::duration)]
     pub database_acquire_timeout: Duration,
 
     /// Redis URL. Unset: revocations and login failures are kept in memory
     /// (one replica only).
-    #[arg(long, env = "AUTHREALM_REDIS_URL", hide_env_values = true)]
+    #[arg(long, env = env::REDIS_URL, hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Prefix of every Redis key and of the revocation channel (same as MA's).
-    #[arg(long, env = "AUTHREALM_REDIS_PREFIX", default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
+    #[arg(long, env = env::REDIS_PREFIX, default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
     pub redis_prefix: String,
 
     /// What to do while the revocation state is unknown.
     #[arg(
         long,
-        env = "AUTHREALM_REVOCATION_POLICY",
+        env = env::op::REVOCATION_POLICY,
         value_enum,
         default_value = "fail-closed"
     )]
@@ -137,69 +123,69 @@ pub struct Config {
     /// `local` (JWKS + revocation view) or `introspect` (ask MA each request).
     #[arg(
         long,
-        env = "AUTHREALM_VERIFY_MODE",
+        env = env::op::VERIFY_MODE,
         value_enum,
         default_value = "local"
     )]
     pub verify_mode: VerifyMode,
 
     /// How often the JWKS is refetched even without an unknown `kid`.
-    #[arg(long, env = "AUTHREALM_JWKS_REFRESH_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = env::op::JWKS_REFRESH_INTERVAL, default_value = "5m", value_parser = options::duration)]
     pub jwks_refresh_interval: Duration,
 
     /// Least time between two refetches triggered by unknown `kid`s.
-    #[arg(long, env = "AUTHREALM_JWKS_MIN_REFETCH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = env::op::JWKS_MIN_REFETCH_INTERVAL, default_value = "5s", value_parser = options::duration)]
     pub jwks_min_refetch_interval: Duration,
 
     /// Failed logins per account (and, times `--ip-failure-factor`, per client
     /// IP) allowed in one window before 429.
-    #[arg(long, env = "AUTHREALM_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    #[arg(long, env = env::op::LOGIN_MAX_FAILURES, default_value_t = 5)]
     pub login_max_failures: u32,
 
     /// The failure-counting window (also the longest lockout).
-    #[arg(long, env = "AUTHREALM_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = env::op::LOGIN_FAILURE_WINDOW, default_value = "15m", value_parser = options::duration)]
     pub login_failure_window: Duration,
 
     /// The per-IP limit is this many times the per-account limit (many users
     /// may share one address).
-    #[arg(long, env = "AUTHREALM_IP_FAILURE_FACTOR", default_value_t = 4)]
+    #[arg(long, env = env::op::IP_FAILURE_FACTOR, default_value_t = 4)]
     pub ip_failure_factor: u32,
 
     /// Take the client IP from the first `X-Forwarded-For` entry (only behind
     /// a proxy that sets it).
-    #[arg(long, env = "AUTHREALM_TRUST_FORWARDED_FOR", default_value_t = false)]
+    #[arg(long, env = env::op::TRUST_FORWARDED_FOR, default_value_t = false)]
     pub trust_forwarded_for: bool,
 
     /// Password hashes computed at once (0 = number of CPU cores).
-    #[arg(long, env = "AUTHREALM_HASH_CONCURRENCY", default_value_t = 0)]
+    #[arg(long, env = env::op::HASH_CONCURRENCY, default_value_t = 0)]
     pub hash_concurrency: usize,
 
     /// Requests allowed to wait for a hashing slot; beyond it 503 at once.
-    #[arg(long, env = "AUTHREALM_HASH_QUEUE", default_value_t = 64)]
+    #[arg(long, env = env::op::HASH_QUEUE, default_value_t = 64)]
     pub hash_queue: usize,
 
     /// Longest wait for a hashing slot before 503.
-    #[arg(long, env = "AUTHREALM_HASH_QUEUE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = env::op::HASH_QUEUE_TIMEOUT, default_value = "5s", value_parser = options::duration)]
     pub hash_queue_timeout: Duration,
 
     /// argon2id memory cost in KiB (OWASP minimum 19456).
-    #[arg(long, env = "AUTHREALM_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    #[arg(long, env = env::op::ARGON2_MEMORY_KIB, default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
 
     /// argon2id iterations (OWASP minimum 2).
-    #[arg(long, env = "AUTHREALM_ARGON2_ITERATIONS", default_value_t = 2)]
+    #[arg(long, env = env::op::ARGON2_ITERATIONS, default_value_t = 2)]
     pub argon2_iterations: u32,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "AUTHREALM_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = env::MAX_BODY_BYTES, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
     /// Entries kept in the cache of already-verified tokens (0 disables it).
-    #[arg(long, env = "AUTHREALM_TOKEN_CACHE_ENTRIES", default_value_t = 100_000)]
+    #[arg(long, env = env::op::TOKEN_CACHE_ENTRIES, default_value_t = 100_000)]
     pub token_cache_entries: usize,
 
     /// Log line format.
-    #[arg(long, env = "AUTHREALM_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 

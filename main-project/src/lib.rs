@@ -329,14 +329,3 @@ async fn openapi_json() -> Response {
     )
         .into_response()
 }
-
-/// Sets up logging for the binary (`RUST_LOG`, text or JSON lines).
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}

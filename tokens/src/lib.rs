@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod claims;
+pub mod clock;
 pub mod credential;
 pub mod duration;
 pub mod jwks;
@@ -15,6 +16,7 @@ pub mod verify;
 pub mod testsupport;
 
 pub use claims::AccessClaims;
+pub use clock::Clock;
 pub use credential::ServiceCredential;
 pub use jwks::{Jwk, JwkSet};
 pub use keyset::{KeyEntry, KeySetError, KeySetFile, KeyState, SigningAlgorithm};

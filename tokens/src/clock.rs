@@ -26,7 +26,7 @@ impl Clock {
     #[must_use]
     pub fn now(&self) -> i64 {
         match self {
-            Self::System => authrealm_tokens::unix_now(),
+            Self::System => crate::unix_now(),
             Self::Manual(t) => t.load(Ordering::SeqCst),
         }
     }

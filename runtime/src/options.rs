@@ -1,0 +1,71 @@
+//! Option types and clap value parsers that both services' configurations
+//! use, so a setting is written and read the same way everywhere.
+
+use std::time::Duration;
+
+use authrealm_tokens::ServiceCredential;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+impl LogFormat {
+    /// The value as written in `AUTHREALM_LOG_FORMAT`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// clap value parser for durations written `90s`, `5m`, `1h30m`, `30d`
+/// (see [`authrealm_tokens::duration`]).
+///
+/// # Errors
+/// The parser's message, naming the accepted forms.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    authrealm_tokens::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for the service credential (at least 16 characters).
+///
+/// # Errors
+/// Why the credential was refused (never the credential itself).
+pub fn credential(s: &str) -> Result<ServiceCredential, String> {
+    ServiceCredential::new(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum as _;
+
+    #[test]
+    fn log_format_names_round_trip() {
+        for f in LogFormat::value_variants() {
+            assert_eq!(LogFormat::from_str(f.as_str(), false), Ok(*f));
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_bad_ones_name_the_forms() {
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        let msg = duration("5x").err().unwrap_or_default();
+        assert!(msg.contains("90s"), "{msg}");
+    }
+
+    #[test]
+    fn credential_errors_never_echo_the_value() {
+        let msg = credential("short-secret").err().unwrap_or_default();
+        assert!(!msg.is_empty());
+        assert!(!msg.contains("short-secret"), "{msg}");
+    }
+}
