@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod claims;
+pub mod clients;
 pub mod clock;
 pub mod credential;
 pub mod duration;
