@@ -19,6 +19,9 @@ pub struct Binaries {
     pub main_project: PathBuf,
 }
 
+/// Directory of prebuilt debug service binaries (see [`Binaries::build`]).
+pub const BIN_DIR_VAR: &str = "AUTHREALM_FLOW_BIN_DIR";
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -29,9 +32,28 @@ impl Binaries {
     /// Builds both binaries with cargo (a no-op when they are fresh) and
     /// returns their paths in the workspace target directory.
     ///
+    /// For a debug build, `AUTHREALM_FLOW_BIN_DIR` names a directory that
+    /// already holds both (the test command points it at the binaries its
+    /// own workspace test build made, so CI compiles the services once:
+    /// a `cargo build -p …` here would resolve features differently and
+    /// rebuild half the dependency tree).
+    ///
     /// # Errors
     /// When cargo cannot be run or the build fails.
     pub fn build(release: bool) -> Result<Self, FlowError> {
+        if !release && let Some(dir) = std::env::var_os(BIN_DIR_VAR).map(PathBuf::from) {
+            let found = Self {
+                auth_service: dir.join("auth-service"),
+                main_project: dir.join("main-project"),
+            };
+            if found.auth_service.is_file() && found.main_project.is_file() {
+                return Ok(found);
+            }
+            return Err(FlowError::Setup(format!(
+                "{BIN_DIR_VAR}={} does not hold auth-service and main-project",
+                dir.display()
+            )));
+        }
         let root = workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut cmd = Command::new(cargo);
