@@ -9,7 +9,7 @@ use std::time::Duration;
 use authrealm_tokens::{ServiceCredential, SigningAlgorithm};
 
 pub use authrealm_runtime::LogFormat;
-use authrealm_runtime::{env, options};
+use authrealm_runtime::{Limits, env, options};
 
 use crate::error::Error;
 
@@ -95,6 +95,11 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Header, body and idle timeouts, connection cap and shutdown time of
+    /// every listener.
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -117,36 +122,27 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("clock_skew", &self.clock_skew)
             .field("log_format", &self.log_format)
+            .field("limits", &self.limits)
             .finish()
     }
 }
 
 impl Config {
-    /// The embedded defaults of a local run: `127.0.0.1:8081`, no Redis (in
-    /// memory), an ephemeral Ed25519 key and a freshly generated service
-    /// credential (read it from [`Config::service_credential`]).
-    #[must_use]
-    pub fn local() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            issuer: "http://127.0.0.1:8081".to_owned(),
-            audience: "authrealm".to_owned(),
-            access_ttl: Duration::from_secs(300),
-            refresh_ttl: Duration::from_secs(30 * 86_400),
-            refresh_grace: Duration::from_secs(10),
-            jwks_max_age: Duration::from_secs(300),
-            keys_dir: None,
-            keys_poll_interval: Duration::from_secs(1),
-            ephemeral_key_alg: SigningAlgorithm::EdDSA,
-            service_credential: ServiceCredential::generate().ok(),
-            service_credential_file: None,
-            redis_url: None,
-            redis_prefix: authrealm_tokens::revocation::DEFAULT_PREFIX.to_owned(),
-            clock_skew: Duration::from_secs(60),
-            max_body_bytes: 16 * 1024,
-            log_format: LogFormat::Text,
-        }
+    /// The embedded defaults of a local run: every flag's default (the
+    /// environment ignored) and a freshly generated service credential (read
+    /// it from [`Config::service_credential`]). With no Redis URL and no key
+    /// directory that is the in-memory store and an ephemeral Ed25519 key.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a default does not parse (a test shows they do),
+    /// [`Error::Random`] if no credential can be generated.
+    pub fn local() -> Result<Self, Error> {
+        let mut config: Self = options::parser_defaults()
+            .map_err(|e| Error::Config(format!("built-in defaults: {e}")))?;
+        config.service_credential = Some(ServiceCredential::generate().map_err(|_| Error::Random)?);
+        Ok(config)
     }
 
     /// How long session and not-before revocations must be kept: the longest
@@ -189,6 +185,7 @@ impl Config {
         if self.max_body_bytes < 256 {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 256");
         }
+        self.limits.validate().map_err(Error::Config)?;
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|_| {
                 Error::Config(
@@ -219,13 +216,26 @@ mod tests {
     use clap::Parser as _;
 
     #[test]
-    fn local_defaults_are_valid() -> Result<(), Error> {
-        Config::local().validate()?;
+    fn local_defaults_are_the_flag_defaults_and_valid() -> Result<(), Error> {
+        let local = Config::local()?;
+        local.validate()?;
+        assert_eq!(
+            local.listen,
+            SocketAddr::from(([127, 0, 0, 1], env::ports::MA_PUBLIC))
+        );
+        assert_eq!(local.access_ttl, Duration::from_secs(300));
+        assert_eq!(local.refresh_ttl, Duration::from_secs(30 * 86_400));
+        assert!(local.redis_url.is_none() && local.keys_dir.is_none());
+        assert!(local.service_credential.is_some());
+        assert_eq!(
+            local.limits,
+            Limits::defaults().map_err(|e| Error::Config(e.to_string()))?
+        );
         Ok(())
     }
 
     #[test]
-    fn flags_parse_and_bad_values_are_named() {
+    fn flags_parse_and_bad_values_are_named() -> Result<(), Error> {
         let ok = Config::try_parse_from([
             "auth-service",
             "--access-ttl",
@@ -241,7 +251,7 @@ mod tests {
         );
         let missing = Config {
             service_credential: None,
-            ..Config::local()
+            ..Config::local()?
         };
         assert!(
             missing
@@ -251,7 +261,7 @@ mod tests {
         );
         let with_secrets = Config {
             redis_url: Some("redis://:hunter2hunter2@redis:6379".to_owned()),
-            ..Config::local()
+            ..Config::local()?
         };
         let shown = format!("{with_secrets:?}");
         assert!(!shown.contains("hunter2") && shown.contains("<set>"));
@@ -260,7 +270,7 @@ mod tests {
         }
         let short_refresh = Config {
             refresh_ttl: Duration::from_secs(10),
-            ..Config::local()
+            ..Config::local()?
         };
         assert!(
             short_refresh
@@ -268,5 +278,6 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.to_string().contains("AUTHREALM_REFRESH_TTL"))
         );
+        Ok(())
     }
 }

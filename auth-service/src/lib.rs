@@ -59,10 +59,10 @@ pub async fn serve_with_clock(
     let (app, watcher) = build(&config, clock)?;
     let addr = listener.local_addr().map_err(Error::Io)?;
     tracing::info!(%addr, issuer = %app.service.settings.issuer, "auth-service listening");
-    let result = axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Io);
+    let result =
+        authrealm_runtime::listener::serve(listener, http::router(app), config.limits, shutdown)
+            .await
+            .map_err(Error::Io);
     if let Some(w) = watcher {
         w.abort();
     }

@@ -43,6 +43,34 @@ pub fn credential(s: &str) -> Result<ServiceCredential, String> {
     ServiceCredential::new(s).map_err(|e| e.to_string())
 }
 
+/// The default values of an argument group (`#[derive(clap::Args)]`), with
+/// the environment ignored: code that needs "the defaults" reads them from
+/// the `#[arg]` attributes instead of writing them a second time.
+///
+/// # Errors
+/// When a default value does not parse.
+pub fn args_defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    from_defaults(T::augment_args(clap::Command::new("defaults")))
+}
+
+/// The default values of a whole configuration (`#[derive(clap::Parser)]`),
+/// with the environment ignored; see [`args_defaults`].
+///
+/// # Errors
+/// When a default value does not parse, or an argument without a default
+/// is required.
+pub fn parser_defaults<T: clap::CommandFactory + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    from_defaults(T::command())
+}
+
+fn from_defaults<T: clap::FromArgMatches>(command: clap::Command) -> Result<T, clap::Error> {
+    let name = command.get_name().to_owned();
+    let matches = command
+        .mut_args(|a| a.env(None::<&str>))
+        .try_get_matches_from([name])?;
+    T::from_arg_matches(&matches)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

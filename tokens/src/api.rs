@@ -153,6 +153,8 @@ pub mod codes {
     pub const REFRESH_TOKEN_INVALID: &str = "refresh_token_invalid";
     /// A spent refresh token was presented again: its whole family is revoked.
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+    /// The request body did not arrive within the server's body read timeout.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// The store (Redis) is unreachable.
     pub const UNAVAILABLE: &str = "unavailable";
     /// Anything else; details are in MA's log, not in the answer.

@@ -50,7 +50,7 @@ impl Drop for TestApp {
 /// A config for tests: port 0, manual-clock friendly, a random credential
 /// and (for Redis) a random key prefix.
 pub fn test_config(backend: Backend) -> TestResult<Config> {
-    let mut config = Config::local();
+    let mut config = Config::local()?;
     config.listen = "127.0.0.1:0".parse()?;
     config.service_credential = Some(authrealm_tokens::ServiceCredential::generate()?);
     if backend == Backend::Redis {
