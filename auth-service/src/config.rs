@@ -18,9 +18,18 @@ use crate::error::Error;
 #[derive(clap::Parser, Clone)]
 #[command(name = "auth-service", version, about = "AuthRealm auth-service (MA)")]
 pub struct Config {
-    /// Address the HTTP server listens on.
+    /// Address of the public endpoints (JWKS, discovery).
     #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+
+    /// Address of the internal API (`/v1/...`, service credential), which
+    /// only OP may reach.
+    #[arg(long, env = env::ma::INTERNAL_LISTEN, default_value = "127.0.0.1:8083")]
+    pub internal_listen: SocketAddr,
+
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = env::METRICS_LISTEN, default_value = "127.0.0.1:9081")]
+    pub metrics_listen: SocketAddr,
 
     /// `iss` of every token and base of the discovery document's `jwks_uri`
     /// (MA's public base URL).
@@ -108,6 +117,8 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("internal_listen", &self.internal_listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
@@ -186,6 +197,18 @@ impl Config {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 256");
         }
         self.limits.validate().map_err(Error::Config)?;
+        let addrs = [
+            (self.listen, env::LISTEN),
+            (self.internal_listen, env::ma::INTERNAL_LISTEN),
+            (self.metrics_listen, env::METRICS_LISTEN),
+        ];
+        for (i, (a, name)) in addrs.iter().enumerate() {
+            if let Some((_, other)) = addrs[i + 1..].iter().find(|(b, _)| a.port() != 0 && a == b) {
+                return Err(Error::Config(format!(
+                    "{name} and {other} must differ: the internal API and metrics must not share the public port"
+                )));
+            }
+        }
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|_| {
                 Error::Config(
@@ -219,10 +242,10 @@ mod tests {
     fn local_defaults_are_the_flag_defaults_and_valid() -> Result<(), Error> {
         let local = Config::local()?;
         local.validate()?;
-        assert_eq!(
-            local.listen,
-            SocketAddr::from(([127, 0, 0, 1], env::ports::MA_PUBLIC))
-        );
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(local.listen, loopback(env::ports::MA_PUBLIC));
+        assert_eq!(local.internal_listen, loopback(env::ports::MA_INTERNAL));
+        assert_eq!(local.metrics_listen, loopback(env::ports::MA_METRICS));
         assert_eq!(local.access_ttl, Duration::from_secs(300));
         assert_eq!(local.refresh_ttl, Duration::from_secs(30 * 86_400));
         assert!(local.redis_url.is_none() && local.keys_dir.is_none());
@@ -268,6 +291,16 @@ mod tests {
         if let Some(c) = &with_secrets.service_credential {
             assert!(!shown.contains(c.expose()));
         }
+        let shared = Config {
+            internal_listen: Config::local()?.listen,
+            ..Config::local()?
+        };
+        assert!(
+            shared
+                .validate()
+                .err()
+                .is_some_and(|e| e.to_string().contains("AUTHREALM_INTERNAL_LISTEN"))
+        );
         let short_refresh = Config {
             refresh_ttl: Duration::from_secs(10),
             ..Config::local()?

@@ -27,7 +27,18 @@ pub enum Error {
     /// The key set was refused.
     #[error("key set refused")]
     KeySet(#[source] authrealm_tokens::KeySetError),
-    /// Serving HTTP failed (bind, accept).
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({setting})")]
+    Bind {
+        /// The variable that names the address.
+        setting: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving HTTP failed.
     #[error("http server")]
     Io(#[source] std::io::Error),
     /// The store (Redis) could not be reached or answered an error.
@@ -76,6 +87,7 @@ impl Error {
             | Self::Credential(_)
             | Self::KeyRead { .. }
             | Self::KeySet(_)
+            | Self::Bind { .. }
             | Self::Io(_)
             | Self::Sign(_)
             | Self::Random => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authrealm_runtime::listener::ConnectionStats;
 use authrealm_tokens::ServiceCredential;
 use authrealm_tokens::api::{
     self, ErrorBody, MintRequest, RefreshRequest, RevokeAllRequest, TokenRequest,
@@ -33,6 +34,20 @@ pub struct App {
     pub jwks_cache_control: HeaderValue,
     /// Largest accepted body, bytes.
     pub max_body_bytes: usize,
+    /// Connection counters of each listener, exposed on `/metrics`.
+    pub connections: ListenerStats,
+}
+
+/// Connection counters of the three listeners. When every route is served
+/// on one listener, its connections count as `public`.
+#[derive(Debug, Default, Clone)]
+pub struct ListenerStats {
+    /// The public listener.
+    pub public: Arc<ConnectionStats>,
+    /// The internal API listener.
+    pub internal: Arc<ConnectionStats>,
+    /// The metrics and health listener.
+    pub metrics: Arc<ConnectionStats>,
 }
 
 type AppState = Arc<App>;
@@ -61,30 +76,78 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// The router of one instance.
+/// The public listener's routes: JWKS and discovery.
+pub fn public_router(app: AppState) -> Router {
+    finish(public_routes(), app)
+}
+
+/// The internal listener's routes: the `/v1` API behind the service
+/// credential, and the JWKS (public data, so OP can fetch it from the one
+/// base URL it is given).
+pub fn internal_router(app: AppState) -> Router {
+    finish(
+        internal_routes(app.clone()).route(api::PATH_JWKS, get(jwks)),
+        app,
+    )
+}
+
+/// The operations listener's routes: `/metrics`, `/healthz`, `/readyz`.
+pub fn operations_router(app: AppState) -> Router {
+    finish(operations_routes(), app)
+}
+
+/// Every route on one router (the one-listener form: embedding and tests).
 pub fn router(app: AppState) -> Router {
-    let internal = Router::new()
+    finish(
+        public_routes()
+            .merge(internal_routes(app.clone()))
+            .merge(operations_routes()),
+        app,
+    )
+}
+
+fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route(api::PATH_JWKS, get(jwks))
+        .route(api::PATH_DISCOVERY, get(discovery))
+}
+
+fn internal_routes(app: AppState) -> Router<AppState> {
+    Router::new()
         .route(api::PATH_MINT, post(mint))
         .route(api::PATH_REFRESH, post(refresh))
         .route(api::PATH_REVOKE, post(revoke))
         .route(api::PATH_INTROSPECT, post(introspect))
         .route(api::PATH_REVOKE_ALL, post(revoke_all))
         .route(api::PATH_REVOKE_SESSION, post(revoke_session))
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            require_credential,
-        ));
+        .route_layer(middleware::from_fn_with_state(app, require_credential))
+        // Outermost, so refusals carry it too: no answer of the internal API
+        // (tokens, claims, errors) may be kept by a cache.
+        .route_layer(middleware::from_fn(no_store))
+}
+
+fn operations_routes() -> Router<AppState> {
     Router::new()
-        .route(api::PATH_JWKS, get(jwks))
-        .route(api::PATH_DISCOVERY, get(discovery))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(internal)
+}
+
+/// What every router shares: the JSON 404, the body limit, request metrics.
+fn finish(routes: Router<AppState>, app: AppState) -> Router {
+    routes
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
+}
+
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Records the duration of every request by route and status.
@@ -121,7 +184,7 @@ async fn mint(
     JsonBody(req): JsonBody<MintRequest>,
 ) -> Result<Response, Error> {
     let pair = app.service.mint(req).await?;
-    Ok((StatusCode::OK, no_store(), Json(pair)).into_response())
+    Ok(Json(pair).into_response())
 }
 
 async fn refresh(
@@ -129,7 +192,7 @@ async fn refresh(
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Response, Error> {
     let pair = app.service.refresh(&req.refresh_token).await?;
-    Ok((StatusCode::OK, no_store(), Json(pair)).into_response())
+    Ok(Json(pair).into_response())
 }
 
 async fn revoke(
@@ -145,7 +208,7 @@ async fn introspect(
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> Result<Response, Error> {
     let answer = app.service.introspect(&req.token).await?;
-    Ok((StatusCode::OK, no_store(), Json(answer)).into_response())
+    Ok(Json(answer).into_response())
 }
 
 async fn revoke_session(
@@ -161,10 +224,6 @@ async fn revoke_all(
     JsonBody(req): JsonBody<RevokeAllRequest>,
 ) -> Result<Json<api::RevokeAllResponse>, Error> {
     app.service.revoke_all(&req.sub).await.map(Json)
-}
-
-fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
-    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
 async fn jwks(State(app): State<AppState>) -> Response {
@@ -229,6 +288,12 @@ async fn readyz(State(app): State<AppState>) -> Response {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     let svc = &app.service;
+    let c = &app.connections;
+    svc.metrics.record_connections([
+        ("public", &*c.public),
+        ("internal", &*c.internal),
+        ("metrics", &*c.metrics),
+    ]);
     let since = svc.keys.snapshot().active_since();
     svc.metrics
         .active_key_age

@@ -2,9 +2,12 @@
 //! several instances can live in one test process). Label values that are
 //! known up front are resolved once here, not on every request.
 
+use std::sync::Mutex;
+
+use authrealm_runtime::listener::{CloseReason, ConnectionStats};
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use authrealm_tokens::revocation::RevocationKind;
@@ -41,6 +44,10 @@ pub struct Metrics {
     pub active_key_age: IntGauge,
     /// `authrealm_ma_http_request_duration_seconds{route,status}`.
     pub request_duration: HistogramVec,
+    connections_open: IntGaugeVec,
+    connections_closed: IntCounterVec,
+    /// Serialises copying the listener counters (deltas must not be added twice).
+    connections_sync: Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,6 +118,22 @@ impl Metrics {
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(active_key_age.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
+        let connections_open = IntGaugeVec::new(
+            Opts::new(
+                "authrealm_ma_http_connections_open",
+                "Open HTTP connections by listener: public, internal, metrics.",
+            ),
+            &["listener"],
+        )?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "authrealm_ma_http_connections_closed_total",
+                "Connections the server closed, by listener and reason: header_timeout, body_timeout (answered 408), idle_timeout.",
+            ),
+            &["listener", "reason"],
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_closed.clone()))?;
         let refreshes = ["rotated", "repeat", "reused", "invalid"]
             .map(|r| refreshes_vec.with_label_values(&[r]));
         let revocations = [
@@ -130,7 +153,30 @@ impl Metrics {
             key_reload_failed: reloads.with_label_values(&["failed"]),
             active_key_age,
             request_duration,
+            connections_open,
+            connections_closed,
+            connections_sync: Mutex::new(()),
         })
+    }
+
+    /// Copies the listeners' connection counters into the metrics (at scrape time).
+    pub fn record_connections(&self, listeners: [(&'static str, &ConnectionStats); 3]) {
+        let _one_at_a_time = self
+            .connections_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, stats) in listeners {
+            self.connections_open
+                .with_label_values(&[name])
+                .set(i64::try_from(stats.open()).unwrap_or(i64::MAX));
+            for reason in CloseReason::ALL {
+                let counter = self
+                    .connections_closed
+                    .with_label_values(&[name, reason.as_str()]);
+                let total = stats.closed(reason);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
     }
 
     /// Counts a refresh outcome.

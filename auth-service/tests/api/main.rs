@@ -4,6 +4,7 @@
 
 mod helpers;
 mod keys;
+mod ports;
 mod pyjwt;
 mod redis_only;
 mod suite;
