@@ -36,6 +36,9 @@ pub struct App {
     pub max_body_bytes: usize,
     /// Connection counters of each listener, exposed on `/metrics`.
     pub connections: ListenerStats,
+    /// Turns true when shutdown begins, so long-lived answers (the
+    /// revocation feed) end and the drain does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Connection counters of the three listeners. When every route is served
@@ -120,6 +123,7 @@ fn internal_routes(app: AppState) -> Router<AppState> {
         .route(api::PATH_INTROSPECT, post(introspect))
         .route(api::PATH_REVOKE_ALL, post(revoke_all))
         .route(api::PATH_REVOKE_SESSION, post(revoke_session))
+        .route(api::PATH_REVOCATION_FEED, get(revocation_feed))
         .route_layer(middleware::from_fn_with_state(app, require_credential))
         // Outermost, so refusals carry it too: no answer of the internal API
         // (tokens, claims, errors) may be kept by a cache.
@@ -155,12 +159,31 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
     let start = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
+    // Both labels come from bounded sets: the routes of this router (every
+    // unknown path is `unmatched`) and the statuses it answers with.
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.service
         .metrics
-        .duration(route, response.status().as_str())
+        .duration(route, status_label(response.status()))
         .observe(start.elapsed().as_secs_f64());
     response
+}
+
+/// The statuses this service answers with; anything else is `other`.
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        415 => "415",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
 }
 
 async fn require_credential(
@@ -168,11 +191,16 @@ async fn require_credential(
     req: Request,
     next: Next,
 ) -> Result<Response, Error> {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| app.credential.matches_bearer(v));
+    // Exactly one `Authorization` header: with two, which one counts would
+    // depend on who reads them, so neither does.
+    let mut presented = req.headers().get_all(header::AUTHORIZATION).iter();
+    let ok = match (presented.next(), presented.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .is_some_and(|v| app.credential.matches_bearer(v)),
+        _ => false,
+    };
     if !ok {
         return Err(Error::Unauthorized);
     }
@@ -224,6 +252,24 @@ async fn revoke_all(
     JsonBody(req): JsonBody<RevokeAllRequest>,
 ) -> Result<Json<api::RevokeAllResponse>, Error> {
     app.service.revoke_all(&req.sub).await.map(Json)
+}
+
+async fn revocation_feed(State(app): State<AppState>) -> Result<Response, Error> {
+    let now = app.service.clock.now();
+    let Some((snapshot, events)) = app.service.store.follow_memory(now) else {
+        return Err(Error::NotFound(
+            "this auth-service shares revocations through Redis: follow its channel",
+        ));
+    };
+    let body = crate::feed::body(snapshot, events, app.stopping.subscribe());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn jwks(State(app): State<AppState>) -> Response {
@@ -311,7 +357,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        Json(ErrorBody::new("not_found", "no such endpoint")),
+        Json(ErrorBody::new(api::codes::NOT_FOUND, "no such endpoint")),
     )
         .into_response()
 }

@@ -11,11 +11,13 @@
 //! - [`service`], [`refresh`], [`revocation`]: the operations (mint,
 //!   rotation, revocation and introspection), independent of HTTP.
 //! - [`keys`]: the signing key set and its reloading.
-//! - [`store`]: families and the revocation list, in Redis or memory.
+//! - [`store`]: families and the revocation list, in Redis or memory;
+//!   [`feed`]: the memory store's revocations streamed to verifiers.
 //! - [`metrics`], [`error`].
 
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod metrics;

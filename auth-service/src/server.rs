@@ -87,6 +87,7 @@ pub async fn serve_with_clock(
     tracing::info!(%addr, issuer = %app.service.settings.issuer,
         "auth-service listening (public, internal and operations routes on one listener)");
     let stats = app.connections.public.clone();
+    let shutdown = announce(app.clone(), shutdown);
     let result = run(listener, stats, http::router(app), &config, shutdown).await;
     watcher.abort_on_end();
     result
@@ -157,6 +158,7 @@ pub async fn serve_listeners_with_clock(
             ),
         )
     };
+    let shutdown = announce(app.clone(), shutdown);
     let stop = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -164,6 +166,12 @@ pub async fn serve_listeners_with_clock(
     let ((public, internal, metrics), ()) = tokio::join!(servers, stop);
     watcher.abort_on_end();
     public.and(internal).and(metrics)
+}
+
+/// `shutdown`, then tell long-lived answers (the revocation feed) to end.
+async fn announce(app: Arc<App>, shutdown: impl Future<Output = ()> + Send) {
+    shutdown.await;
+    app.stopping.send_replace(true);
 }
 
 async fn run(
@@ -262,6 +270,7 @@ pub fn build(config: &Config, clock: Clock) -> Result<(Arc<App>, Watcher), Error
         jwks_cache_control,
         max_body_bytes: config.max_body_bytes,
         connections: ListenerStats::default(),
+        stopping: tokio::sync::watch::channel(false).0,
     });
     Ok((app, Watcher(watcher)))
 }

@@ -15,6 +15,9 @@ pub const PATH_INTROSPECT: &str = "/v1/tokens/introspect";
 pub const PATH_REVOKE_SESSION: &str = "/v1/sessions/revoke";
 /// Path of the per-user "log out everywhere" endpoint.
 pub const PATH_REVOKE_ALL: &str = "/v1/sessions/revoke-all";
+/// Path of the revocation feed (memory store only; with Redis, verifiers
+/// follow the Redis channel instead).
+pub const PATH_REVOCATION_FEED: &str = "/v1/revocations";
 /// Path of the public key set.
 pub const PATH_JWKS: &str = "/.well-known/jwks.json";
 /// Path of the OpenID discovery document.
@@ -112,6 +115,27 @@ pub struct IntrospectResponse {
     pub claims: Option<crate::claims::AccessClaims>,
 }
 
+/// How often the revocation feed sends [`FeedLine::Ping`]; a follower that
+/// has read nothing for three times this long should reconnect.
+pub const FEED_PING_SECS: u64 = 5;
+
+/// One line of `GET /v1/revocations` (`application/x-ndjson`): first every
+/// revocation still in force, then [`FeedLine::Synced`], then each new
+/// revocation as it happens, with a [`FeedLine::Ping`] every
+/// [`FEED_PING_SECS`]. The stream ends when the follower falls too far
+/// behind or MA stops: the follower then reconnects and starts over
+/// (applying an entry twice is harmless).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FeedLine {
+    /// A revocation (from the snapshot or new).
+    Revocation(crate::revocation::RevocationEvent),
+    /// Every revocation in force when the follower connected has been sent.
+    Synced,
+    /// Keep-alive.
+    Ping,
+}
+
 /// The JSON error body every AuthRealm endpoint answers with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -145,6 +169,8 @@ impl ErrorBody {
 pub mod codes {
     /// Missing or wrong service credential.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// No such endpoint (in this configuration).
+    pub const NOT_FOUND: &str = "not_found";
     /// Body is not valid JSON of the expected shape.
     pub const BAD_REQUEST: &str = "bad_request";
     /// Body larger than the limit.

@@ -237,14 +237,19 @@ impl Store {
         }
     }
 
-    /// Subscribes to revocation events of the memory store (Redis publishes
-    /// on its channel instead; there this returns `None`).
+    /// For the memory store: every revocation in force at `now` and the
+    /// events from then on (what `GET /v1/revocations` streams). Redis
+    /// publishes on its channel instead; there this returns `None`.
     #[must_use]
-    pub fn subscribe_memory_events(
+    pub fn follow_memory(
         &self,
-    ) -> Option<tokio::sync::broadcast::Receiver<RevocationEvent>> {
+        now: i64,
+    ) -> Option<(
+        Vec<RevocationEvent>,
+        tokio::sync::broadcast::Receiver<RevocationEvent>,
+    )> {
         match self {
-            Self::Memory(m) => Some(m.subscribe()),
+            Self::Memory(m) => Some(m.follow(now)),
             Self::Redis(_) => None,
         }
     }

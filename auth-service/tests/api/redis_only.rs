@@ -145,16 +145,22 @@ async fn refresh_tokens_are_stored_only_as_hashes() -> TestResult {
     Ok(())
 }
 
-/// A Redis of the test's own, with an append-only file, so it can be stopped
-/// and restarted without touching the shared one.
+/// A Redis of the test's own, so it can be stopped and restarted without
+/// touching the shared one: with an append-only file, or without any
+/// persistence (a restart then loses everything).
 struct OwnRedis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    persistent: bool,
 }
 
 impl OwnRedis {
     fn start() -> TestResult<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> TestResult<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -162,22 +168,17 @@ impl OwnRedis {
             port,
             dir: tempfile::tempdir()?,
             child: None,
+            persistent,
         };
         me.restart()?;
         Ok(me)
     }
 
     fn restart(&mut self) -> TestResult {
+        let aof = if self.persistent { "yes" } else { "no" };
         let child = std::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+            .args(["--appendonly", aof, "--appendfsync", "always", "--save", ""])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(std::process::Stdio::null())
@@ -258,5 +259,45 @@ async fn a_redis_outage_answers_503_and_the_service_recovers_by_itself() -> Test
     let after = app.refresh_ok(&before.refresh_token).await?;
     assert!(app.introspect_active(&after.access_token).await?);
     app.mint("sam").await?;
+    Ok(())
+}
+
+/// Redis restarted empty (SIGKILL, no persistence) forgets every refresh
+/// family: a live refresh token and a spent one both answer
+/// `refresh_token_invalid` (the user logs in again) — never a new pair, and
+/// never a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_families_redis_lost_fail_closed() -> TestResult {
+    let mut redis = OwnRedis::start_with(false)?;
+    let mut config = test_config(Backend::Memory)?;
+    config.redis_url = Some(redis.url());
+    let app = spawn_with(config, Clock::System).await?;
+    let first = app.mint("lost").await?;
+    let live = app.refresh_ok(&first.refresh_token).await?;
+
+    redis.stop()?;
+    redis.restart()?;
+    let mut ready = false;
+    for _ in 0..100 {
+        if app.get("/readyz").await?.status().as_u16() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "not ready again after Redis came back");
+    assert_error(
+        &app.refresh(&live.refresh_token).await?,
+        400,
+        api::codes::REFRESH_TOKEN_INVALID,
+    );
+    assert_error(
+        &app.refresh(&first.refresh_token).await?,
+        400,
+        api::codes::REFRESH_TOKEN_INVALID,
+    );
+    // A new login works at once.
+    app.refresh_ok(&app.mint("lost").await?.refresh_token)
+        .await?;
     Ok(())
 }
