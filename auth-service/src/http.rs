@@ -141,6 +141,7 @@ fn operations_routes() -> Router<AppState> {
 fn finish(routes: Router<AppState>, app: AppState) -> Router {
     routes
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
@@ -350,6 +351,17 @@ async fn metrics(State(app): State<AppState>) -> Response {
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
         svc.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody::new(
+            api::codes::METHOD_NOT_ALLOWED,
+            "this endpoint does not take that method",
+        )),
     )
         .into_response()
 }

@@ -171,6 +171,8 @@ pub mod codes {
     pub const UNAUTHORIZED: &str = "unauthorized";
     /// No such endpoint (in this configuration).
     pub const NOT_FOUND: &str = "not_found";
+    /// The path exists, the method does not.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// Body is not valid JSON of the expected shape.
     pub const BAD_REQUEST: &str = "bad_request";
     /// Body larger than the limit.

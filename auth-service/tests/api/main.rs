@@ -3,6 +3,7 @@
 //! reloading, and verification by an independent JWT library.
 
 mod helpers;
+mod hostile;
 mod keys;
 mod ports;
 mod pyjwt;
