@@ -94,6 +94,36 @@ async fn each_listener_serves_only_its_own_routes() -> TestResult {
             .and_then(|v| v.to_str().ok()),
         Some("no-store")
     );
+    // Every answer of the internal API says no-store: pairs, claims, errors.
+    let pair: serde_json::Value = minted.json().await?;
+    for (path, body) in [
+        (
+            api::PATH_REFRESH,
+            json!({ "refresh_token": pair["refresh_token"] }),
+        ),
+        (
+            api::PATH_INTROSPECT,
+            json!({ "token": pair["access_token"] }),
+        ),
+        (api::PATH_REFRESH, json!({ "refresh_token": "unknown" })),
+        (api::PATH_MINT, json!({ "sub": "" })),
+    ] {
+        let resp = s
+            .client
+            .post(format!("{}{path}", s.internal))
+            .header("authorization", &s.bearer)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{path} {body} answered {}",
+            resp.status()
+        );
+    }
     for base in [&s.public, &s.metrics] {
         let refused = s.mint(base).await?;
         assert_eq!(refused.status().as_u16(), 404, "mint answered on {base}");
