@@ -9,7 +9,9 @@
 //! - [`config`]: flags and `AUTHREALM_*` variables.
 //! - [`http`]: the routes of each listener and their handlers.
 //! - [`service`], [`refresh`], [`revocation`]: the operations (mint,
-//!   rotation, revocation and introspection), independent of HTTP.
+//!   rotation, revocation and introspection), independent of HTTP;
+//!   [`opaque`]: the random strings they issue and how refresh tokens are
+//!   hashed for storage.
 //! - [`keys`]: the signing key set and its reloading.
 //! - [`store`]: families and the revocation list, in Redis or memory;
 //!   [`feed`]: the memory store's revocations streamed to verifiers.
@@ -21,6 +23,7 @@ pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod opaque;
 pub mod refresh;
 pub mod revocation;
 pub mod server;

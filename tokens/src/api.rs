@@ -63,7 +63,7 @@ impl std::fmt::Debug for TokenPair {
     }
 }
 
-/// `POST /v1/tokens/refresh`.
+/// `POST /v1/tokens/refresh`. `Debug` never shows the token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -71,7 +71,16 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// `POST /v1/tokens/revoke` and `POST /v1/tokens/introspect`.
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `POST /v1/tokens/revoke` and `POST /v1/tokens/introspect`. `Debug` never
+/// shows the token.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenRequest {
     /// An access JWT or a refresh token.
@@ -79,6 +88,15 @@ pub struct TokenRequest {
     /// `access_token` or `refresh_token`; a hint only (RFC 7009 §2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type_hint: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("token", &"<redacted>")
+            .field("token_type_hint", &self.token_type_hint)
+            .finish()
+    }
 }
 
 /// `POST /v1/sessions/revoke`: ends one session (refresh family and every
@@ -187,4 +205,35 @@ pub mod codes {
     pub const UNAVAILABLE: &str = "unavailable";
     /// Anything else; details are in MA's log, not in the answer.
     pub const INTERNAL: &str = "internal";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let secret = "s3cr3t-refresh-token-value-0123456789abcdef";
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            RefreshRequest {
+                refresh_token: secret.to_owned()
+            },
+            TokenRequest {
+                token: secret.to_owned(),
+                token_type_hint: Some("refresh_token".to_owned()),
+            },
+            TokenPair {
+                access_token: secret.to_owned(),
+                token_type: "Bearer".to_owned(),
+                expires_in: 1,
+                refresh_token: secret.to_owned(),
+                refresh_expires_in: 1,
+                session_id: "sid".to_owned(),
+                sub: "sub".to_owned(),
+            }
+        );
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("refresh_token\""), "{shown}");
+    }
 }

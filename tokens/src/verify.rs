@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::algorithm::SigningAlgorithm;
 use crate::claims::AccessClaims;
 use crate::jwks::{JwkError, JwkSet};
-use crate::keyset::SigningAlgorithm;
 
 /// Longest token the verifier will look at; anything larger is `malformed`.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
