@@ -9,13 +9,17 @@ use std::time::Duration;
 use authrealm_tokens::{ServiceCredential, SigningAlgorithm};
 
 pub use authrealm_runtime::LogFormat;
+use authrealm_runtime::options::Secret;
 use authrealm_runtime::{Limits, env, options};
 
 use crate::error::Error;
 
 /// Every setting of the auth-service. Flags are the lower-kebab names of the
 /// environment variables without the `AUTHREALM_` prefix.
-#[derive(clap::Parser, Clone)]
+///
+/// `Debug` is derived: the Redis URL is a [`Secret`] and the credential a
+/// `ServiceCredential`, neither of which prints its value.
+#[derive(clap::Parser, Clone, Debug)]
 #[command(name = "auth-service", version, about = "AuthRealm auth-service (MA)")]
 pub struct Config {
     /// Address of the public endpoints (JWKS, discovery).
@@ -85,7 +89,7 @@ pub struct Config {
     /// Redis URL (`redis://host:port/db`). Unset: an in-memory store (one
     /// process only, lost on restart).
     #[arg(long, env = env::REDIS_URL, hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 
     /// Prefix of every Redis key and of the revocation channel.
     #[arg(long, env = env::REDIS_PREFIX, default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
@@ -109,35 +113,6 @@ pub struct Config {
     /// every listener.
     #[command(flatten)]
     pub limits: Limits,
-}
-
-impl std::fmt::Debug for Config {
-    /// Like a derived `Debug`, but the Redis URL (which may hold a password)
-    /// is only said to be set; the credential prints redacted by its own type.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("internal_listen", &self.internal_listen)
-            .field("metrics_listen", &self.metrics_listen)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("access_ttl", &self.access_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .field("refresh_grace", &self.refresh_grace)
-            .field("jwks_max_age", &self.jwks_max_age)
-            .field("keys_dir", &self.keys_dir)
-            .field("keys_poll_interval", &self.keys_poll_interval)
-            .field("ephemeral_key_alg", &self.ephemeral_key_alg)
-            .field("service_credential", &self.service_credential)
-            .field("service_credential_file", &self.service_credential_file)
-            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
-            .field("redis_prefix", &self.redis_prefix)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("clock_skew", &self.clock_skew)
-            .field("log_format", &self.log_format)
-            .field("limits", &self.limits)
-            .finish()
-    }
 }
 
 impl Config {
@@ -210,7 +185,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.redis_url {
-            redis::Client::open(url.as_str()).map_err(|_| {
+            redis::Client::open(url.expose()).map_err(|_| {
                 Error::Config(
                     "AUTHREALM_REDIS_URL is not a valid Redis URL (redis://host:port/db)"
                         .to_owned(),
@@ -283,7 +258,7 @@ mod tests {
                 .is_some_and(|e| e.to_string().contains("AUTHREALM_SERVICE_CREDENTIAL"))
         );
         let with_secrets = Config {
-            redis_url: Some("redis://:hunter2hunter2@redis:6379".to_owned()),
+            redis_url: Some("redis://:hunter2hunter2@redis:6379".into()),
             ..Config::local()?
         };
         let shown = format!("{with_secrets:?}");

@@ -233,7 +233,7 @@ pub fn build(config: &Config, clock: Clock) -> Result<(Arc<App>, Watcher), Error
     let ring = Arc::new(KeyRing::new(snapshot));
     let store = match &config.redis_url {
         Some(url) => Store::Redis(store::redis::RedisStore::connect(
-            url,
+            url.expose(),
             &config.redis_prefix,
         )?),
         None => {

@@ -26,6 +26,44 @@ impl LogFormat {
     }
 }
 
+/// A setting that must not be printed (a URL with a password, a token):
+/// `Debug` says only that it is set. Parses from any string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<set>")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// clap value parser for durations written `90s`, `5m`, `1h30m`, `30d`
 /// (see [`authrealm_tokens::duration`]).
 ///
@@ -88,6 +126,13 @@ mod tests {
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
         let msg = duration("5x").err().unwrap_or_default();
         assert!(msg.contains("90s"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::from("redis://:hunter2@redis:6379");
+        assert_eq!(format!("{s:?} {:?}", Some(s.clone())), "<set> Some(<set>)");
+        assert_eq!(s.expose(), "redis://:hunter2@redis:6379");
     }
 
     #[test]

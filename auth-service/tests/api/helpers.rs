@@ -54,7 +54,7 @@ pub fn test_config(backend: Backend) -> TestResult<Config> {
     config.listen = "127.0.0.1:0".parse()?;
     config.service_credential = Some(authrealm_tokens::ServiceCredential::generate()?);
     if backend == Backend::Redis {
-        config.redis_url = Some(redis_url()?);
+        config.redis_url = Some(redis_url()?.into());
         config.redis_prefix = format!("test-{}", authrealm_tokens::random_token(9)?);
     }
     config.keys_poll_interval = Duration::from_millis(100);
@@ -79,7 +79,7 @@ pub async fn spawn_with(mut config: Config, clock: Clock) -> TestResult<TestApp>
         .map(|c| c.expose().to_owned())
         .ok_or_else(|| err("test config has no credential"))?;
     let redis = match &config.redis_url {
-        Some(url) => Some(redis::Client::open(url.as_str())?),
+        Some(url) => Some(redis::Client::open(url.expose())?),
         None => None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -222,7 +222,7 @@ impl Drop for OwnRedis {
 async fn a_redis_outage_answers_503_and_the_service_recovers_by_itself() -> TestResult {
     let mut redis = OwnRedis::start()?;
     let mut config = test_config(Backend::Memory)?;
-    config.redis_url = Some(redis.url());
+    config.redis_url = Some(redis.url().into());
     let app = spawn_with(config, Clock::System).await?;
     let before = app.mint("sam").await?;
     assert_eq!(app.get("/readyz").await?.status().as_u16(), 200);
@@ -271,7 +271,7 @@ async fn a_redis_outage_answers_503_and_the_service_recovers_by_itself() -> Test
 async fn refresh_families_redis_lost_fail_closed() -> TestResult {
     let mut redis = OwnRedis::start_with(false)?;
     let mut config = test_config(Backend::Memory)?;
-    config.redis_url = Some(redis.url());
+    config.redis_url = Some(redis.url().into());
     let app = spawn_with(config, Clock::System).await?;
     let first = app.mint("lost").await?;
     let live = app.refresh_ok(&first.refresh_token).await?;
