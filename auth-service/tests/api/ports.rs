@@ -181,3 +181,51 @@ async fn a_taken_port_is_named_at_start() -> TestResult {
     assert!(e.to_string().contains("AUTHREALM_INTERNAL_LISTEN"), "{e}");
     Ok(())
 }
+
+/// A follower of the revocation feed does not hold shutdown up: the feed
+/// ends when shutdown begins, so the server returns long before its drain
+/// limit (set to ten minutes here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_the_revocation_feed() -> TestResult {
+    let mut config = test_config(Backend::Memory)?;
+    config.limits.shutdown_timeout = std::time::Duration::from_secs(600);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    config.issuer.clone_from(&base);
+    let bearer = format!(
+        "Bearer {}",
+        config
+            .service_credential
+            .as_ref()
+            .ok_or_else(|| err("no credential"))?
+            .expose()
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(auth_service::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let mut feed = loop {
+        // The server may still be starting.
+        if let Ok(r) = client
+            .get(format!("{base}{}", api::PATH_REVOCATION_FEED))
+            .header("authorization", &bearer)
+            .send()
+            .await
+        {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(feed.status().as_u16(), 200);
+    let first = feed.chunk().await?.unwrap_or_default();
+    assert!(String::from_utf8_lossy(&first).contains("synced"));
+    let _ = tx.send(());
+    let guard = std::time::Duration::from_secs(60);
+    tokio::time::timeout(guard, server).await???;
+    // The feed ended cleanly.
+    while let Some(chunk) = tokio::time::timeout(guard, feed.chunk()).await?? {
+        assert!(!String::from_utf8_lossy(&chunk).contains("revocation"));
+    }
+    Ok(())
+}
