@@ -19,7 +19,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -110,13 +110,14 @@ struct Phase {
     head_started: Option<Instant>,
 }
 
-/// Shared by the connection's IO, its service and its watchdog.
+/// Shared by the connection's IO, its service and its watchdog. Updates
+/// only record times; the watchdog reads them when its timer fires (no
+/// wake-up per request).
 pub(super) struct Tracker {
     phase: Mutex<Phase>,
     /// Set while no request is in flight and no byte of the next one has
     /// arrived: the read path takes the lock only on that first byte.
     awaiting_first_byte: AtomicBool,
-    changed: Notify,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -132,7 +133,6 @@ impl Tracker {
                 head_started: None,
             }),
             awaiting_first_byte: AtomicBool::new(true),
-            changed: Notify::new(),
             header_timeout,
             idle_timeout,
         }
@@ -149,13 +149,10 @@ impl Tracker {
         if !self.awaiting_first_byte.swap(false, Ordering::AcqRel) {
             return;
         }
-        {
-            let mut p = self.lock();
-            if p.in_flight == 0 && p.head_started.is_none() {
-                p.head_started = Some(Instant::now());
-            }
+        let mut p = self.lock();
+        if p.in_flight == 0 && p.head_started.is_none() {
+            p.head_started = Some(Instant::now());
         }
-        self.changed.notify_one();
     }
 
     /// A request head was parsed: no deadline of ours while it is in flight.
@@ -166,56 +163,54 @@ impl Tracker {
             p.head_started = None;
         }
         self.awaiting_first_byte.store(false, Ordering::Release);
-        self.changed.notify_one();
     }
 
     /// The answer was written (its body dropped): idle from now on.
     pub(super) fn request_finished(&self) {
-        {
-            let mut p = self.lock();
-            p.in_flight = p.in_flight.saturating_sub(1);
-            if p.in_flight == 0 {
-                p.since = Instant::now();
-                p.limit = self.idle_timeout;
-                p.reason = CloseReason::IdleTimeout;
-                p.head_started = None;
-                self.awaiting_first_byte.store(true, Ordering::Release);
-            }
+        let mut p = self.lock();
+        p.in_flight = p.in_flight.saturating_sub(1);
+        if p.in_flight == 0 {
+            p.since = Instant::now();
+            p.limit = self.idle_timeout;
+            p.reason = CloseReason::IdleTimeout;
+            p.head_started = None;
+            self.awaiting_first_byte.store(true, Ordering::Release);
         }
-        self.changed.notify_one();
     }
 
-    /// When the connection is to be closed, and why; `None` while a request
-    /// is in flight.
-    fn deadline(&self) -> Option<(Instant, CloseReason)> {
+    /// At `now`: the reason to close, or when to look again. That time is
+    /// never later than the current deadline, nor more than a header
+    /// timeout away — so a deadline that arises meanwhile (a request head
+    /// starting, which can only end at or after `now + header timeout`) is
+    /// never missed.
+    fn check(&self, now: Instant) -> Result<Instant, CloseReason> {
         let p = self.lock();
+        let next_look = now + self.header_timeout;
         if p.in_flight > 0 {
-            return None;
+            return Ok(next_look);
         }
-        Some(match p.head_started {
+        let (deadline, reason) = match p.head_started {
             Some(t) => (t + self.header_timeout, CloseReason::HeaderTimeout),
             None => (p.since + p.limit, p.reason),
-        })
+        };
+        if deadline <= now {
+            return Err(reason);
+        }
+        Ok(deadline.min(next_look))
     }
 }
 
-/// Resolves when the connection has waited past its current deadline.
+/// Resolves when the connection has waited past its current deadline. One
+/// timer, re-armed when it fires.
 async fn watchdog(tracker: &Tracker) -> CloseReason {
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
-        // `notify_one` stores a permit when nobody waits, so no change is lost
-        // between reading the deadline and waiting.
-        let changed = tracker.changed.notified();
-        match tracker.deadline() {
-            None => changed.await,
-            Some((at, reason)) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => {
-                        if tracker.deadline() == Some((at, reason)) {
-                            return reason;
-                        }
-                    }
-                    () = changed => {}
-                }
+        match tracker.check(Instant::now()) {
+            Err(reason) => return reason,
+            Ok(at) => {
+                timer.as_mut().reset(at);
+                timer.as_mut().await;
             }
         }
     }
