@@ -129,15 +129,15 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_connections_are_closed_and_others_are_served_meanwhile() -> TestResult {
-    let server = start(app(), limits(700, 700, 700, 64)?).await?;
+    let server = start(app(), limits(700, 700, 700, 256)?).await?;
     let addr = server.addr;
 
-    // Ten of each kind of stall, held at once.
+    // 25 of each kind of stall, 100 held at once.
     let mut silent = Vec::new();
     let mut half_headers = Vec::new();
     let mut short_bodies = Vec::new();
     let mut idle = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..25 {
         silent.push(TcpStream::connect(addr).await?);
         let mut s = TcpStream::connect(addr).await?;
         s.write_all(b"GET /ping HTTP/1.1\r\nHost: test\r\nX-Slow: ")
@@ -187,9 +187,9 @@ async fn stalled_connections_are_closed_and_others_are_served_meanwhile() -> Tes
         );
         assert!(got.contains("\"code\":\"request_timeout\""), "{got}");
     }
-    assert_eq!(server.stats.closed(CloseReason::HeaderTimeout), 20);
-    assert_eq!(server.stats.closed(CloseReason::BodyTimeout), 10);
-    assert!(server.stats.closed(CloseReason::IdleTimeout) >= 10);
+    assert_eq!(server.stats.closed(CloseReason::HeaderTimeout), 50);
+    assert_eq!(server.stats.closed(CloseReason::BodyTimeout), 25);
+    assert!(server.stats.closed(CloseReason::IdleTimeout) >= 25);
     wait_until("every stalled connection to be gone", || {
         server.stats.open() <= 1
     })

@@ -229,3 +229,47 @@ async fn shutdown_ends_the_revocation_feed() -> TestResult {
     }
     Ok(())
 }
+
+/// MA serves on the hardened listener with the configured limits: a mint
+/// whose body never completes gets 408 and its connection is closed, while
+/// other requests are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_and_others_are_served() -> TestResult {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = test_config(Backend::Memory)?;
+    config.limits.body_read_timeout = std::time::Duration::from_millis(500);
+    let app = crate::helpers::spawn_with(config, auth_service::Clock::System).await?;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await?;
+    stalled
+        .write_all(
+            format!(
+                "POST {} HTTP/1.1\r\nHost: ma\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"sub\": \"sl",
+                api::PATH_MINT,
+                app.credential
+            )
+            .as_bytes(),
+        )
+        .await?;
+    // Served meanwhile.
+    app.mint("meanwhile").await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stalled.read_to_end(&mut answer),
+    )
+    .await??;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(
+        app.metric(
+            "authrealm_ma_http_connections_closed_total{listener=\"public\",reason=\"body_timeout\"}"
+        )
+        .await?,
+        1.0
+    );
+    assert_eq!(app.metric("authrealm_ma_tokens_minted_total").await?, 1.0);
+    Ok(())
+}
