@@ -1,5 +1,7 @@
-//! The HTTP surface: public key endpoints, the internal `/v1` API behind the
-//! service credential, health, readiness and metrics. Handlers only parse,
+//! The HTTP surface, one router per listener: public key endpoints; the
+//! internal `/v1` API behind the service credential (every answer
+//! `no-store`); health, readiness and metrics — or all of them on one router
+//! for the one-listener form. Handlers only parse,
 //! call [`AuthService`], and answer; bodies are read through [`JsonBody`] so
 //! every malformed or oversized body gets the same clear JSON error.
 
