@@ -1,7 +1,7 @@
 //! Micro-benchmark of refresh rotation: one atomic rotation per iteration,
 //! against Redis (`REDIS_URL`, as `./scripts/bench` sets it) and in memory.
 
-use auth_service::refresh::hash_token;
+use auth_service::opaque::hash_token;
 use auth_service::store::memory::MemoryStore;
 use auth_service::store::redis::RedisStore;
 use auth_service::store::{NewSession, RotateOutcome, Rotation, Store, Successor};

@@ -9,18 +9,31 @@ use std::time::Duration;
 use authrealm_tokens::{ServiceCredential, SigningAlgorithm};
 
 pub use authrealm_runtime::LogFormat;
-use authrealm_runtime::{env, options};
+use authrealm_runtime::options::Secret;
+use authrealm_runtime::{Limits, env, options};
 
 use crate::error::Error;
 
 /// Every setting of the auth-service. Flags are the lower-kebab names of the
 /// environment variables without the `AUTHREALM_` prefix.
-#[derive(clap::Parser, Clone)]
+///
+/// `Debug` is derived: the Redis URL is a [`Secret`] and the credential a
+/// `ServiceCredential`, neither of which prints its value.
+#[derive(clap::Parser, Clone, Debug)]
 #[command(name = "auth-service", version, about = "AuthRealm auth-service (MA)")]
 pub struct Config {
-    /// Address the HTTP server listens on.
+    /// Address of the public endpoints (JWKS, discovery).
     #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+
+    /// Address of the internal API (`/v1/...`, service credential), which
+    /// only OP may reach.
+    #[arg(long, env = env::ma::INTERNAL_LISTEN, default_value = "127.0.0.1:8083")]
+    pub internal_listen: SocketAddr,
+
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = env::METRICS_LISTEN, default_value = "127.0.0.1:9081")]
+    pub metrics_listen: SocketAddr,
 
     /// `iss` of every token and base of the discovery document's `jwks_uri`
     /// (MA's public base URL).
@@ -76,7 +89,7 @@ pub struct Config {
     /// Redis URL (`redis://host:port/db`). Unset: an in-memory store (one
     /// process only, lost on restart).
     #[arg(long, env = env::REDIS_URL, hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 
     /// Prefix of every Redis key and of the revocation channel.
     #[arg(long, env = env::REDIS_PREFIX, default_value = authrealm_tokens::revocation::DEFAULT_PREFIX)]
@@ -95,58 +108,27 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
 
-impl std::fmt::Debug for Config {
-    /// Like a derived `Debug`, but the Redis URL (which may hold a password)
-    /// is only said to be set; the credential prints redacted by its own type.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("access_ttl", &self.access_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .field("refresh_grace", &self.refresh_grace)
-            .field("jwks_max_age", &self.jwks_max_age)
-            .field("keys_dir", &self.keys_dir)
-            .field("keys_poll_interval", &self.keys_poll_interval)
-            .field("ephemeral_key_alg", &self.ephemeral_key_alg)
-            .field("service_credential", &self.service_credential)
-            .field("service_credential_file", &self.service_credential_file)
-            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
-            .field("redis_prefix", &self.redis_prefix)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("log_format", &self.log_format)
-            .finish()
-    }
+    /// Header, body and idle timeouts, connection cap and shutdown time of
+    /// every listener.
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 impl Config {
-    /// The embedded defaults of a local run: `127.0.0.1:8081`, no Redis (in
-    /// memory), an ephemeral Ed25519 key and a freshly generated service
-    /// credential (read it from [`Config::service_credential`]).
-    #[must_use]
-    pub fn local() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            issuer: "http://127.0.0.1:8081".to_owned(),
-            audience: "authrealm".to_owned(),
-            access_ttl: Duration::from_secs(300),
-            refresh_ttl: Duration::from_secs(30 * 86_400),
-            refresh_grace: Duration::from_secs(10),
-            jwks_max_age: Duration::from_secs(300),
-            keys_dir: None,
-            keys_poll_interval: Duration::from_secs(1),
-            ephemeral_key_alg: SigningAlgorithm::EdDSA,
-            service_credential: ServiceCredential::generate().ok(),
-            service_credential_file: None,
-            redis_url: None,
-            redis_prefix: authrealm_tokens::revocation::DEFAULT_PREFIX.to_owned(),
-            clock_skew: Duration::from_secs(60),
-            max_body_bytes: 16 * 1024,
-            log_format: LogFormat::Text,
-        }
+    /// The embedded defaults of a local run: every flag's default (the
+    /// environment ignored) and a freshly generated service credential (read
+    /// it from [`Config::service_credential`]). With no Redis URL and no key
+    /// directory that is the in-memory store and an ephemeral Ed25519 key.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a default does not parse (a test shows they do),
+    /// [`Error::Random`] if no credential can be generated.
+    pub fn local() -> Result<Self, Error> {
+        let mut config: Self = options::parser_defaults()
+            .map_err(|e| Error::Config(format!("built-in defaults: {e}")))?;
+        config.service_credential = Some(ServiceCredential::generate().map_err(|_| Error::Random)?);
+        Ok(config)
     }
 
     /// How long session and not-before revocations must be kept: the longest
@@ -189,8 +171,21 @@ impl Config {
         if self.max_body_bytes < 256 {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 256");
         }
+        self.limits.validate().map_err(Error::Config)?;
+        let addrs = [
+            (self.listen, env::LISTEN),
+            (self.internal_listen, env::ma::INTERNAL_LISTEN),
+            (self.metrics_listen, env::METRICS_LISTEN),
+        ];
+        for (i, (a, name)) in addrs.iter().enumerate() {
+            if let Some((_, other)) = addrs[i + 1..].iter().find(|(b, _)| a.port() != 0 && a == b) {
+                return Err(Error::Config(format!(
+                    "{name} and {other} must differ: the internal API and metrics must not share the public port"
+                )));
+            }
+        }
         if let Some(url) = &self.redis_url {
-            redis::Client::open(url.as_str()).map_err(|_| {
+            redis::Client::open(url.expose()).map_err(|_| {
                 Error::Config(
                     "AUTHREALM_REDIS_URL is not a valid Redis URL (redis://host:port/db)"
                         .to_owned(),
@@ -219,13 +214,26 @@ mod tests {
     use clap::Parser as _;
 
     #[test]
-    fn local_defaults_are_valid() -> Result<(), Error> {
-        Config::local().validate()?;
+    fn local_defaults_are_the_flag_defaults_and_valid() -> Result<(), Error> {
+        let local = Config::local()?;
+        local.validate()?;
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(local.listen, loopback(env::ports::MA_PUBLIC));
+        assert_eq!(local.internal_listen, loopback(env::ports::MA_INTERNAL));
+        assert_eq!(local.metrics_listen, loopback(env::ports::MA_METRICS));
+        assert_eq!(local.access_ttl, Duration::from_secs(300));
+        assert_eq!(local.refresh_ttl, Duration::from_secs(30 * 86_400));
+        assert!(local.redis_url.is_none() && local.keys_dir.is_none());
+        assert!(local.service_credential.is_some());
+        assert_eq!(
+            local.limits,
+            Limits::defaults().map_err(|e| Error::Config(e.to_string()))?
+        );
         Ok(())
     }
 
     #[test]
-    fn flags_parse_and_bad_values_are_named() {
+    fn flags_parse_and_bad_values_are_named() -> Result<(), Error> {
         let ok = Config::try_parse_from([
             "auth-service",
             "--access-ttl",
@@ -241,7 +249,7 @@ mod tests {
         );
         let missing = Config {
             service_credential: None,
-            ..Config::local()
+            ..Config::local()?
         };
         assert!(
             missing
@@ -250,17 +258,27 @@ mod tests {
                 .is_some_and(|e| e.to_string().contains("AUTHREALM_SERVICE_CREDENTIAL"))
         );
         let with_secrets = Config {
-            redis_url: Some("redis://:hunter2hunter2@redis:6379".to_owned()),
-            ..Config::local()
+            redis_url: Some("redis://:hunter2hunter2@redis:6379".into()),
+            ..Config::local()?
         };
         let shown = format!("{with_secrets:?}");
         assert!(!shown.contains("hunter2") && shown.contains("<set>"));
         if let Some(c) = &with_secrets.service_credential {
             assert!(!shown.contains(c.expose()));
         }
+        let shared = Config {
+            internal_listen: Config::local()?.listen,
+            ..Config::local()?
+        };
+        assert!(
+            shared
+                .validate()
+                .err()
+                .is_some_and(|e| e.to_string().contains("AUTHREALM_INTERNAL_LISTEN"))
+        );
         let short_refresh = Config {
             refresh_ttl: Duration::from_secs(10),
-            ..Config::local()
+            ..Config::local()?
         };
         assert!(
             short_refresh
@@ -268,5 +286,6 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.to_string().contains("AUTHREALM_REFRESH_TTL"))
         );
+        Ok(())
     }
 }

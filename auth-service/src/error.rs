@@ -27,7 +27,18 @@ pub enum Error {
     /// The key set was refused.
     #[error("key set refused")]
     KeySet(#[source] authrealm_tokens::KeySetError),
-    /// Serving HTTP failed (bind, accept).
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({setting})")]
+    Bind {
+        /// The variable that names the address.
+        setting: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving HTTP failed.
     #[error("http server")]
     Io(#[source] std::io::Error),
     /// The store (Redis) could not be reached or answered an error.
@@ -51,6 +62,9 @@ pub enum Error {
     /// The request body exceeds the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The endpoint exists but not in this configuration.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
     /// Refresh token unknown, expired, or of a revoked session.
     #[error("refresh token is invalid")]
     RefreshInvalid,
@@ -66,6 +80,7 @@ impl Error {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, codes::BAD_REQUEST),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE),
             Self::RefreshInvalid => (StatusCode::BAD_REQUEST, codes::REFRESH_TOKEN_INVALID),
             Self::RefreshReused => (StatusCode::BAD_REQUEST, codes::REFRESH_TOKEN_REUSED),
@@ -76,6 +91,7 @@ impl Error {
             | Self::Credential(_)
             | Self::KeyRead { .. }
             | Self::KeySet(_)
+            | Self::Bind { .. }
             | Self::Io(_)
             | Self::Sign(_)
             | Self::Random => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
@@ -89,6 +105,7 @@ impl Error {
                     .to_owned()
             }
             Self::BadRequest(msg) => msg.clone(),
+            Self::NotFound(msg) => (*msg).to_owned(),
             Self::PayloadTooLarge(_) => self.to_string(),
             Self::RefreshInvalid => {
                 "refresh token is unknown, expired, or of a revoked session".to_owned()

@@ -24,6 +24,8 @@ use axum::body::Bytes;
 use base64::Engine as _;
 use serde::Serialize;
 
+use authrealm_tokens::digest::sha256;
+
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -156,15 +158,6 @@ impl std::fmt::Debug for KeySnapshot {
             .field("ephemeral", &self.ephemeral)
             .finish_non_exhaustive()
     }
-}
-
-/// SHA-256 of a byte string.
-#[must_use]
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 impl KeySnapshot {

@@ -1,5 +1,5 @@
-//! The `auth-service` binary: parse the configuration, bind, serve until
-//! SIGTERM or Ctrl-C.
+//! The `auth-service` binary: parse the configuration, bind the public,
+//! internal and metrics listeners, serve until SIGTERM or Ctrl-C.
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -8,10 +8,8 @@ use clap::Parser as _;
 async fn main() -> anyhow::Result<()> {
     let config = auth_service::Config::parse();
     authrealm_runtime::logging::init(config.log_format);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    auth_service::serve(config, listener, authrealm_runtime::shutdown::signal())
+    let listeners = auth_service::Listeners::bind(&config).await?;
+    auth_service::serve_listeners(config, listeners, authrealm_runtime::shutdown::signal())
         .await
         .context("auth-service failed")?;
     Ok(())

@@ -2,9 +2,13 @@
 //! several instances can live in one test process). Label values that are
 //! known up front are resolved once here, not on every request.
 
+use std::sync::Mutex;
+
+use authrealm_runtime::listener::{CloseReason, ConnectionStats};
+use prometheus::core::Collector;
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use authrealm_tokens::revocation::RevocationKind;
@@ -41,12 +45,23 @@ pub struct Metrics {
     pub active_key_age: IntGauge,
     /// `authrealm_ma_http_request_duration_seconds{route,status}`.
     pub request_duration: HistogramVec,
+    connections_open: IntGaugeVec,
+    connections_closed: IntCounterVec,
+    /// Serialises copying the listener counters (deltas must not be added twice).
+    connections_sync: Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
+}
+
+/// Registers `metric` on `registry` and hands it back: each metric is
+/// created and registered in one expression.
+fn reg<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 impl Metrics {
@@ -56,61 +71,97 @@ impl Metrics {
     /// Only on a programming error (duplicate or invalid metric names).
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let minted = IntCounter::new(
-            "authrealm_ma_tokens_minted_total",
-            "Access + refresh token pairs minted (new sessions).",
+        let minted = reg(
+            &registry,
+            IntCounter::new(
+                "authrealm_ma_tokens_minted_total",
+                "Access + refresh token pairs minted (new sessions).",
+            )?,
         )?;
-        let refreshes_vec = IntCounterVec::new(
-            Opts::new(
-                "authrealm_ma_refreshes_total",
-                "Refresh requests by result: rotated, repeat (same pair within the grace window), reused (family revoked), invalid.",
-            ),
-            &["result"],
+        let refreshes_vec = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_refreshes_total",
+                    "Refresh requests by result: rotated, repeat (same pair within the grace window), reused (family revoked), invalid.",
+                ),
+                &["result"],
+            )?,
         )?;
-        let reuse_detected = IntCounter::new(
-            "authrealm_ma_refresh_reuse_detected_total",
-            "Spent refresh tokens presented again outside the grace window (each revoked a session).",
+        let reuse_detected = reg(
+            &registry,
+            IntCounter::new(
+                "authrealm_ma_refresh_reuse_detected_total",
+                "Spent refresh tokens presented again outside the grace window (each revoked a session).",
+            )?,
         )?;
-        let revocations_vec = IntCounterVec::new(
-            Opts::new(
-                "authrealm_ma_revocations_total",
-                "Revocations written and published, by kind: jti, session, user.",
-            ),
-            &["kind"],
+        let revocations_vec = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_revocations_total",
+                    "Revocations written and published, by kind: jti, session, user.",
+                ),
+                &["kind"],
+            )?,
         )?;
-        let jwks_requests = IntCounter::new(
-            "authrealm_ma_jwks_requests_total",
-            "Requests for the JWKS document.",
+        let jwks_requests = reg(
+            &registry,
+            IntCounter::new(
+                "authrealm_ma_jwks_requests_total",
+                "Requests for the JWKS document.",
+            )?,
         )?;
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                "authrealm_ma_key_reloads_total",
-                "Key set reloads from the key directory, by result: ok, failed (previous set kept).",
-            ),
-            &["result"],
+        let reloads = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_key_reloads_total",
+                    "Key set reloads from the key directory, by result: ok, failed (previous set kept).",
+                ),
+                &["result"],
+            )?,
         )?;
-        let active_key_age = IntGauge::new(
-            "authrealm_ma_active_key_age_seconds",
-            "Seconds since the active signing key was activated.",
+        let active_key_age = reg(
+            &registry,
+            IntGauge::new(
+                "authrealm_ma_active_key_age_seconds",
+                "Seconds since the active signing key was activated.",
+            )?,
         )?;
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "authrealm_ma_http_request_duration_seconds",
-                "HTTP request duration by route and status.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            &["route", "status"],
+        let request_duration = reg(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "authrealm_ma_http_request_duration_seconds",
+                    "HTTP request duration by route and status.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+                &["route", "status"],
+            )?,
         )?;
-        registry.register(Box::new(minted.clone()))?;
-        registry.register(Box::new(refreshes_vec.clone()))?;
-        registry.register(Box::new(reuse_detected.clone()))?;
-        registry.register(Box::new(revocations_vec.clone()))?;
-        registry.register(Box::new(jwks_requests.clone()))?;
-        registry.register(Box::new(reloads.clone()))?;
-        registry.register(Box::new(active_key_age.clone()))?;
-        registry.register(Box::new(request_duration.clone()))?;
+        let connections_open = reg(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "authrealm_ma_http_connections_open",
+                    "Open HTTP connections by listener: public, internal, metrics.",
+                ),
+                &["listener"],
+            )?,
+        )?;
+        let connections_closed = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_http_connections_closed_total",
+                    "Connections the server closed, by listener and reason: header_timeout, body_timeout (answered 408), idle_timeout.",
+                ),
+                &["listener", "reason"],
+            )?,
+        )?;
         let refreshes = ["rotated", "repeat", "reused", "invalid"]
             .map(|r| refreshes_vec.with_label_values(&[r]));
         let revocations = [
@@ -130,7 +181,30 @@ impl Metrics {
             key_reload_failed: reloads.with_label_values(&["failed"]),
             active_key_age,
             request_duration,
+            connections_open,
+            connections_closed,
+            connections_sync: Mutex::new(()),
         })
+    }
+
+    /// Copies the listeners' connection counters into the metrics (at scrape time).
+    pub fn record_connections(&self, listeners: [(&'static str, &ConnectionStats); 3]) {
+        let _one_at_a_time = self
+            .connections_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, stats) in listeners {
+            self.connections_open
+                .with_label_values(&[name])
+                .set(i64::try_from(stats.open()).unwrap_or(i64::MAX));
+            for reason in CloseReason::ALL {
+                let counter = self
+                    .connections_closed
+                    .with_label_values(&[name, reason.as_str()]);
+                let total = stats.closed(reason);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
     }
 
     /// Counts a refresh outcome.

@@ -1,35 +1,15 @@
-//! Refresh-token rotation with reuse detection: hashing (tokens are stored
-//! only as SHA-256), the successor prepared before the atomic store step,
-//! and what each outcome of that step answers.
+//! Refresh-token rotation with reuse detection: the successor prepared
+//! before the atomic store step, and what each outcome of that step answers.
 
 use authrealm_tokens::api::TokenPair;
 use authrealm_tokens::revocation::RevocationKind;
-use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::metrics::RefreshResult;
-use crate::service::{AccessIds, AuthService, pair, random};
+use crate::opaque::{hash_token, is_refresh_shaped, random};
+use crate::service::{AccessIds, AuthService, pair};
 use crate::store::{RotateOutcome, Rotation, SessionInfo, Successor};
-
-/// Length of a refresh token: 32 bytes in base64url without padding.
-pub const REFRESH_TOKEN_LEN: usize = 43;
-
-/// The storage key of a refresh token: SHA-256, base64url.
-#[must_use]
-pub fn hash_token(token: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
-}
-
-/// Whether `token` has the shape of a refresh token this service issues.
-#[must_use]
-pub fn is_refresh_shaped(token: &str) -> bool {
-    token.len() == REFRESH_TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 impl AuthService {
     /// Spends `token` and returns the successor pair; a repeat within the
@@ -120,22 +100,5 @@ impl AuthService {
             info.sid.clone(),
             info.sub.clone(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_issued_shapes_are_refresh_tokens() -> Result<()> {
-        let t = random(32)?;
-        assert!(is_refresh_shaped(&t));
-        assert!(!is_refresh_shaped(&t[1..]));
-        assert!(!is_refresh_shaped(&format!("{}+", &t[1..])));
-        assert!(!is_refresh_shaped("a.b.c"));
-        assert_eq!(hash_token(&t).len(), 43);
-        assert_ne!(hash_token(&t), t);
-        Ok(())
     }
 }

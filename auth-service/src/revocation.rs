@@ -9,7 +9,7 @@ use authrealm_tokens::revocation::RevocationKind;
 use authrealm_tokens::verify::MAX_TOKEN_BYTES;
 
 use crate::error::{Error, Result};
-use crate::refresh::{hash_token, is_refresh_shaped};
+use crate::opaque::{hash_token, is_refresh_shaped};
 use crate::service::{AuthService, check_sub};
 
 /// Session ids MA hands out are 22 base64url characters; accept up to 128

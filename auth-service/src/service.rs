@@ -1,5 +1,6 @@
-//! The auth-service's operations, independent of HTTP: minting here,
-//! rotation in `refresh`, revocation and introspection in `revocation`.
+//! The auth-service's operations, independent of HTTP: the shared state and
+//! minting here; rotation in `refresh`, revocation and introspection in
+//! `revocation` (both extend [`AuthService`]; neither is used from here).
 //! Every operation signs before it records, and records before it answers,
 //! so no token is ever handed out whose session the store does not know.
 
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::{KeyRing, SigningKey};
 use crate::metrics::Metrics;
+use crate::opaque::{hash_token, random};
 use crate::store::{NewSession, Store};
 use authrealm_tokens::Clock;
 
@@ -87,11 +89,6 @@ pub struct AuthService {
     pub settings: Settings,
 }
 
-/// 256 random bits, base64url: the shape of every refresh token.
-pub(crate) fn random(n: usize) -> Result<String> {
-    authrealm_tokens::random_token(n).map_err(|_| Error::Random)
-}
-
 /// Checks a user id: 1 to 256 bytes, no control characters.
 pub(crate) fn check_sub(sub: &str) -> Result<()> {
     if sub.is_empty() || sub.len() > MAX_SUB_BYTES || sub.chars().any(char::is_control) {
@@ -146,7 +143,7 @@ impl AuthService {
         let sid = random(16)?;
         let jti = random(16)?;
         let refresh = random(32)?;
-        let refresh_hash = crate::refresh::hash_token(&refresh);
+        let refresh_hash = hash_token(&refresh);
         let s = &self.settings;
         let (exp, refresh_exp) = (now + s.access_ttl, now + s.refresh_ttl);
         let keys = self.keys.snapshot();

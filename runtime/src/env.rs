@@ -32,6 +32,18 @@ pub const REDIS_PREFIX: &str = "AUTHREALM_REDIS_PREFIX";
 pub const MAX_BODY_BYTES: &str = "AUTHREALM_MAX_BODY_BYTES";
 /// `text` or `json` log lines.
 pub const LOG_FORMAT: &str = "AUTHREALM_LOG_FORMAT";
+/// Time a client has to send a request's headers, from its first byte (or
+/// from the connection opening); then the connection is closed.
+pub const HEADER_READ_TIMEOUT: &str = "AUTHREALM_HEADER_READ_TIMEOUT";
+/// Time a client has to send a request's whole body, from the end of its
+/// headers; then it gets 408 and the connection is closed.
+pub const BODY_READ_TIMEOUT: &str = "AUTHREALM_BODY_READ_TIMEOUT";
+/// Time an idle keep-alive connection is kept open between requests.
+pub const IDLE_TIMEOUT: &str = "AUTHREALM_IDLE_TIMEOUT";
+/// Open connections per listener; further ones wait in the accept queue.
+pub const MAX_CONNECTIONS: &str = "AUTHREALM_MAX_CONNECTIONS";
+/// Time requests in flight get to finish once shutdown has begun.
+pub const SHUTDOWN_TIMEOUT: &str = "AUTHREALM_SHUTDOWN_TIMEOUT";
 
 /// Variables only the auth-service (MA) reads.
 pub mod ma {
@@ -144,6 +156,11 @@ mod tests {
             REDIS_PREFIX,
             MAX_BODY_BYTES,
             LOG_FORMAT,
+            HEADER_READ_TIMEOUT,
+            BODY_READ_TIMEOUT,
+            IDLE_TIMEOUT,
+            MAX_CONNECTIONS,
+            SHUTDOWN_TIMEOUT,
             ma::INTERNAL_LISTEN,
             ma::ACCESS_TTL,
             ma::REFRESH_TTL,

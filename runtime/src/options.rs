@@ -26,6 +26,44 @@ impl LogFormat {
     }
 }
 
+/// A setting that must not be printed (a URL with a password, a token):
+/// `Debug` says only that it is set. Parses from any string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<set>")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// clap value parser for durations written `90s`, `5m`, `1h30m`, `30d`
 /// (see [`authrealm_tokens::duration`]).
 ///
@@ -41,6 +79,34 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 /// Why the credential was refused (never the credential itself).
 pub fn credential(s: &str) -> Result<ServiceCredential, String> {
     ServiceCredential::new(s).map_err(|e| e.to_string())
+}
+
+/// The default values of an argument group (`#[derive(clap::Args)]`), with
+/// the environment ignored: code that needs "the defaults" reads them from
+/// the `#[arg]` attributes instead of writing them a second time.
+///
+/// # Errors
+/// When a default value does not parse.
+pub fn args_defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    from_defaults(T::augment_args(clap::Command::new("defaults")))
+}
+
+/// The default values of a whole configuration (`#[derive(clap::Parser)]`),
+/// with the environment ignored; see [`args_defaults`].
+///
+/// # Errors
+/// When a default value does not parse, or an argument without a default
+/// is required.
+pub fn parser_defaults<T: clap::CommandFactory + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    from_defaults(T::command())
+}
+
+fn from_defaults<T: clap::FromArgMatches>(command: clap::Command) -> Result<T, clap::Error> {
+    let name = command.get_name().to_owned();
+    let matches = command
+        .mut_args(|a| a.env(None::<&str>))
+        .try_get_matches_from([name])?;
+    T::from_arg_matches(&matches)
 }
 
 #[cfg(test)]
@@ -60,6 +126,13 @@ mod tests {
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
         let msg = duration("5x").err().unwrap_or_default();
         assert!(msg.contains("90s"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::from("redis://:hunter2@redis:6379");
+        assert_eq!(format!("{s:?} {:?}", Some(s.clone())), "<set> Some(<set>)");
+        assert_eq!(s.expose(), "redis://:hunter2@redis:6379");
     }
 
     #[test]

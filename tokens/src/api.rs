@@ -15,6 +15,9 @@ pub const PATH_INTROSPECT: &str = "/v1/tokens/introspect";
 pub const PATH_REVOKE_SESSION: &str = "/v1/sessions/revoke";
 /// Path of the per-user "log out everywhere" endpoint.
 pub const PATH_REVOKE_ALL: &str = "/v1/sessions/revoke-all";
+/// Path of the revocation feed (memory store only; with Redis, verifiers
+/// follow the Redis channel instead).
+pub const PATH_REVOCATION_FEED: &str = "/v1/revocations";
 /// Path of the public key set.
 pub const PATH_JWKS: &str = "/.well-known/jwks.json";
 /// Path of the OpenID discovery document.
@@ -60,7 +63,7 @@ impl std::fmt::Debug for TokenPair {
     }
 }
 
-/// `POST /v1/tokens/refresh`.
+/// `POST /v1/tokens/refresh`. `Debug` never shows the token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -68,7 +71,16 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// `POST /v1/tokens/revoke` and `POST /v1/tokens/introspect`.
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `POST /v1/tokens/revoke` and `POST /v1/tokens/introspect`. `Debug` never
+/// shows the token.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenRequest {
     /// An access JWT or a refresh token.
@@ -76,6 +88,15 @@ pub struct TokenRequest {
     /// `access_token` or `refresh_token`; a hint only (RFC 7009 §2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type_hint: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("token", &"<redacted>")
+            .field("token_type_hint", &self.token_type_hint)
+            .finish()
+    }
 }
 
 /// `POST /v1/sessions/revoke`: ends one session (refresh family and every
@@ -112,6 +133,27 @@ pub struct IntrospectResponse {
     pub claims: Option<crate::claims::AccessClaims>,
 }
 
+/// How often the revocation feed sends [`FeedLine::Ping`]; a follower that
+/// has read nothing for three times this long should reconnect.
+pub const FEED_PING_SECS: u64 = 5;
+
+/// One line of `GET /v1/revocations` (`application/x-ndjson`): first every
+/// revocation still in force, then [`FeedLine::Synced`], then each new
+/// revocation as it happens, with a [`FeedLine::Ping`] every
+/// [`FEED_PING_SECS`]. The stream ends when the follower falls too far
+/// behind or MA stops: the follower then reconnects and starts over
+/// (applying an entry twice is harmless).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FeedLine {
+    /// A revocation (from the snapshot or new).
+    Revocation(crate::revocation::RevocationEvent),
+    /// Every revocation in force when the follower connected has been sent.
+    Synced,
+    /// Keep-alive.
+    Ping,
+}
+
 /// The JSON error body every AuthRealm endpoint answers with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -145,6 +187,10 @@ impl ErrorBody {
 pub mod codes {
     /// Missing or wrong service credential.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// No such endpoint (in this configuration).
+    pub const NOT_FOUND: &str = "not_found";
+    /// The path exists, the method does not.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// Body is not valid JSON of the expected shape.
     pub const BAD_REQUEST: &str = "bad_request";
     /// Body larger than the limit.
@@ -153,8 +199,41 @@ pub mod codes {
     pub const REFRESH_TOKEN_INVALID: &str = "refresh_token_invalid";
     /// A spent refresh token was presented again: its whole family is revoked.
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+    /// The request body did not arrive within the server's body read timeout.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// The store (Redis) is unreachable.
     pub const UNAVAILABLE: &str = "unavailable";
     /// Anything else; details are in MA's log, not in the answer.
     pub const INTERNAL: &str = "internal";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let secret = "s3cr3t-refresh-token-value-0123456789abcdef";
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            RefreshRequest {
+                refresh_token: secret.to_owned()
+            },
+            TokenRequest {
+                token: secret.to_owned(),
+                token_type_hint: Some("refresh_token".to_owned()),
+            },
+            TokenPair {
+                access_token: secret.to_owned(),
+                token_type: "Bearer".to_owned(),
+                expires_in: 1,
+                refresh_token: secret.to_owned(),
+                refresh_expires_in: 1,
+                session_id: "sid".to_owned(),
+                sub: "sub".to_owned(),
+            }
+        );
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("refresh_token\""), "{shown}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::keyset::SigningAlgorithm;
+use crate::algorithm::SigningAlgorithm;
 
 /// A public key as published in the JWKS. Private members never appear here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

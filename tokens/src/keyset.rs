@@ -1,71 +1,18 @@
 //! The signing-key-set file: the operator writes it into a Secret (key
 //! [`FILE_NAME`]), MA reads it from the mounted directory. Private keys are
-//! PKCS#8 PEM; times are Unix seconds.
+//! PKCS#8 PEM (see [`crate::keypair`]); times are Unix seconds.
 
-use aws_lc_rs::signature::{self as sig, KeyPair as _};
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::jwks::{Jwk, JwkParams, JwkSet};
+pub use crate::algorithm::SigningAlgorithm;
+use crate::jwks::JwkSet;
 
 /// Name of the file (and Secret key) that holds the key set.
 pub const FILE_NAME: &str = "keyset.json";
 
 /// The format version this code writes and accepts.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Signature algorithms AuthRealm signs with. Nothing else is ever accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SigningAlgorithm {
-    /// Ed25519 (RFC 8037). The default.
-    EdDSA,
-    /// ECDSA on P-256 with SHA-256.
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
-    RS256,
-}
-
-impl SigningAlgorithm {
-    /// The name used in JWT headers and JWKs.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EdDSA => "EdDSA",
-            Self::ES256 => "ES256",
-            Self::RS256 => "RS256",
-        }
-    }
-
-    /// Parses a JWT `alg` header value; `none`, HMAC and every other algorithm give `None`.
-    #[must_use]
-    pub fn from_header(alg: &str) -> Option<Self> {
-        match alg {
-            "EdDSA" => Some(Self::EdDSA),
-            "ES256" => Some(Self::ES256),
-            "RS256" => Some(Self::RS256),
-            _ => None,
-        }
-    }
-
-    /// The matching `jsonwebtoken` algorithm.
-    #[must_use]
-    pub fn jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-            Self::ES256 => jsonwebtoken::Algorithm::ES256,
-            Self::RS256 => jsonwebtoken::Algorithm::RS256,
-        }
-    }
-}
-
-impl std::str::FromStr for SigningAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_header(s)
-            .ok_or_else(|| format!("unsupported algorithm {s:?} (EdDSA, ES256 or RS256)"))
-    }
-}
 
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -274,147 +221,6 @@ impl Serialize for SerializeSecrets<'_> {
                 .collect(),
         }
         .serialize(s)
-    }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-impl KeyEntry {
-    /// Generates a new key pair for `alg` with the given id and state.
-    ///
-    /// # Errors
-    /// [`KeySetError::Generate`] when the random source or key generation fails.
-    pub fn generate(
-        alg: SigningAlgorithm,
-        kid: String,
-        state: KeyState,
-        now: i64,
-    ) -> Result<Self, KeySetError> {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let der: Vec<u8> = match alg {
-            SigningAlgorithm::EdDSA => sig::Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| KeySetError::Generate)?
-                .as_ref()
-                .to_vec(),
-            SigningAlgorithm::ES256 => {
-                sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| KeySetError::Generate)?
-                    .as_ref()
-                    .to_vec()
-            }
-            SigningAlgorithm::RS256 => {
-                use aws_lc_rs::encoding::AsDer as _;
-                let kp = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(|_| KeySetError::Generate)?;
-                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> =
-                    kp.as_der().map_err(|_| KeySetError::Generate)?;
-                der.as_ref().to_vec()
-            }
-        };
-        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-        Ok(Self {
-            kid,
-            alg,
-            state,
-            private_key_pem: SecretString::from(pem),
-            created_at: now,
-            activated_at: (state == KeyState::Active).then_some(now),
-            retired_at: None,
-            remove_after: None,
-        })
-    }
-
-    /// The PKCS#8 DER bytes of the private key.
-    fn der(&self) -> Result<Vec<u8>, KeySetError> {
-        let bad = || KeySetError::BadKey {
-            kid: self.kid.clone(),
-            alg: self.alg,
-        };
-        let parsed =
-            pem::parse(self.private_key_pem.expose_secret().as_bytes()).map_err(|_| bad())?;
-        if parsed.tag() != "PRIVATE KEY" {
-            return Err(bad());
-        }
-        Ok(parsed.into_contents())
-    }
-
-    /// The public half as a JWK.
-    ///
-    /// # Errors
-    /// [`KeySetError::BadKey`] when the private key does not parse for its algorithm.
-    pub fn public_jwk(&self) -> Result<Jwk, KeySetError> {
-        let bad = || KeySetError::BadKey {
-            kid: self.kid.clone(),
-            alg: self.alg,
-        };
-        let der = self.der()?;
-        let params = match self.alg {
-            SigningAlgorithm::EdDSA => {
-                let kp =
-                    sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| bad())?;
-                JwkParams::Okp {
-                    crv: "Ed25519".to_owned(),
-                    x: b64(kp.public_key().as_ref()),
-                }
-            }
-            SigningAlgorithm::ES256 => {
-                let kp = sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                    .map_err(|_| bad())?;
-                let point = kp.public_key().as_ref();
-                // Uncompressed SEC1 point: 0x04 || X (32) || Y (32).
-                if point.len() != 65 || point[0] != 4 {
-                    return Err(bad());
-                }
-                JwkParams::Ec {
-                    crv: "P-256".to_owned(),
-                    x: b64(&point[1..33]),
-                    y: b64(&point[33..65]),
-                }
-            }
-            SigningAlgorithm::RS256 => {
-                let kp = sig::RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?;
-                let parts = sig::RsaPublicKeyComponents::<Vec<u8>>::from(kp.public_key());
-                JwkParams::Rsa {
-                    n: b64(&parts.n),
-                    e: b64(&parts.e),
-                }
-            }
-        };
-        Ok(Jwk {
-            kid: self.kid.clone(),
-            alg: self.alg,
-            use_: "sig".to_owned(),
-            params,
-        })
-    }
-
-    /// The `jsonwebtoken` signing key. Parse it once and keep it: parsing is
-    /// far costlier than signing for RSA.
-    ///
-    /// # Errors
-    /// [`KeySetError::BadKey`] when the PEM does not parse for the algorithm.
-    pub fn encoding_key(&self) -> Result<jsonwebtoken::EncodingKey, KeySetError> {
-        use jsonwebtoken::EncodingKey;
-        let bad = |_| KeySetError::BadKey {
-            kid: self.kid.clone(),
-            alg: self.alg,
-        };
-        let pem = self.private_key_pem.expose_secret().as_bytes();
-        match self.alg {
-            SigningAlgorithm::EdDSA => EncodingKey::from_ed_pem(pem).map_err(bad),
-            SigningAlgorithm::ES256 => EncodingKey::from_ec_pem(pem).map_err(bad),
-            SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(pem).map_err(bad),
-        }
-    }
-
-    /// PKCS#8 DER, for independent signers in tests.
-    ///
-    /// # Errors
-    /// [`KeySetError::BadKey`] when the PEM is not a private key.
-    pub fn pkcs8_der(&self) -> Result<Vec<u8>, KeySetError> {
-        self.der()
     }
 }
 

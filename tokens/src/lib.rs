@@ -2,13 +2,16 @@
 //! types, the JWT verifier, the signing-key-set file format, and the internal
 //! service credential. One definition of each format, used by every side.
 
+pub mod algorithm;
 pub mod api;
 pub mod claims;
 pub mod clients;
 pub mod clock;
 pub mod credential;
+pub mod digest;
 pub mod duration;
 pub mod jwks;
+pub mod keypair;
 pub mod keyset;
 pub mod revocation;
 pub mod verify;
@@ -16,11 +19,12 @@ pub mod verify;
 #[cfg(feature = "test-support")]
 pub mod testsupport;
 
+pub use algorithm::SigningAlgorithm;
 pub use claims::AccessClaims;
 pub use clock::Clock;
 pub use credential::ServiceCredential;
 pub use jwks::{Jwk, JwkSet};
-pub use keyset::{KeyEntry, KeySetError, KeySetFile, KeyState, SigningAlgorithm};
+pub use keyset::{KeyEntry, KeySetError, KeySetFile, KeyState};
 pub use verify::{Verifier, VerifierConfig, VerifyError};
 
 /// Seconds since the Unix epoch from the system clock. The only place the

@@ -5,7 +5,8 @@
 use aws_lc_rs::signature::{self as sig};
 use base64::Engine as _;
 
-use crate::keyset::{KeyEntry, KeySetError, SigningAlgorithm};
+use crate::algorithm::SigningAlgorithm;
+use crate::keyset::{KeyEntry, KeySetError};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

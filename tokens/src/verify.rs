@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::algorithm::SigningAlgorithm;
 use crate::claims::AccessClaims;
 use crate::jwks::{JwkError, JwkSet};
-use crate::keyset::SigningAlgorithm;
 
 /// Longest token the verifier will look at; anything larger is `malformed`.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -17,7 +17,9 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Why a token was refused. [`VerifyError::code`] is the stable string clients see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    /// Not three base64url parts, bad JSON, missing claims, or too long.
+    /// Not three base64url parts, bad JSON, missing claims, too long, or a
+    /// header with a `crit` parameter (RFC 7515 §4.1.11: this verifier
+    /// understands no JWS extension, so every critical one is refused).
     #[error("token is malformed")]
     Malformed,
     /// The signature does not match the header and claims.
@@ -29,7 +31,7 @@ pub enum VerifyError {
     /// `exp` has passed.
     #[error("token has expired")]
     Expired,
-    /// `nbf` is still in the future.
+    /// `nbf`, or `iat`, is still in the future (beyond the leeway).
     #[error("token is not valid yet")]
     NotYetValid,
     /// `iss` is not the expected issuer.
@@ -98,6 +100,13 @@ struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    /// Whether the header names critical extensions (any value, even `null`).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 impl Verifier {
@@ -153,6 +162,9 @@ impl Verifier {
             return Err(VerifyError::Malformed);
         }
         let header = parse_header(token)?;
+        if header.crit {
+            return Err(VerifyError::Malformed);
+        }
         let alg = SigningAlgorithm::from_header(&header.alg).ok_or(VerifyError::AlgNotAllowed)?;
         let kid = header.kid.ok_or(VerifyError::UnknownKid)?;
         let key = self.keys.get(&kid).ok_or(VerifyError::UnknownKid)?;
@@ -166,13 +178,7 @@ impl Verifier {
                 _ => VerifyError::Malformed,
             })?
             .claims;
-        let leeway = self.config.leeway_secs;
-        if now >= claims.exp.saturating_add(leeway) {
-            return Err(VerifyError::Expired);
-        }
-        if now.saturating_add(leeway) < claims.nbf {
-            return Err(VerifyError::NotYetValid);
-        }
+        self.check_times(&claims, now)?;
         if claims.iss != self.config.issuer {
             return Err(VerifyError::WrongIssuer);
         }
@@ -180,6 +186,28 @@ impl Verifier {
             return Err(VerifyError::WrongAudience);
         }
         Ok(claims)
+    }
+}
+
+impl Verifier {
+    /// The time checks of [`Verifier::verify`] alone, with this verifier's
+    /// leeway: expired at `exp`, not valid before `nbf`, and never valid
+    /// while `iat` is in the future (a token "issued" years ahead would
+    /// otherwise also outlive a later "log out everywhere", which compares
+    /// `iat`). For claims verified earlier and cached.
+    ///
+    /// # Errors
+    /// [`VerifyError::Expired`] or [`VerifyError::NotYetValid`].
+    pub fn check_times(&self, claims: &AccessClaims, now: i64) -> Result<(), VerifyError> {
+        let leeway = self.config.leeway_secs;
+        if now >= claims.exp.saturating_add(leeway) {
+            return Err(VerifyError::Expired);
+        }
+        let not_before = claims.nbf.max(claims.iat);
+        if now.saturating_add(leeway) < not_before {
+            return Err(VerifyError::NotYetValid);
+        }
+        Ok(())
     }
 }
 

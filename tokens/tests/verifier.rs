@@ -170,6 +170,57 @@ fn time_claims_are_checked_with_leeway() -> TestResult {
 }
 
 #[test]
+fn a_token_issued_in_the_future_is_not_valid_yet() -> TestResult {
+    let k = key(SigningAlgorithm::EdDSA, "ed")?;
+    let v = verifier_for(&[&k])?;
+    // Issued ten years ahead, otherwise valid now (nbf now, exp far ahead).
+    let ten_years = 10 * 365 * 86_400;
+    let mut claims = claims_for(ISS, AUD, "u", NOW);
+    claims["iat"] = json!(NOW + ten_years);
+    claims["exp"] = json!(NOW + ten_years + 300);
+    let token = sign_raw(&k, &header_for(&k), &claims)?;
+    assert_eq!(v.verify(&token, NOW), Err(VerifyError::NotYetValid));
+    // Within the leeway (5 s) an `iat` a little ahead is clock skew, accepted.
+    let mut skewed = claims_for(ISS, AUD, "u", NOW);
+    skewed["iat"] = json!(NOW + 5);
+    let token = sign_raw(&k, &header_for(&k), &skewed)?;
+    assert!(v.verify(&token, NOW).is_ok());
+    skewed["iat"] = json!(NOW + 6);
+    let token = sign_raw(&k, &header_for(&k), &skewed)?;
+    assert_eq!(v.verify(&token, NOW), Err(VerifyError::NotYetValid));
+    Ok(())
+}
+
+#[test]
+fn a_header_with_critical_extensions_is_refused() -> TestResult {
+    let k = key(SigningAlgorithm::EdDSA, "ed")?;
+    let v = verifier_for(&[&k])?;
+    let claims = claims_for(ISS, AUD, "u", NOW);
+    for crit in [
+        json!(["exp"]),
+        json!(["http://example.test/unknown"]),
+        json!([]),
+        json!(null),
+        json!("b64"),
+    ] {
+        let mut header = header_for(&k);
+        header["crit"] = crit.clone();
+        header["http://example.test/unknown"] = json!(true);
+        let token = sign_raw(&k, &header, &claims)?;
+        assert_eq!(
+            v.verify(&token, NOW),
+            Err(VerifyError::Malformed),
+            "crit {crit}"
+        );
+    }
+    // Unknown parameters that are not critical are ignored (RFC 7515 §4).
+    let mut header = header_for(&k);
+    header["x-note"] = json!("ignored");
+    assert!(v.verify(&sign_raw(&k, &header, &claims)?, NOW).is_ok());
+    Ok(())
+}
+
+#[test]
 fn issuer_and_audience_must_match() -> TestResult {
     let k = key(SigningAlgorithm::ES256, "es")?;
     let v = verifier_for(&[&k])?;

@@ -126,6 +126,33 @@ impl MemoryStore {
         self.events.subscribe()
     }
 
+    /// Every revocation in force at `now`, and the events from then on: a
+    /// follower misses nothing in between (events are sent after the lock
+    /// is released, so one may arrive both ways; applying it twice is
+    /// harmless).
+    #[must_use]
+    pub fn follow(&self, now: i64) -> (Vec<RevocationEvent>, broadcast::Receiver<RevocationEvent>) {
+        let st = self.lock();
+        let receiver = self.events.subscribe();
+        let entry = |kind, id: &String, at, expires| RevocationEvent {
+            kind,
+            id: id.clone(),
+            at,
+            expires,
+        };
+        let mut live = Vec::new();
+        for (jti, until) in st.revoked_jti.iter().filter(|(_, u)| **u > now) {
+            live.push(entry(RevocationKind::Jti, jti, *until, *until));
+        }
+        for (sid, until) in st.revoked_sid.iter().filter(|(_, u)| **u > now) {
+            live.push(entry(RevocationKind::Session, sid, *until, *until));
+        }
+        for (sub, (nb, until)) in st.not_before.iter().filter(|(_, (_, u))| *u > now) {
+            live.push(entry(RevocationKind::User, sub, *nb, *until));
+        }
+        (live, receiver)
+    }
+
     pub(super) fn create_session(&self, s: &NewSession<'_>) {
         let mut st = self.lock();
         st.purge(s.now);

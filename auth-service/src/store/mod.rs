@@ -40,8 +40,8 @@ pub struct NewSession<'a> {
 
 /// What a rotation hands out, kept for the grace window so that a repeat
 /// gets exactly the same pair (same refresh token, same access token id
-/// and times, same signing key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// and times, same signing key). `Debug` never shows the refresh token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Successor {
     /// The new refresh token (stored only under the spent token's hashed
     /// key, for the grace window).
@@ -58,8 +58,21 @@ pub struct Successor {
     pub refresh_exp: i64,
 }
 
-/// A rotation attempt.
-#[derive(Debug, Clone, Copy)]
+impl std::fmt::Debug for Successor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Successor")
+            .field("jti", &self.jti)
+            .field("iat", &self.iat)
+            .field("exp", &self.exp)
+            .field("kid", &self.kid)
+            .field("refresh_exp", &self.refresh_exp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rotation attempt. `Debug` never shows the successor (it holds the new
+/// refresh token).
+#[derive(Clone, Copy)]
 pub struct Rotation<'a> {
     /// Hash of the presented refresh token.
     pub old_hash: &'a str,
@@ -77,6 +90,16 @@ pub struct Rotation<'a> {
     pub revoke_ttl: i64,
 }
 
+impl std::fmt::Debug for Rotation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("old_hash", &self.old_hash)
+            .field("new_hash", &self.new_hash)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The session a refresh token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -88,8 +111,8 @@ pub struct SessionInfo {
     pub claims_json: String,
 }
 
-/// What a rotation decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a rotation decided. `Debug` never shows a stored successor.
+#[derive(Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     /// The token was live: it is now spent and the successor recorded.
     Rotated(SessionInfo),
@@ -103,6 +126,21 @@ pub enum RotateOutcome {
     },
     /// Unknown, expired, or of a revoked session.
     Invalid,
+}
+
+impl std::fmt::Debug for RotateOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Rotated(info) => f.debug_tuple("Rotated").field(info).finish(),
+            Self::Repeat(info, _) => f
+                .debug_tuple("Repeat")
+                .field(info)
+                .field(&"<successor>")
+                .finish(),
+            Self::Reused { sid } => f.debug_struct("Reused").field("sid", sid).finish(),
+            Self::Invalid => f.write_str("Invalid"),
+        }
+    }
 }
 
 /// Revocation facts about one access token.
@@ -237,15 +275,59 @@ impl Store {
         }
     }
 
-    /// Subscribes to revocation events of the memory store (Redis publishes
-    /// on its channel instead; there this returns `None`).
+    /// For the memory store: every revocation in force at `now` and the
+    /// events from then on (what `GET /v1/revocations` streams). Redis
+    /// publishes on its channel instead; there this returns `None`.
     #[must_use]
-    pub fn subscribe_memory_events(
+    pub fn follow_memory(
         &self,
-    ) -> Option<tokio::sync::broadcast::Receiver<RevocationEvent>> {
+        now: i64,
+    ) -> Option<(
+        Vec<RevocationEvent>,
+        tokio::sync::broadcast::Receiver<RevocationEvent>,
+    )> {
         match self {
-            Self::Memory(m) => Some(m.subscribe()),
+            Self::Memory(m) => Some(m.follow(now)),
             Self::Redis(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_refresh_token() {
+        let token = "live-refresh-token-0123456789abcdefghijklmn";
+        let successor = Successor {
+            refresh_token: token.to_owned(),
+            jti: "j".into(),
+            iat: 1,
+            exp: 2,
+            kid: "k".into(),
+            refresh_exp: 3,
+        };
+        let json = serde_json::to_string(&successor).unwrap_or_default();
+        let info = SessionInfo {
+            sid: "s".into(),
+            sub: "u".into(),
+            claims_json: "{}".into(),
+        };
+        let shown = format!(
+            "{successor:?} {:?} {:?}",
+            Rotation {
+                old_hash: "h1",
+                new_hash: "h2",
+                successor_json: &json,
+                refresh_exp: 3,
+                now: 1,
+                grace_secs: 10,
+                revoke_ttl: 60,
+            },
+            RotateOutcome::Repeat(info, json.clone()),
+        );
+        assert!(json.contains(token));
+        assert!(!shown.contains(token), "{shown}");
     }
 }

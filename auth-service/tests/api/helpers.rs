@@ -50,11 +50,11 @@ impl Drop for TestApp {
 /// A config for tests: port 0, manual-clock friendly, a random credential
 /// and (for Redis) a random key prefix.
 pub fn test_config(backend: Backend) -> TestResult<Config> {
-    let mut config = Config::local();
+    let mut config = Config::local()?;
     config.listen = "127.0.0.1:0".parse()?;
     config.service_credential = Some(authrealm_tokens::ServiceCredential::generate()?);
     if backend == Backend::Redis {
-        config.redis_url = Some(redis_url()?);
+        config.redis_url = Some(redis_url()?.into());
         config.redis_prefix = format!("test-{}", authrealm_tokens::random_token(9)?);
     }
     config.keys_poll_interval = Duration::from_millis(100);
@@ -79,7 +79,7 @@ pub async fn spawn_with(mut config: Config, clock: Clock) -> TestResult<TestApp>
         .map(|c| c.expose().to_owned())
         .ok_or_else(|| err("test config has no credential"))?;
     let redis = match &config.redis_url {
-        Some(url) => Some(redis::Client::open(url.as_str())?),
+        Some(url) => Some(redis::Client::open(url.expose())?),
         None => None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -251,4 +251,127 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
         "error without a message: {}",
         got.1
     );
+}
+
+/// A verifier's view of the revocations the service publishes: the memory
+/// store's feed (`GET /v1/revocations`) or the Redis channel plus a scan of
+/// the revocation keys, as OP follows each.
+pub struct Follower {
+    source: Source,
+    buf: Vec<u8>,
+}
+
+enum Source {
+    Feed(reqwest::Response),
+    Redis(redis::aio::PubSub),
+}
+
+/// What a revocation names: its kind and id.
+pub type Revoked = (authrealm_tokens::revocation::RevocationKind, String);
+
+fn named(e: &authrealm_tokens::revocation::RevocationEvent) -> Revoked {
+    (e.kind, e.id.clone())
+}
+
+impl TestApp {
+    /// Starts following revocations; returns the follower and every
+    /// revocation in force when it started.
+    pub async fn follow(&self) -> TestResult<(Follower, Vec<Revoked>)> {
+        use authrealm_tokens::api::FeedLine;
+        use authrealm_tokens::revocation::{RevocationKeys, RevocationKind};
+        match &self.redis {
+            None => {
+                let resp = self
+                    .client
+                    .get(format!("{}{}", self.base, api::PATH_REVOCATION_FEED))
+                    .header("authorization", format!("Bearer {}", self.credential))
+                    .send()
+                    .await?;
+                if resp.status() != 200 {
+                    return Err(err(format!("revocation feed answered {}", resp.status())));
+                }
+                let mut f = Follower {
+                    source: Source::Feed(resp),
+                    buf: Vec::new(),
+                };
+                let mut snapshot = Vec::new();
+                loop {
+                    match f.next_line().await? {
+                        FeedLine::Revocation(e) => snapshot.push(named(&e)),
+                        FeedLine::Synced => return Ok((f, snapshot)),
+                        FeedLine::Ping => {}
+                    }
+                }
+            }
+            Some(client) => {
+                let keys = RevocationKeys::new(self.prefix());
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(keys.channel()).await?;
+                let mut conn = self.redis_conn().await?;
+                let mut snapshot = Vec::new();
+                for (pattern, kind) in [
+                    (keys.jti_pattern(), RevocationKind::Jti),
+                    (keys.session_pattern(), RevocationKind::Session),
+                    (keys.not_before_pattern(), RevocationKind::User),
+                ] {
+                    let found: Vec<String> = redis::cmd("KEYS")
+                        .arg(&pattern)
+                        .query_async(&mut conn)
+                        .await?;
+                    for k in found {
+                        let id = k.get(pattern.len() - 1..).unwrap_or_default().to_owned();
+                        snapshot.push((kind, id));
+                    }
+                }
+                Ok((
+                    Follower {
+                        source: Source::Redis(pubsub),
+                        buf: Vec::new(),
+                    },
+                    snapshot,
+                ))
+            }
+        }
+    }
+}
+
+impl Follower {
+    async fn next_line(&mut self) -> TestResult<authrealm_tokens::api::FeedLine> {
+        let Source::Feed(resp) = &mut self.source else {
+            return Err(err("not a feed follower"));
+        };
+        loop {
+            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                return Ok(serde_json::from_slice(&line)?);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
+                .await
+                .map_err(|_| err("no line from the revocation feed in 30 s"))??
+                .ok_or_else(|| err("the revocation feed ended"))?;
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next revocation published (pings skipped).
+    pub async fn next(&mut self) -> TestResult<Revoked> {
+        use authrealm_tokens::api::FeedLine;
+        use futures::StreamExt as _;
+        if let Source::Redis(pubsub) = &mut self.source {
+            let msg = tokio::time::timeout(Duration::from_secs(30), pubsub.on_message().next())
+                .await
+                .map_err(|_| err("no revocation published in 30 s"))?
+                .ok_or_else(|| err("subscription closed"))?;
+            let e: authrealm_tokens::revocation::RevocationEvent =
+                serde_json::from_slice(msg.get_payload_bytes())?;
+            return Ok(named(&e));
+        }
+        loop {
+            match self.next_line().await? {
+                FeedLine::Revocation(e) => return Ok(named(&e)),
+                FeedLine::Ping => {}
+                FeedLine::Synced => return Err(err("a second `synced` on one feed")),
+            }
+        }
+    }
 }

@@ -106,8 +106,9 @@ async fn key_reload_under_concurrent_minting_never_fails_a_request() -> TestResu
             tokens
         }));
     }
-    // Rotate twice and publish a broken set in between, while minting runs.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Rotate twice and publish a broken set in between, while minting runs
+    // (once it demonstrably runs: some tokens are out).
+    wait_for_metric(&app, "authrealm_ma_tokens_minted_total", 40.0).await?;
     publish(
         dir.path(),
         2,

@@ -387,6 +387,22 @@ pub async fn requests_without_the_credential_are_refused_and_change_nothing(
             let got = app.post_raw(path, serde_json::to_vec(body)?, auth).await?;
             assert_error(&got, 401, api::codes::UNAUTHORIZED);
         }
+        // Two `Authorization` headers, the valid one first or second: which
+        // one a proxy or another parser would read is anyone's guess.
+        let good = format!("Bearer {}", app.credential);
+        for pair_of in [[&good, &wrong], [&wrong, &good], [&good, &good]] {
+            let resp = app
+                .client
+                .post(format!("{}{path}", app.base))
+                .header("content-type", "application/json")
+                .header("authorization", pair_of[0])
+                .header("authorization", pair_of[1])
+                .body(serde_json::to_vec(body)?)
+                .send()
+                .await?;
+            let got = (resp.status().as_u16(), resp.json().await?);
+            assert_error(&got, 401, api::codes::UNAUTHORIZED);
+        }
     }
     assert_eq!(app.metric("authrealm_ma_tokens_minted_total").await?, 1.0);
     assert!(app.introspect_active(&pair.access_token).await?);
@@ -523,6 +539,12 @@ pub async fn public_endpoints_health_and_metrics(b: Backend) -> TestResult {
     Ok(())
 }
 
+// Tests defined in `observers.rs`, instantiated here with the others.
+pub use crate::observers::{
+    a_late_follower_learns_every_revocation_in_force, every_revocation_reaches_a_follower_at_once,
+    metric_labels_stay_bounded_under_made_up_methods_and_paths,
+};
+
 /// Instantiates every test above once per store.
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
@@ -560,4 +582,7 @@ both_stores!(
     requests_without_the_credential_are_refused_and_change_nothing,
     malformed_bodies_get_clear_errors_and_change_nothing,
     public_endpoints_health_and_metrics,
+    every_revocation_reaches_a_follower_at_once,
+    a_late_follower_learns_every_revocation_in_force,
+    metric_labels_stay_bounded_under_made_up_methods_and_paths,
 );

@@ -1,0 +1,129 @@
+//! Random and hostile requests against the router itself
+//! (`tower::ServiceExt::oneshot`, memory store): any body, content type,
+//! credential, method and path. No request panics or answers 5xx; every
+//! refusal is a JSON error with a code.
+
+use auth_service::Clock;
+use authrealm_tokens::api;
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt as _;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use crate::helpers::{Backend, test_config};
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,300}".prop_map(Value::String),
+        "[A-Za-z0-9_-]{43}".prop_map(Value::String),
+        "[A-Za-z0-9_-]{1,20}\\.[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{0,20}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 40, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A body near what an endpoint expects: its fields with any values, plus
+/// stray fields; or any JSON; or any bytes.
+fn arb_body() -> impl Strategy<Value = Vec<u8>> {
+    let fields = prop::sample::subsequence(
+        vec![
+            "sub",
+            "claims",
+            "refresh_token",
+            "token",
+            "token_type_hint",
+            "sid",
+            "iss",
+        ],
+        0..4,
+    );
+    prop_oneof![
+        3 => (fields, prop::collection::vec(arb_json(), 4)).prop_map(|(names, values)| {
+            let obj: serde_json::Map<String, Value> = names
+                .into_iter()
+                .zip(values)
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            Value::Object(obj).to_string().into_bytes()
+        }),
+        1 => arb_json().prop_map(|v| v.to_string().into_bytes()),
+        1 => prop::collection::vec(any::<u8>(), 0..20_000),
+    ]
+}
+
+fn arb_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(vec![
+            api::PATH_MINT,
+            api::PATH_REFRESH,
+            api::PATH_REVOKE,
+            api::PATH_INTROSPECT,
+            api::PATH_REVOKE_SESSION,
+            api::PATH_REVOKE_ALL,
+            api::PATH_JWKS,
+            api::PATH_DISCOVERY,
+            "/healthz",
+            "/metrics",
+        ])
+        .prop_map(str::to_owned),
+        1 => "/[a-zA-Z0-9/%._~-]{0,40}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn no_request_panics_or_answers_5xx(
+        path in arb_path(),
+        method in prop::sample::select(vec!["POST", "POST", "POST", "GET", "PUT", "DELETE", "PATCH"]),
+        body in arb_body(),
+        content_type in prop::option::of(prop::sample::select(vec![
+            "application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-8",
+        ])),
+        auth in prop::sample::select(vec![0u8, 0, 0, 1, 2, 3]),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        runtime.block_on(async {
+            let config = test_config(Backend::Memory).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let credential = config.service_credential.as_ref().map(|c| c.expose().to_owned()).unwrap_or_default();
+            let (app, _watcher) = auth_service::build(&config, Clock::manual(1_800_000_000))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut req = Request::builder().method(method).uri(&path);
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            req = match auth {
+                0 => req.header("authorization", format!("Bearer {credential}")),
+                1 => req.header("authorization", "Bearer wrong-credential-0123456789"),
+                2 => req.header("authorization", format!("Bearer {credential}")).header("authorization", "Bearer x"),
+                _ => req,
+            };
+            let req = req.body(Body::from(body)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let resp = auth_service::http::router(app).oneshot(req).await
+                .map_err(|e: std::convert::Infallible| TestCaseError::fail(format!("{e:?}")))?;
+            let status = resp.status();
+            prop_assert!(!status.is_server_error(), "{} {} answered {}", method, path, status);
+            if status.is_client_error() {
+                let bytes = resp.into_body().collect().await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?.to_bytes();
+                let v: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| TestCaseError::fail(format!("{status}: non-JSON error {e}")))?;
+                prop_assert!(v["error"]["code"].is_string(), "{}", v);
+            }
+            Ok(())
+        })?;
+    }
+}
