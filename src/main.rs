@@ -44,11 +44,11 @@ async fn main() -> anyhow::Result<()> {
     let ma_url = format!("http://{}", args.ma_listen);
     let op_url = format!("http://{}", args.op_listen);
 
-    let mut ma = auth_service::Config::local();
+    let mut ma = auth_service::Config::local()?;
     ma.listen = args.ma_listen;
     ma.issuer.clone_from(&ma_url);
     ma.service_credential = Some(credential.clone());
-    ma.redis_url.clone_from(&args.redis_url);
+    ma.redis_url = args.redis_url.clone().map(Into::into);
 
     let mut op = main_project::Config::local();
     op.listen = args.op_listen;

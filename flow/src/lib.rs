@@ -37,8 +37,13 @@ pub enum FlowError {
 pub struct Targets {
     /// Base URLs of OP replicas (at least one; revocation is checked on each).
     pub op: Vec<String>,
-    /// Base URL of MA (public endpoints only: JWKS, discovery, metrics).
+    /// Base URL of MA's public endpoints (JWKS, discovery).
     pub ma: String,
+    /// Base URLs of the OP replicas' metrics listeners (`/metrics`), in the
+    /// order of [`Targets::op`].
+    pub op_metrics: Vec<String>,
+    /// Base URL of MA's metrics listener.
+    pub ma_metrics: String,
 }
 
 impl Targets {
@@ -64,5 +69,28 @@ impl Targets {
             .map(|u| client::Api::new(http.clone(), u))
             .collect();
         Ok((ops, client::Api::new(http, &self.ma)))
+    }
+
+    /// Clients of the first OP replica's and of MA's metrics listeners.
+    ///
+    /// # Errors
+    /// [`FlowError::Setup`] when no OP metrics URL is given or the client
+    /// cannot be built.
+    pub fn metrics_clients(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(client::Api, client::Api), FlowError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| FlowError::Setup(e.to_string()))?;
+        let op = self
+            .op_metrics
+            .first()
+            .ok_or_else(|| FlowError::Setup("no OP metrics URL given".into()))?;
+        Ok((
+            client::Api::new(http.clone(), op),
+            client::Api::new(http, &self.ma_metrics),
+        ))
     }
 }

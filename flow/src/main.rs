@@ -18,9 +18,19 @@ struct Args {
         value_delimiter = ','
     )]
     op_urls: Vec<String>,
-    /// MA base URL (public endpoints: JWKS, discovery, metrics).
+    /// MA base URL (public endpoints: JWKS, discovery).
     #[arg(long = "ma-url", env = "AUTHREALM_FLOW_MA_URL")]
     ma_url: String,
+    /// Base URL of an OP replica's metrics listener (`/metrics`).
+    #[arg(
+        long = "op-metrics-url",
+        env = "AUTHREALM_FLOW_OP_METRICS_URL",
+        value_delimiter = ','
+    )]
+    op_metrics_urls: Vec<String>,
+    /// Base URL of MA's metrics listener.
+    #[arg(long = "ma-metrics-url", env = "AUTHREALM_FLOW_MA_METRICS_URL")]
+    ma_metrics_url: String,
     /// Audience the access tokens carry.
     #[arg(long, env = "AUTHREALM_FLOW_AUDIENCE", default_value = "authrealm")]
     audience: String,
@@ -44,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let targets = Targets {
         op: args.op_urls,
         ma: args.ma_url,
+        op_metrics: args.op_metrics_urls,
+        ma_metrics: args.ma_metrics_url,
     };
     let run_id = authrealm_tokens::random_token(6).map_err(|_| anyhow::anyhow!("no randomness"))?;
     if let Some(duration) = args.soak {

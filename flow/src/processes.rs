@@ -87,12 +87,25 @@ impl Binaries {
     }
 }
 
+/// Which service a process is: it decides the listeners it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// MA: public, internal and metrics listeners.
+    AuthService,
+    /// OP: public and metrics listeners.
+    MainProject,
+}
+
 /// A running service process; killed when dropped.
 #[derive(Debug)]
 pub struct Service {
     child: Child,
-    /// `http://127.0.0.1:<port>`.
+    /// Public base URL, `http://127.0.0.1:<port>`.
     pub url: String,
+    /// Base URL of MA's internal API (`/v1`); OP's public URL for OP.
+    pub internal_url: String,
+    /// Base URL of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_url: String,
     /// Operating-system process id (for CPU accounting).
     pub pid: u32,
 }
@@ -117,39 +130,55 @@ pub fn free_port() -> Result<u16, FlowError> {
 }
 
 impl Service {
-    /// Starts `bin` listening on `port` with `env` (on top of an environment
-    /// cleared of `AUTHREALM_*`), then waits up to `ready_within` for `/readyz`.
+    /// Starts `bin` as `part` listening publicly on `port` (the caller picks
+    /// it: MA's issuer names it) and on free loopback ports for metrics and,
+    /// for MA, the internal API, with `env` on top of an environment cleared of
+    /// `AUTHREALM_*`, then waits up to `ready_within` for `/readyz` on the
+    /// metrics port.
     ///
     /// # Errors
     /// When the process cannot start, exits, or is not ready in time.
     pub async fn start(
         bin: &Path,
-        port: u16,
+        part: Part,
+        public: u16,
         env: &[(&str, String)],
         ready_within: Duration,
     ) -> Result<Self, FlowError> {
+        let metrics = free_port()?;
+        let internal = match part {
+            Part::AuthService => Some(free_port()?),
+            Part::MainProject => None,
+        };
         let mut cmd = Command::new(bin);
         for (k, _) in std::env::vars() {
             if k.starts_with(env::PREFIX) {
                 cmd.env_remove(k);
             }
         }
-        cmd.env(env::LISTEN, format!("127.0.0.1:{port}"))
+        cmd.env(env::LISTEN, format!("127.0.0.1:{public}"))
+            .env(env::METRICS_LISTEN, format!("127.0.0.1:{metrics}"))
             .env(
                 "RUST_LOG",
                 std::env::var("AUTHREALM_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
             )
             .stdin(Stdio::null());
+        if let Some(port) = internal {
+            cmd.env(env::ma::INTERNAL_LISTEN, format!("127.0.0.1:{port}"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd
             .spawn()
             .map_err(|e| FlowError::Setup(format!("cannot start {}: {e}", bin.display())))?;
+        let url = format!("http://127.0.0.1:{public}");
         let mut service = Self {
             pid: child.id(),
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            internal_url: internal.map_or_else(|| url.clone(), |p| format!("http://127.0.0.1:{p}")),
+            url,
+            metrics_url: format!("http://127.0.0.1:{metrics}"),
         };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + ready_within;
@@ -161,7 +190,7 @@ impl Service {
                 )));
             }
             let ready = client
-                .get(format!("{}/readyz", service.url))
+                .get(format!("{}/readyz", service.metrics_url))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());

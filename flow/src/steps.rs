@@ -425,11 +425,12 @@ pub async fn run(
         "logout-all: both sessions rejected everywhere, refresh dead, other users untouched, new login works",
     );
 
-    // Metrics count what happened.
+    // Metrics count what happened (served on the metrics listeners).
     let step = "metrics";
+    let (op_metrics, ma_metrics) = targets.metrics_clients(Duration::from_secs(30))?;
     for (api, names) in [
         (
-            op,
+            &op_metrics,
             &[
                 "authrealm_op_registrations_total",
                 "authrealm_op_logins_total",
@@ -437,7 +438,7 @@ pub async fn run(
             ][..],
         ),
         (
-            &ma,
+            &ma_metrics,
             &[
                 "authrealm_ma_tokens_minted_total",
                 "authrealm_ma_refreshes_total",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use authrealm_flow::processes::{Binaries, Service, free_port, fresh_database};
+use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
 use authrealm_flow::{Targets, soak, steps};
 use authrealm_runtime::env;
 use authrealm_tokens::keyset::{
@@ -47,6 +47,7 @@ async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error
     let ready = Duration::from_secs(60);
     let ma = Service::start(
         &bins.auth_service,
+        Part::AuthService,
         ma_port,
         &[
             (env::ISSUER, ma_url.clone()),
@@ -61,13 +62,17 @@ async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error
     .await?;
     let mut ops = Vec::new();
     for _ in 0..replicas {
-        let port = free_port()?;
         ops.push(
             Service::start(
                 &bins.main_project,
-                port,
+                Part::MainProject,
+                free_port()?,
                 &[
-                    (env::op::AUTH_SERVICE_URL, ma_url.clone()),
+                    (env::op::AUTH_SERVICE_URL, ma.internal_url.clone()),
+                    (
+                        env::op::JWKS_URL,
+                        format!("{ma_url}{}", authrealm_tokens::api::PATH_JWKS),
+                    ),
                     (env::ISSUER, ma_url.clone()),
                     (env::SERVICE_CREDENTIAL, credential.clone()),
                     (env::op::DATABASE_URL, database.clone()),
@@ -92,6 +97,8 @@ async fn the_whole_user_flow_works_against_real_processes_and_two_replicas() -> 
     let targets = Targets {
         op: realm.ops.iter().map(|s| s.url.clone()).collect(),
         ma: realm.ma.url.clone(),
+        op_metrics: realm.ops.iter().map(|s| s.metrics_url.clone()).collect(),
+        ma_metrics: realm.ma.metrics_url.clone(),
     };
     let opts = steps::FlowOptions {
         audience: "authrealm".into(),
@@ -109,6 +116,8 @@ async fn soak_mode_counts_no_failures_on_a_healthy_realm_and_counts_them_when_op
     let targets = Targets {
         op: realm.ops.iter().map(|s| s.url.clone()).collect(),
         ma: realm.ma.url.clone(),
+        op_metrics: realm.ops.iter().map(|s| s.metrics_url.clone()).collect(),
+        ma_metrics: realm.ma.metrics_url.clone(),
     };
     let report = soak::run(
         &targets,

@@ -216,12 +216,12 @@ pub async fn start_ma(env: &Env) -> TestResult<Ma> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let issuer = format!("http://{addr}");
-    let mut config = auth_service::Config::local();
+    let mut config = auth_service::Config::local()?;
     config.listen = addr;
     config.issuer = issuer.clone();
     config.audience = AUDIENCE.to_owned();
     config.keys_dir = Some(env.keys_dir.path().to_path_buf());
-    config.redis_url = env.redis_url.clone();
+    config.redis_url = env.redis_url.clone().map(Into::into);
     config.redis_prefix = env.prefix.clone();
     let credential = config
         .service_credential
