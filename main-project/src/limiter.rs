@@ -192,12 +192,11 @@ impl std::fmt::Debug for LoginLimiter {
 
 fn key_hash(s: &str) -> String {
     // Emails and addresses are not stored in Redis key names in the clear.
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
-    d.as_ref()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::hex(
+        crate::ids::sha256(s.as_bytes())
+            .get(..16)
+            .unwrap_or_default(),
+    )
 }
 
 impl LoginLimiter {

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub revocation_events: IntCounterVec,
     /// `authrealm_op_revocation_resyncs_total`: full SCANs of the revocation list.
     pub revocation_resyncs: IntCounter,
+    /// `authrealm_op_revocation_pings_total`: keep-alive pings Redis answered.
+    pub revocation_pings: IntCounter,
     /// `authrealm_op_revocation_state_known`: 1 while the local view is known to be current.
     pub revocation_known: IntGauge,
     /// `authrealm_op_revocation_entries`: entries in the local revocation view.
@@ -140,6 +142,10 @@ impl Metrics {
             revocation_resyncs: counter(
                 "authrealm_op_revocation_resyncs_total",
                 "Full reloads of the revocation list from Redis (start and reconnect).",
+            )?,
+            revocation_pings: counter(
+                "authrealm_op_revocation_pings_total",
+                "Keep-alive pings of the revocation listener that Redis answered.",
             )?,
             revocation_known: gauge(
                 "authrealm_op_revocation_state_known",

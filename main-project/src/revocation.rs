@@ -14,8 +14,9 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use authrealm_tokens::AccessClaims;
+use authrealm_tokens::api::TokenPair;
 use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
+use authrealm_tokens::{AccessClaims, Clock};
 use futures::StreamExt as _;
 
 use crate::metrics::Metrics;
@@ -176,9 +177,57 @@ impl RevocationView {
         }
     }
 
-    /// Without Redis: remembers that this instance handed out a token of
-    /// session `sid` to `sub`, valid until `until`, so logout-all can end it.
-    pub fn note_session(&self, sub: &str, sid: &str, until: i64) {
+    /// Without Redis (`local_only`): remembers the session of a pair this
+    /// instance handed out, until its access token (plus `leeway`) has
+    /// expired, so logout-all can end it. With Redis, MA publishes one event
+    /// per session instead, and this does nothing.
+    pub fn remember_session(&self, local_only: bool, pair: &TokenPair, now: i64, leeway: i64) {
+        if local_only {
+            let until = now
+                .saturating_add(i64::try_from(pair.expires_in).unwrap_or(i64::MAX / 2))
+                .saturating_add(leeway);
+            self.note_session(&pair.sub, &pair.session_id, until);
+        }
+    }
+
+    /// Records what logout-all ended, effective here at once: every token of
+    /// `claims.sub` issued before `not_before`, for `life` seconds. Without
+    /// Redis (`local_only`) it also ends each session this instance handed
+    /// out to the user (tokens minted in the same second as `not_before`).
+    pub fn end_user(&self, local_only: bool, claims: &AccessClaims, not_before: i64, life: i64) {
+        let until = not_before.saturating_add(life);
+        self.apply(&RevocationEvent {
+            kind: RevocationKind::User,
+            id: claims.sub.clone(),
+            at: not_before,
+            expires: until,
+        });
+        if local_only {
+            let mut sessions = self.sessions_of(&claims.sub);
+            sessions.push((claims.sid.clone(), until));
+            for (sid, until) in sessions {
+                self.apply(&RevocationEvent {
+                    kind: RevocationKind::Session,
+                    id: sid,
+                    at: not_before,
+                    expires: until,
+                });
+            }
+        }
+    }
+
+    /// Records that the session of `claims` ended (logout), effective here at
+    /// once whatever the channel does, until every token of it has expired.
+    pub fn end_session(&self, claims: &AccessClaims, now: i64, life: i64) {
+        self.apply(&RevocationEvent {
+            kind: RevocationKind::Session,
+            id: claims.sid.clone(),
+            at: now,
+            expires: now.saturating_add(life),
+        });
+    }
+
+    fn note_session(&self, sub: &str, sid: &str, until: i64) {
         if let Ok(mut e) = self.entries.write() {
             let s = e.sessions.entry(sub.to_owned()).or_default();
             let slot = s.entry(sid.to_owned()).or_insert(until);
@@ -186,10 +235,7 @@ impl RevocationView {
         }
     }
 
-    /// Without Redis: the sessions of `sub` this instance knows, with their
-    /// forget-after times.
-    #[must_use]
-    pub fn sessions_of(&self, sub: &str) -> Vec<(String, i64)> {
+    fn sessions_of(&self, sub: &str) -> Vec<(String, i64)> {
         self.entries
             .read()
             .map(|e| {
@@ -208,11 +254,13 @@ pub async fn follow_redis(
     client: redis::Client,
     keys: RevocationKeys,
     view: std::sync::Arc<RevocationView>,
+    ping_every: Duration,
+    clock: Clock,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let resyncs_before = view.metrics.revocation_resyncs.get();
-        if let Err(e) = follow_once(&client, &keys, &view).await {
+        if let Err(e) = follow_once(&client, &keys, &view, ping_every, &clock).await {
             tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
         }
         // A link that got as far as a full scan was healthy: retry quickly.
@@ -229,6 +277,8 @@ async fn follow_once(
     client: &redis::Client,
     keys: &RevocationKeys,
     view: &RevocationView,
+    ping_every: Duration,
+    clock: &Clock,
 ) -> redis::RedisResult<()> {
     let connect = Duration::from_secs(2);
     let pubsub = tokio::time::timeout(connect, client.get_async_pubsub())
@@ -241,7 +291,7 @@ async fn follow_once(
     let mut conn = tokio::time::timeout(connect, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| io_err("connect timed out"))??;
-    let now = authrealm_tokens::unix_now();
+    let now = clock.now();
     let mut events = Vec::new();
     for (pattern, kind) in [
         (keys.jti_pattern(), RevocationKind::Jti),
@@ -299,7 +349,7 @@ async fn follow_once(
     tracing::info!(entries = events.len(), "revocation list loaded from Redis");
     drop(conn);
 
-    let mut ping = tokio::time::interval(Duration::from_secs(5));
+    let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     loop {
         tokio::select! {
@@ -319,7 +369,7 @@ async fn follow_once(
                 let pong: Result<redis::RedisResult<redis::Value>, _> =
                     tokio::time::timeout(Duration::from_secs(3), sink.ping()).await;
                 match pong {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => view.metrics.revocation_pings.inc(),
                     Ok(Err(e)) => return Err(e),
                     Err(_) => return Err(io_err("ping timed out")),
                 }

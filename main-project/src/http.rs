@@ -1,0 +1,140 @@
+//! HTTP: the router ([`app`]), the request-metrics middleware, the fallbacks,
+//! the operations endpoints (`/healthz`, `/readyz`, `/metrics`) and
+//! [`serve`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::{Config, RevocationPolicy, VerifyMode};
+use crate::error::Error;
+use crate::state::{AppState, build};
+use crate::{accounts, notes, openapi, sessions};
+
+/// The router of OP over a built state.
+pub fn app(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/register", post(accounts::register))
+        .route("/login", post(accounts::login))
+        .route("/token/refresh", post(sessions::refresh))
+        .route("/logout", post(sessions::logout))
+        .route("/logout-all", post(sessions::logout_all))
+        .route("/me", get(accounts::me))
+        .route("/session", get(sessions::session))
+        .route("/notes", get(notes::list).post(notes::create))
+        .route(
+            "/notes/{id}",
+            get(notes::get).put(notes::update).delete(notes::delete),
+        )
+        .route("/openapi.json", get(openapi_json));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state)
+}
+
+/// Runs OP on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// Settings that cannot work, or a failing listener.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (state, background) = build(&config).await?;
+    let addr = listener.local_addr().map_err(Error::Io)?;
+    tracing::info!(%addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening");
+    let router = app(state.clone());
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(Error::Io);
+    drop(background);
+    state.db.close().await;
+    result
+}
+
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn not_found() -> Error {
+    Error::NotFound
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let database = state.db.is_migrated()
+        && tokio::time::timeout(Duration::from_secs(2), state.db.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+    let keys = state.keys.is_loaded();
+    let revocation = state.verify_mode == VerifyMode::Introspect
+        || state.revocation_policy == RevocationPolicy::FailOpen
+        || state.revocations.is_known();
+    let ready = database && keys && revocation;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": { "database": database, "keys": keys, "revocation": revocation },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+static OPENAPI: LazyLock<String> = LazyLock::new(|| openapi::document().to_string());
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI.as_str(),
+    )
+        .into_response()
+}
