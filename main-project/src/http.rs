@@ -1,7 +1,10 @@
-//! HTTP: the router ([`app`]), the request-metrics middleware, the fallbacks,
-//! the operations endpoints (`/healthz`, `/readyz`, `/metrics`) and
-//! [`serve`].
+//! HTTP: the routers, the request-metrics middleware, the fallbacks, the
+//! operations endpoints (`/healthz`, `/readyz`, `/metrics`), and the two
+//! ways to run: [`serve`] (everything on one listener: tests, embedding, the
+//! local runner) and [`serve_split`] (the binary: the public API on one
+//! listener, the operations endpoints on another that no Ingress routes to).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -12,14 +15,30 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tokio::net::TcpListener;
 
 use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::error::Error;
 use crate::state::{AppState, build};
 use crate::{accounts, notes, openapi, sessions};
 
-/// The router of OP over a built state.
+/// The whole router of OP over a built state: the public API and the
+/// operations endpoints together.
 pub fn app(state: Arc<AppState>) -> Router {
+    finish(api_routes().merge(ops_routes()), state)
+}
+
+/// The public API alone (`/api/v1/...`); the operations endpoints answer 404.
+pub fn api_app(state: Arc<AppState>) -> Router {
+    finish(api_routes(), state)
+}
+
+/// The operations endpoints alone: `/healthz`, `/readyz`, `/metrics`.
+pub fn ops_app(state: Arc<AppState>) -> Router {
+    finish(ops_routes(), state)
+}
+
+fn api_routes() -> Router<Arc<AppState>> {
     let api = Router::new()
         .route("/register", post(accounts::register))
         .route("/login", post(accounts::login))
@@ -34,11 +53,18 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(notes::get).put(notes::update).delete(notes::delete),
         )
         .route("/openapi.json", get(openapi_json));
+    Router::new().nest("/api/v1", api)
+}
+
+fn ops_routes() -> Router<Arc<AppState>> {
     Router::new()
-        .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+}
+
+fn finish(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
@@ -52,23 +78,58 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// Settings that cannot work, or a failing listener.
 pub async fn serve(
     config: Config,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (state, background) = build(&config).await?;
     let addr = listener.local_addr().map_err(Error::Io)?;
-    tracing::info!(%addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening");
-    let router = app(state.clone());
-    let result = axum::serve(
+    tracing::info!(%addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening (API and operations endpoints)");
+    let result = run(listener, app(state.clone()), shutdown).await;
+    drop(background);
+    state.db.close().await;
+    result
+}
+
+/// Runs OP with the public API on `api` and `/metrics`, `/healthz`,
+/// `/readyz` on `ops` (see `AUTHREALM_METRICS_LISTEN`) until `shutdown`
+/// resolves. Either listener failing stops both.
+///
+/// # Errors
+/// Settings that cannot work, or a failing listener.
+pub async fn serve_split(
+    config: Config,
+    api: TcpListener,
+    ops: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    use futures::FutureExt as _;
+    let (state, background) = build(&config).await?;
+    let api_addr = api.local_addr().map_err(Error::Io)?;
+    let ops_addr = ops.local_addr().map_err(Error::Io)?;
+    tracing::info!(%api_addr, %ops_addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening");
+    let shutdown = shutdown.shared();
+    let result = tokio::try_join!(
+        run(api, api_app(state.clone()), shutdown.clone()),
+        run(ops, ops_app(state.clone()), shutdown),
+    )
+    .map(|_| ());
+    drop(background);
+    state.db.close().await;
+    result
+}
+
+async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
-    .map_err(Error::Io);
-    drop(background);
-    state.db.close().await;
-    result
+    .map_err(Error::Io)
 }
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

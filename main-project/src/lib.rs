@@ -3,9 +3,10 @@
 //! HTTP, and a protected API whose JWT check uses MA's JWKS and a local view
 //! of the revocation list kept current from Redis.
 //!
-//! Entry points: [`Config`] (flags and environment), [`serve`] (run on a
-//! listener until a shutdown future resolves), [`app`] (the router) and
-//! [`build`] (the state behind it).
+//! Entry points: [`Config`] (flags and environment), [`serve`] (everything
+//! on one listener until a shutdown future resolves), [`serve_split`] (the
+//! public API and the operations endpoints on separate listeners, as the
+//! binary runs), [`app`] (the router) and [`build`] (the state behind it).
 
 // Start-up and wiring.
 pub mod config;
@@ -37,5 +38,5 @@ pub mod revocation;
 
 pub use config::{Config, LogFormat, RevocationPolicy, VerifyMode};
 pub use error::Error;
-pub use http::{app, serve};
+pub use http::{app, serve, serve_split};
 pub use state::{AppState, Background, build};

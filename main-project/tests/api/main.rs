@@ -7,3 +7,4 @@ mod flow;
 mod helpers;
 mod keys;
 mod limits;
+mod ports;
