@@ -2,8 +2,8 @@
 //! instances can live in one process, as in the tests).
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::Error;
@@ -37,8 +37,16 @@ pub struct Metrics {
     pub revocation_pings: IntCounter,
     /// `authrealm_op_revocation_state_known`: 1 while the local view is known to be current.
     pub revocation_known: IntGauge,
-    /// `authrealm_op_revocation_entries`: entries in the local revocation view.
-    pub revocation_entries: IntGauge,
+    /// `authrealm_op_revocation_entries{kind}`: entries in the local revocation view.
+    pub revocation_entries: IntGaugeVec,
+    /// `authrealm_op_revocation_last_resync_seconds`: how long the last full
+    /// load from Redis took (scan, and the heal when there was one).
+    pub revocation_last_resync_seconds: Gauge,
+    /// `authrealm_op_revocation_data_losses_total`: times Redis was found to
+    /// have lost the revocation list (generation marker gone or replaced).
+    pub revocation_data_losses: IntCounter,
+    /// `authrealm_op_revocation_healed_entries_total`: entries written back to Redis.
+    pub revocation_healed: IntCounter,
     /// `authrealm_op_revocation_fail_open_total`: tokens accepted while the state was unknown.
     pub revocation_fail_open: IntCounter,
     /// `authrealm_op_argon2_queue_depth`: requests waiting for a hashing slot.
@@ -151,9 +159,38 @@ impl Metrics {
                 "authrealm_op_revocation_state_known",
                 "1 while the local revocation view is known to be current.",
             )?,
-            revocation_entries: gauge(
-                "authrealm_op_revocation_entries",
-                "Entries in the local revocation view.",
+            revocation_entries: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "authrealm_op_revocation_entries",
+                        "Entries in the local revocation view, by kind.",
+                    ),
+                    &["kind"],
+                )
+                .map_err(Error::Metrics)?;
+                registry
+                    .register(Box::new(g.clone()))
+                    .map_err(Error::Metrics)?;
+                g
+            },
+            revocation_last_resync_seconds: {
+                let g = Gauge::new(
+                    "authrealm_op_revocation_last_resync_seconds",
+                    "Duration of the last full load of the revocation list from Redis (with the heal, if any).",
+                )
+                .map_err(Error::Metrics)?;
+                registry
+                    .register(Box::new(g.clone()))
+                    .map_err(Error::Metrics)?;
+                g
+            },
+            revocation_data_losses: counter(
+                "authrealm_op_revocation_data_losses_total",
+                "Times Redis was found to have lost the revocation list (its generation marker gone or replaced).",
+            )?,
+            revocation_healed: counter(
+                "authrealm_op_revocation_healed_entries_total",
+                "Revocation entries this replica wrote back to Redis after a data loss.",
             )?,
             revocation_fail_open: counter(
                 "authrealm_op_revocation_fail_open_total",

@@ -8,3 +8,4 @@ mod helpers;
 mod keys;
 mod limits;
 mod ports;
+mod redis_loss;
