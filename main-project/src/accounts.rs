@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{ApiJson, Authenticated, ClientIp};
 use crate::db::{InsertUser, User};
-use crate::email::{self, MAX_EMAIL_BYTES};
+use crate::email;
 use crate::error::Error;
 use crate::ids::new_id;
 use crate::limiter::Decision;
@@ -137,16 +137,24 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Error> {
     let count = |r: &str| state.metrics.logins.with_label_values(&[r]).inc();
-    if req.password.expose_secret().len() > MAX_PASSWORD_BYTES {
+    let password = req.password.expose_secret();
+    if password.len() > MAX_PASSWORD_BYTES {
         count("invalid");
         return Err(Error::PasswordTooLong);
     }
-    // No shape check here: an email that cannot exist is just an unknown user.
-    let email = req.email.trim().to_lowercase();
-    if email.len() > MAX_EMAIL_BYTES {
-        count("invalid");
-        return Err(Error::InvalidEmail("the email is too long"));
-    }
+    // The same normal form as at registration. An email that cannot be an
+    // address is just an unknown user, answered without the database.
+    let email = match email::normalize(&req.email) {
+        Ok(email) => email,
+        Err(Error::InvalidEmail(why)) if why == email::TOO_LONG => {
+            count("invalid");
+            return Err(Error::InvalidEmail(why));
+        }
+        Err(_) => {
+            count("invalid_credentials");
+            return Err(Error::InvalidCredentials);
+        }
+    };
     state.require_db()?;
     let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
     let now = state.clock.now();
@@ -154,20 +162,29 @@ pub async fn login(
         count("locked");
         return Err(Error::TooManyAttempts { retry_after });
     }
-    let user = state
-        .db
-        .user_by_email(&email)
-        .await
-        .inspect_err(|_| count("unavailable"))?;
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.expose_secret().to_owned());
-    let ok = state
-        .hasher
-        .verify(req.password.expose_secret().to_owned(), stored)
-        .await
-        .inspect_err(|_| count("busy"))?;
-    let Some(user) = user.filter(|_| ok) else {
+    let checked = async {
+        let user = state.db.user_by_email(&email).await?;
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.expose_secret().to_owned());
+        let ok = state.hasher.verify(password.to_owned(), stored).await?;
+        Ok::<_, Error>(user.filter(|_| ok))
+    }
+    .await;
+    let user = match checked {
+        Ok(user) => user,
+        Err(e) => {
+            // No answer about the password: the attempt does not count.
+            state.limiter.undo(&email, &ip).await;
+            count(if matches!(e, Error::Busy) {
+                "busy"
+            } else {
+                "unavailable"
+            });
+            return Err(e);
+        }
+    };
+    let Some(user) = user else {
         count("invalid_credentials");
         return Err(Error::InvalidCredentials);
     };

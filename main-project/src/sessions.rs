@@ -17,6 +17,8 @@ use crate::auth::{ApiJson, Authenticated, parse_json};
 use crate::error::Error;
 use crate::state::AppState;
 
+pub mod pending;
+
 /// Longest refresh token OP passes on to MA.
 pub const MAX_REFRESH_TOKEN_BYTES: usize = 1024;
 
@@ -37,6 +39,12 @@ pub struct LogoutBody {
 
 /// `POST /api/v1/token/refresh`.
 ///
+/// Nothing irreversible happens before the database has answered once: a
+/// refresh during a database outage is refused with 503 before MA rotates
+/// anything. If the database fails in the short window after MA rotated,
+/// the new pair is held ([`pending`]) and the client's retry with the same
+/// token receives it once the account check passes.
+///
 /// # Errors
 /// `refresh_token_invalid` / `refresh_token_reused` / `account_disabled`
 /// (401), database or MA down (503).
@@ -49,26 +57,39 @@ pub async fn refresh(
         return Err(Error::RefreshInvalid);
     }
     state.require_db()?;
+    if let Some(pair) = state.pending.get(token, state.clock.now()) {
+        return finish_refresh(&state, token, pair).await;
+    }
+    state.db.ping().await?;
     let pair = state.ma.refresh(token).await?;
-    // A disabled or deleted user cannot go on: end the session just rotated.
-    let allowed = match state.db.user_by_id(&pair.sub).await {
-        Ok(Some(u)) => u.disabled_at.is_none(),
-        Ok(None) => false,
+    finish_refresh(&state, token, pair).await
+}
+
+/// The account check after a rotation: a disabled or deleted user cannot go
+/// on (the rotated session is ended); a database failure holds the pair for
+/// the retry.
+async fn finish_refresh(
+    state: &AppState,
+    old_token: &str,
+    pair: TokenPair,
+) -> Result<Json<TokenPair>, Error> {
+    let now = state.clock.now();
+    let user = match state.db.user_by_id(&pair.sub).await {
+        Ok(user) => user,
         Err(e) => {
-            // Fail closed: do not hand out tokens we could not check.
-            if let Err(re) = state.ma.revoke(&pair.refresh_token, "refresh_token").await {
-                tracing::warn!(error = %re, "could not revoke the session after a database failure");
+            if !state.pending.hold(old_token, pair, now) {
+                tracing::warn!("too many refreshes waiting for the database; one session is lost");
             }
             return Err(e.into());
         }
     };
-    if !allowed {
+    state.pending.release(old_token);
+    if user.is_none_or(|u| u.disabled_at.is_some()) {
         if let Err(e) = state.ma.revoke(&pair.refresh_token, "refresh_token").await {
             tracing::warn!(error = %e, "could not revoke the session of a disabled user");
         }
         return Err(Error::SessionAccountDisabled);
     }
-    let now = state.clock.now();
     state
         .revocations
         .remember_session(state.local_only(), &pair, now, state.leeway_secs);
@@ -105,6 +126,12 @@ pub async fn logout(
     } else {
         parse_json(&bytes)?
     };
+    // A refresh token of another session may be handed in too: end that one
+    // first. Ending this session makes the access token unusable, so it must
+    // be the last step that can fail: a 503 before it can be retried.
+    if let Some(rt) = body.refresh_token.filter(|t| !t.expose_secret().is_empty()) {
+        state.ma.revoke(rt.expose_secret(), "refresh_token").await?;
+    }
     // Ending the session rejects this access token (and every other one of
     // the session) on every replica, and kills its refresh family.
     state.ma.revoke_session(&claims.sid).await?;
@@ -112,10 +139,6 @@ pub async fn logout(
     state
         .revocations
         .end_session(&claims, now, token_life(&claims, state.leeway_secs));
-    // A refresh token of another session may be handed in too: end that one as well.
-    if let Some(rt) = body.refresh_token.filter(|t| !t.expose_secret().is_empty()) {
-        state.ma.revoke(rt.expose_secret(), "refresh_token").await?;
-    }
     Ok(StatusCode::NO_CONTENT)
 }
 

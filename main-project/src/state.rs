@@ -18,6 +18,7 @@ use crate::limiter::{LoginLimiter, RedisLink};
 use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
 use crate::revocation::{self, RevocationView};
+use crate::sessions::pending::PendingRefreshes;
 
 /// How often expired revocations are forgotten.
 const PURGE_INTERVAL: Duration = Duration::from_secs(30);
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The clock every time decision reads.
     pub clock: Clock,
+    /// Refreshes rotated at MA whose account check the database cut short.
+    pub pending: PendingRefreshes,
     /// Policy while the revocation state is unknown.
     pub revocation_policy: RevocationPolicy,
     /// Local or introspection verification.
@@ -179,6 +182,7 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
         revocations,
         metrics,
         clock,
+        pending: PendingRefreshes::default(),
         revocation_policy: config.revocation_policy,
         verify_mode: config.verify_mode,
         redis_enabled: redis_client.is_some(),

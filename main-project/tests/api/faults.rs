@@ -4,7 +4,7 @@
 //! half-way, and recovers by itself.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -124,6 +124,12 @@ async fn postgres_down_and_back() -> TestResult {
     );
     // Protected requests that need no database still work.
     assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
+    // Logins retried through the outage get 503, never a lockout: an
+    // attempt that got no answer does not count against the account.
+    for _ in 0..8 {
+        let l = api.login("gina@example.com", "tangerine-oboe-42").await?;
+        assert_eq!((l.status, l.code()), (503, "database_unavailable"), "{l:?}");
+    }
 
     proxy.restore();
     eventually(
@@ -139,6 +145,8 @@ async fn postgres_down_and_back() -> TestResult {
         .register("hank@example.com", "tangerine-oboe-42")
         .await?;
     assert_eq!(r.status, 201, "{r:?}");
+    let l = api.login("gina@example.com", "tangerine-oboe-42").await?;
+    assert_eq!(l.status, 200, "{l:?}");
     let db = env.database()?;
     assert_eq!(
         db.count_users().await?,
@@ -146,6 +154,139 @@ async fn postgres_down_and_back() -> TestResult {
         "the refused registration must not have been stored"
     );
     assert_eq!(db.count_notes(&s(&pair, "sub")?).await?, 0);
+    Ok(())
+}
+
+/// What the refresh loops of many sessions saw.
+#[derive(Default)]
+struct RefreshLog {
+    stop: AtomicBool,
+    restored: AtomicBool,
+    refused: AtomicU64,
+    lost: Mutex<Option<String>>,
+    ok: Mutex<Vec<(u64, u64)>>,
+}
+
+/// Refreshes one session until stopped, retrying a 503 with the same token
+/// as `Retry-After` tells a client to. Any other answer is a lost session.
+async fn keep_refreshing(
+    api: Api,
+    log: Arc<RefreshLog>,
+    i: usize,
+    mut refresh: String,
+) -> TestResult {
+    while !log.stop.load(Ordering::SeqCst) {
+        let r = api
+            .post(
+                "/api/v1/token/refresh",
+                &json!({ "refresh_token": refresh }),
+                None,
+            )
+            .await?;
+        match r.status {
+            200 => {
+                refresh = s(&r.body, "refresh_token")?;
+                let after = log.restored.load(Ordering::SeqCst);
+                if let Ok(mut ok) = log.ok.lock()
+                    && let Some(slot) = ok.get_mut(i)
+                {
+                    if after { slot.1 += 1 } else { slot.0 += 1 }
+                }
+            }
+            503 if r.retry_after.is_some() => {
+                log.refused.fetch_add(1, Ordering::SeqCst);
+                // A client's pause before its retry (shortened from Retry-After).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => {
+                let why = format!("session {i} was logged out: {r:?}");
+                if let Ok(mut lost) = log.lost.lock() {
+                    *lost = Some(why.clone());
+                }
+                return Err(why.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many sessions match `pred`; an error as soon as one was logged out.
+fn sessions_with(log: &RefreshLog, pred: impl Fn(&(u64, u64)) -> bool) -> TestResult<usize> {
+    if let Some(why) = log.lost.lock().ok().and_then(|l| l.clone()) {
+        return Err(why.into());
+    }
+    Ok(log
+        .ok
+        .lock()
+        .map(|ok| ok.iter().filter(|x| pred(x)).count())
+        .unwrap_or(0))
+}
+
+/// A database outage must not log anyone out: many sessions keep
+/// refreshing while Postgres goes away and comes back; each gets 503 with
+/// `Retry-After` at worst, and every one refreshes again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refreshes_survive_a_postgres_outage() -> TestResult {
+    const SESSIONS: usize = 12;
+    let env = Env::new(Mode::PostgresRedis).await?;
+    let ma = start_ma(&env).await?;
+    let (target, _) = via(&env.database_url, "127.0.0.1:1".parse()?)?;
+    let proxy = Proxy::start(target).await?;
+    let mut c = op_config(&env, &ma);
+    c.database_url = via(&env.database_url, proxy.addr)?.1;
+    c.database_acquire_timeout = Duration::from_secs(1);
+    let op = start_op(c).await?;
+    let api = Api::new(&op.base);
+    api.user("olga@example.com", "tangerine-oboe-42").await?;
+    let log = Arc::new(RefreshLog::default());
+    if let Ok(mut ok) = log.ok.lock() {
+        *ok = vec![(0, 0); SESSIONS];
+    }
+    let mut tasks = Vec::new();
+    for i in 0..SESSIONS {
+        let pair = api.login("olga@example.com", "tangerine-oboe-42").await?;
+        let refresh = s(&pair.body, "refresh_token")?;
+        tasks.push(tokio::spawn(keep_refreshing(
+            api.clone(),
+            log.clone(),
+            i,
+            refresh,
+        )));
+    }
+    eventually("every session refreshes", Duration::from_secs(20), || {
+        let log = log.clone();
+        async move { Ok(sessions_with(&log, |x| x.0 > 0)? == SESSIONS) }
+    })
+    .await?;
+
+    proxy.down();
+    eventually(
+        "refreshes are refused while Postgres is away",
+        Duration::from_secs(20),
+        || {
+            let log = log.clone();
+            async move {
+                sessions_with(&log, |_| true)?;
+                Ok(log.refused.load(Ordering::SeqCst) >= 2 * SESSIONS as u64)
+            }
+        },
+    )
+    .await?;
+    proxy.restore();
+    log.restored.store(true, Ordering::SeqCst);
+    eventually(
+        "every session refreshes after the outage",
+        Duration::from_secs(30),
+        || {
+            let log = log.clone();
+            async move { Ok(sessions_with(&log, |x| x.1 > 0)? == SESSIONS) }
+        },
+    )
+    .await?;
+    log.stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await??;
+    }
     Ok(())
 }
 
