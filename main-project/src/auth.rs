@@ -18,15 +18,28 @@ use crate::revocation::Status;
 use crate::state::AppState;
 
 /// The bearer token of a request, if the header has that shape.
-#[must_use]
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+///
+/// # Errors
+/// [`Error::AmbiguousAuthorization`] when the request carries more than one
+/// `Authorization` header: which one a proxy or another server would pick is
+/// anyone's guess, so none is.
+pub fn bearer(parts: &Parts) -> Result<Option<&str>, Error> {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Error::AmbiguousAuthorization);
+    }
+    let Some(value) = first.and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
+        return Ok(None);
     }
     let token = token.trim();
-    (!token.is_empty()).then_some(token)
+    Ok((!token.is_empty()).then_some(token))
 }
 
 /// A request whose access token passed every check; the verified claims.
@@ -41,7 +54,8 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let m = &state.metrics;
-        let Some(token) = bearer(parts) else {
+        let token = bearer(parts).inspect_err(|_| m.verification("ambiguous"))?;
+        let Some(token) = token else {
             m.verification("missing");
             return Err(Error::MissingToken);
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,6 +52,8 @@ fn api_routes() -> Router<Arc<AppState>> {
             "/notes/{id}",
             get(notes::get).put(notes::update).delete(notes::delete),
         )
+        // Answers carry tokens or a user's own data: never stored by a cache.
+        .layer(axum::middleware::from_fn(no_store))
         .route("/openapi.json", get(openapi_json));
     Router::new().nest("/api/v1", api)
 }
@@ -132,9 +134,38 @@ async fn run(
     .map_err(Error::Io)
 }
 
+/// `Cache-Control: no-store` (RFC 6749 §5.1, RFC 9111) and `Pragma: no-cache`
+/// for HTTP/1.0 caches.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The method as a metric label: the standard ones by name, anything a
+/// client made up as `other`, so the label set stays bounded.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Records each request's duration by method, route template (`unmatched`
+/// for any path no route knows) and status.
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -143,7 +174,7 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     state
         .metrics
         .http_duration
-        .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
+        .with_label_values(&[method, route.as_str(), resp.status().as_str()])
         .observe(start.elapsed().as_secs_f64());
     resp
 }

@@ -334,6 +334,7 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub retry_after: Option<String>,
+    pub cache_control: Option<String>,
 }
 
 impl Answer {
@@ -353,11 +354,14 @@ impl Api {
     pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResult<Answer> {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("retry-after");
+        let cache_control = header("cache-control");
         let bytes = resp.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
@@ -369,6 +373,7 @@ impl Api {
             status,
             body,
             retry_after,
+            cache_control,
         })
     }
 
