@@ -113,10 +113,13 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
         if state.trust_forwarded_for
             && let Some(ip) = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
+                .get_all("x-forwarded-for")
+                .iter()
                 // The proxy in front of OP appends the address it saw: the
-                // last entry. Earlier ones are whatever the client sent.
+                // last entry of the last header line. Earlier ones (and
+                // earlier lines) are whatever the client sent.
+                .next_back()
+                .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
         {

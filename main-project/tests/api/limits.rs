@@ -137,6 +137,22 @@ async fn made_up_forwarded_for_entries_do_not_escape_the_ip_limit() -> TestResul
         .send()
         .await?;
     assert_eq!(other.status().as_u16(), 401);
+    // A proxy that adds its own header line instead of appending to the
+    // client's: the client's made-up line comes first and must not count.
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        let r = st
+            .api
+            .http
+            .post(format!("{}/api/v1/login", st.api.base))
+            .header("x-forwarded-for", format!("10.7.7.{i}"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"email": format!("nobody{i}@example.com"), "password": "wrong-password-000"}))
+            .send()
+            .await?;
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, vec![401, 401, 401, 401, 401, 401, 429]);
     Ok(())
 }
 
