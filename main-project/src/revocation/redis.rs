@@ -147,13 +147,20 @@ impl Cycle<'_> {
     ) -> redis::RedisResult<()> {
         let started = Instant::now();
         let outcome = check_generation(conn, self.keys, generation).await?;
+        // What this replica held before the scan is what Redis may have lost;
+        // what the scan finds is in Redis already.
+        let held = if matches!(outcome, Generation::Lost | Generation::Fresh) {
+            self.view.live(self.clock.now())
+        } else {
+            Vec::new()
+        };
         let scanned = self.load(conn).await?;
         let m = &self.view.metrics;
         if matches!(outcome, Generation::Lost | Generation::Fresh) {
             if outcome == Generation::Lost {
                 m.revocation_data_losses.inc();
             }
-            let healed = self.heal(conn).await?;
+            let healed = self.heal(conn, &held).await?;
             m.revocation_healed
                 .inc_by(u64::try_from(healed).unwrap_or(u64::MAX));
             if outcome == Generation::Lost {
@@ -177,7 +184,9 @@ impl Cycle<'_> {
         Ok(())
     }
 
-    /// Scans every revocation key into the view, one page at a time.
+    /// Scans every revocation key into the view, one page at a time. The
+    /// values of one page are read while the next page is scanned (the
+    /// connection is multiplexed), so the two round trips overlap.
     async fn load(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<usize> {
         let now = self.clock.now();
         let mut total = 0;
@@ -187,34 +196,42 @@ impl Cycle<'_> {
             (self.keys.not_before_pattern(), RevocationKind::User),
         ] {
             let prefix_len = pattern.len() - 1;
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_PAGE)
-                    .query_async(conn)
-                    .await?;
-                if !found.is_empty() {
-                    let page = read_page(conn, kind, &found, prefix_len, now).await?;
-                    total += page.len();
-                    self.view.merge(&page);
-                }
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
+            let mut scan_conn = conn.clone();
+            let mut next = Some(0u64);
+            let mut pending: Vec<String> = Vec::new();
+            while next.is_some() || !pending.is_empty() {
+                let scan = async {
+                    match next {
+                        Some(cursor) => scan_page(&mut scan_conn, &pattern, cursor).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let read = async {
+                    if pending.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        read_page(&mut conn.clone(), kind, &pending, prefix_len, now).await
+                    }
+                };
+                let (scanned, page) = tokio::try_join!(scan, read)?;
+                total += page.len();
+                self.view.merge(&page);
+                (next, pending) = match scanned {
+                    Some((0, found)) => (None, found),
+                    Some((cursor, found)) => (Some(cursor), found),
+                    None => (None, Vec::new()),
+                };
             }
         }
         Ok(total)
     }
 
-    /// Writes every live entry of the view back, never overwriting what
-    /// MA wrote meanwhile.
-    async fn heal(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<usize> {
-        let live = self.view.live(self.clock.now());
+    /// Writes `live` entries back, never overwriting what MA wrote meanwhile.
+    async fn heal(
+        &self,
+        conn: &mut MultiplexedConnection,
+        live: &[RevocationEvent],
+    ) -> redis::RedisResult<usize> {
         for chunk in live.chunks(HEAL_BATCH) {
             let mut pipe = redis::pipe();
             for ev in chunk {
@@ -248,6 +265,22 @@ impl Cycle<'_> {
         }
         Ok(live.len())
     }
+}
+
+/// One SCAN page: the next cursor (0 at the end) and the keys found.
+async fn scan_page(
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+    cursor: u64,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_PAGE)
+        .query_async(conn)
+        .await
 }
 
 /// The values of one SCAN page as events. MA writes each `jti` / `sid` entry
