@@ -28,16 +28,6 @@ pub fn app(state: Arc<AppState>) -> Router {
     finish(api_routes().merge(ops_routes()), state)
 }
 
-/// The public API alone (`/api/v1/...`); the operations endpoints answer 404.
-pub fn api_app(state: Arc<AppState>) -> Router {
-    finish(api_routes(), state)
-}
-
-/// The operations endpoints alone: `/healthz`, `/readyz`, `/metrics`.
-pub fn ops_app(state: Arc<AppState>) -> Router {
-    finish(ops_routes(), state)
-}
-
 fn api_routes() -> Router<Arc<AppState>> {
     let api = Router::new()
         .route("/register", post(accounts::register))
@@ -111,8 +101,10 @@ pub async fn serve_split(
     tracing::info!(%api_addr, %ops_addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening");
     let shutdown = shutdown.shared();
     let result = tokio::try_join!(
-        run(api, api_app(state.clone()), shutdown.clone()),
-        run(ops, ops_app(state.clone()), shutdown),
+        // The public API alone (the operations endpoints answer 404 there),
+        // and the operations endpoints alone.
+        run(api, finish(api_routes(), state.clone()), shutdown.clone()),
+        run(ops, finish(ops_routes(), state.clone()), shutdown),
     )
     .map(|_| ());
     drop(background);

@@ -39,16 +39,22 @@ pub fn new_id() -> Result<String, Error> {
     aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Random)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
+    Ok(uuid_text(&b))
+}
+
+/// 16 bytes in the hyphenated lower-case UUID form.
+#[must_use]
+pub fn uuid_text(bytes: &[u8; 16]) -> String {
+    let h = hex(bytes);
     let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
-    Ok(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         part(0..8),
         part(8..12),
         part(12..16),
         part(16..20),
         part(20..32)
-    ))
+    )
 }
 
 /// Whether a string has the shape of [`new_id`]'s output (cheap 404 for garbage ids).

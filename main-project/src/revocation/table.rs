@@ -63,19 +63,6 @@ fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-fn uuid_text(bytes: &[u8; 16]) -> String {
-    let hex = crate::ids::hex(bytes);
-    let part = |r: std::ops::Range<usize>| hex.get(r).unwrap_or_default();
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0..8),
-        part(8..12),
-        part(12..16),
-        part(16..20),
-        part(20..32)
-    )
-}
-
 fn key(id: &str) -> Key<'_> {
     if let Some(b) = base64_bytes(id) {
         Key::Base64(b)
@@ -147,7 +134,7 @@ impl<V: Copy> Table<V> {
             f(URL_SAFE_NO_PAD.encode(b), *v);
         }
         for (b, v) in &self.uuid {
-            f(uuid_text(b), *v);
+            f(crate::ids::uuid_text(b), *v);
         }
         for (t, v) in &self.text {
             f(t.to_string(), *v);

@@ -12,7 +12,8 @@ use main_project::RevocationPolicy;
 use serde_json::json;
 
 use crate::helpers::{
-    Api, Env, Mode, TestResult, eventually, metric_value, op_config, s, start_ma, start_op,
+    Api, Env, Ma, Mode, Running, TestResult, eventually, metric_value, op_config, s, start_ma,
+    start_op, wait_metric, wait_session,
 };
 
 /// A TCP proxy that can be switched off (connections dropped) and on.
@@ -93,8 +94,11 @@ fn via(url: &str, proxy: SocketAddr) -> TestResult<(String, String)> {
     ))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_down_and_back() -> TestResult {
+/// The metric that says whether the revocation view is current.
+const KNOWN: &str = "authrealm_op_revocation_state_known";
+
+/// Postgres, MA and one OP that reaches Postgres through a [`Proxy`].
+async fn behind_postgres_proxy() -> TestResult<(Env, Ma, Proxy, Running, Api)> {
     let env = Env::new(Mode::PostgresRedis).await?;
     let ma = start_ma(&env).await?;
     let (target, _) = via(&env.database_url, "127.0.0.1:1".parse()?)?;
@@ -104,6 +108,12 @@ async fn postgres_down_and_back() -> TestResult {
     c.database_acquire_timeout = Duration::from_secs(1);
     let op = start_op(c).await?;
     let api = Api::new(&op.base);
+    Ok((env, ma, proxy, op, api))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_down_and_back() -> TestResult {
+    let (env, _ma, proxy, _op, api) = behind_postgres_proxy().await?;
     let pair = api.user("gina@example.com", "tangerine-oboe-42").await?;
     let token = s(&pair, "access_token")?;
 
@@ -210,6 +220,21 @@ async fn keep_refreshing(
     Ok(())
 }
 
+impl RefreshLog {
+    /// Polls until `done` holds (or a session was lost, which `done` reports).
+    async fn until(
+        self: &Arc<Self>,
+        what: &str,
+        done: fn(&RefreshLog) -> TestResult<bool>,
+    ) -> TestResult {
+        eventually(what, Duration::from_secs(30), || {
+            let log = self.clone();
+            async move { done(&log) }
+        })
+        .await
+    }
+}
+
 /// How many sessions match `pred`; an error as soon as one was logged out.
 fn sessions_with(log: &RefreshLog, pred: impl Fn(&(u64, u64)) -> bool) -> TestResult<usize> {
     if let Some(why) = log.lost.lock().ok().and_then(|l| l.clone()) {
@@ -228,15 +253,7 @@ fn sessions_with(log: &RefreshLog, pred: impl Fn(&(u64, u64)) -> bool) -> TestRe
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refreshes_survive_a_postgres_outage() -> TestResult {
     const SESSIONS: usize = 12;
-    let env = Env::new(Mode::PostgresRedis).await?;
-    let ma = start_ma(&env).await?;
-    let (target, _) = via(&env.database_url, "127.0.0.1:1".parse()?)?;
-    let proxy = Proxy::start(target).await?;
-    let mut c = op_config(&env, &ma);
-    c.database_url = via(&env.database_url, proxy.addr)?.1;
-    c.database_acquire_timeout = Duration::from_secs(1);
-    let op = start_op(c).await?;
-    let api = Api::new(&op.base);
+    let (_env, _ma, proxy, _op, api) = behind_postgres_proxy().await?;
     api.user("olga@example.com", "tangerine-oboe-42").await?;
     let log = Arc::new(RefreshLog::default());
     if let Ok(mut ok) = log.ok.lock() {
@@ -253,35 +270,21 @@ async fn refreshes_survive_a_postgres_outage() -> TestResult {
             refresh,
         )));
     }
-    eventually("every session refreshes", Duration::from_secs(20), || {
-        let log = log.clone();
-        async move { Ok(sessions_with(&log, |x| x.0 > 0)? == SESSIONS) }
+    log.until("every session refreshes", |l| {
+        Ok(sessions_with(l, |x| x.0 > 0)? == SESSIONS)
     })
     .await?;
-
     proxy.down();
-    eventually(
-        "refreshes are refused while Postgres is away",
-        Duration::from_secs(20),
-        || {
-            let log = log.clone();
-            async move {
-                sessions_with(&log, |_| true)?;
-                Ok(log.refused.load(Ordering::SeqCst) >= 2 * SESSIONS as u64)
-            }
-        },
-    )
+    log.until("refreshes are refused while Postgres is away", |l| {
+        sessions_with(l, |_| true)?;
+        Ok(l.refused.load(Ordering::SeqCst) >= 2 * SESSIONS as u64)
+    })
     .await?;
     proxy.restore();
     log.restored.store(true, Ordering::SeqCst);
-    eventually(
-        "every session refreshes after the outage",
-        Duration::from_secs(30),
-        || {
-            let log = log.clone();
-            async move { Ok(sessions_with(&log, |x| x.1 > 0)? == SESSIONS) }
-        },
-    )
+    log.until("every session refreshes after the outage", |l| {
+        Ok(sessions_with(l, |x| x.1 > 0)? == SESSIONS)
+    })
     .await?;
     log.stop.store(true, Ordering::SeqCst);
     for t in tasks {
@@ -349,15 +352,7 @@ async fn auth_service_down_and_back(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn auth_service_down_and_back_postgres_redis() -> TestResult {
-    auth_service_down_and_back(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn auth_service_down_and_back_sqlite_memory() -> TestResult {
-    auth_service_down_and_back(Mode::SqliteMemory).await
-}
+both_modes!(auth_service_down_and_back: auth_service_down_and_back_postgres_redis, auth_service_down_and_back_sqlite_memory);
 
 async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
     let env = Env::new(Mode::PostgresRedis).await?;
@@ -375,45 +370,26 @@ async fn redis_down_and_back(policy: RevocationPolicy) -> TestResult {
     assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
     // Under fail-open the token is accepted before the first scan finishes:
     // wait for it, so the outage below is what makes the state unknown.
-    eventually("the first scan finishes", Duration::from_secs(10), || {
-        let api = api.clone();
-        async move {
-            Ok(metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 1)
-        }
-    })
-    .await?;
+    wait_metric(&api, "the first scan finishes", KNOWN, |v| v == 1).await?;
 
     proxy.down();
     match policy {
         RevocationPolicy::FailClosed => {
-            eventually(
+            wait_session(
+                &api,
+                &token,
                 "fail-closed answers 503 while Redis is away",
-                Duration::from_secs(10),
-                || {
-                    let api = api.clone();
-                    let token = token.clone();
-                    async move {
-                        let r = api.get("/api/v1/session", Some(&token)).await?;
-                        Ok(r.status == 503
-                            && r.code() == "revocation_unavailable"
-                            && r.retry_after.is_some())
-                    }
+                |r| {
+                    r.status == 503
+                        && r.code() == "revocation_unavailable"
+                        && r.retry_after.is_some()
                 },
             )
             .await?;
             assert_eq!(api.get("/readyz", None).await?.status, 503);
         }
         RevocationPolicy::FailOpen => {
-            eventually("the state becomes unknown", Duration::from_secs(10), || {
-                let api = api.clone();
-                async move {
-                    Ok(
-                        metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")?
-                            == 0,
-                    )
-                }
-            })
-            .await?;
+            wait_metric(&api, "the state becomes unknown", KNOWN, |v| v == 0).await?;
             assert_eq!(api.get("/api/v1/session", Some(&token)).await?.status, 200);
             let m = api.metrics().await?;
             assert!(metric_value(&m, "authrealm_op_revocation_fail_open_total")? >= 1);
@@ -488,13 +464,7 @@ async fn a_healthy_redis_link_survives_its_keepalive_pings() -> TestResult {
     let api = Api::new(&op.base);
     let pair = api.user("kim@example.com", "tangerine-oboe-42").await?;
     let token = s(&pair, "access_token")?;
-    eventually("the first scan finishes", Duration::from_secs(10), || {
-        let api = api.clone();
-        async move {
-            Ok(metric_value(&api.metrics().await?, "authrealm_op_revocation_state_known")? == 1)
-        }
-    })
-    .await?;
+    wait_metric(&api, "the first scan finishes", KNOWN, |v| v == 1).await?;
     let m = api.metrics().await?;
     let resyncs = metric_value(&m, "authrealm_op_revocation_resyncs_total")?;
     let pings = metric_value(&m, "authrealm_op_revocation_pings_total")?;

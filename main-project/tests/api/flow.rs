@@ -242,15 +242,7 @@ async fn full_flow(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn full_flow_postgres_redis() -> TestResult {
-    full_flow(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn full_flow_sqlite_memory() -> TestResult {
-    full_flow(Mode::SqliteMemory).await
-}
+both_modes!(full_flow: full_flow_postgres_redis, full_flow_sqlite_memory);
 
 async fn disabled_user_cannot_refresh(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -310,15 +302,7 @@ async fn disabled_user_cannot_refresh(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn disabled_user_cannot_refresh_postgres_redis() -> TestResult {
-    disabled_user_cannot_refresh(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn disabled_user_cannot_refresh_sqlite_memory() -> TestResult {
-    disabled_user_cannot_refresh(Mode::SqliteMemory).await
-}
+both_modes!(disabled_user_cannot_refresh: disabled_user_cannot_refresh_postgres_redis, disabled_user_cannot_refresh_sqlite_memory);
 
 async fn operations_endpoints(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -349,12 +333,4 @@ async fn operations_endpoints(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operations_endpoints_postgres_redis() -> TestResult {
-    operations_endpoints(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operations_endpoints_sqlite_memory() -> TestResult {
-    operations_endpoints(Mode::SqliteMemory).await
-}
+both_modes!(operations_endpoints: operations_endpoints_postgres_redis, operations_endpoints_sqlite_memory);

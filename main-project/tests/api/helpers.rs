@@ -321,6 +321,36 @@ where
     }
 }
 
+/// Polls OP's metric `name` until `pred` holds for its value (20 s at most).
+pub async fn wait_metric(
+    api: &Api,
+    what: &str,
+    name: &'static str,
+    pred: impl Fn(u64) -> bool + Clone,
+) -> TestResult {
+    eventually(what, Duration::from_secs(20), || {
+        let api = api.clone();
+        let pred = pred.clone();
+        async move { Ok(pred(metric_value(&api.metrics().await?, name)?)) }
+    })
+    .await
+}
+
+/// Polls `GET /api/v1/session` with `token` until the answer passes `pred`.
+pub async fn wait_session(
+    api: &Api,
+    token: &str,
+    what: &str,
+    pred: fn(&Answer) -> bool,
+) -> TestResult {
+    eventually(what, Duration::from_secs(20), || {
+        let api = api.clone();
+        let token = token.to_owned();
+        async move { Ok(pred(&api.get("/api/v1/session", Some(&token)).await?)) }
+    })
+    .await
+}
+
 /// A small HTTP client for OP's API.
 #[derive(Clone)]
 pub struct Api {

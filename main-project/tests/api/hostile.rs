@@ -36,15 +36,7 @@ async fn control_characters_in_emails(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn control_characters_in_emails_postgres_redis() -> TestResult {
-    control_characters_in_emails(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn control_characters_in_emails_sqlite_memory() -> TestResult {
-    control_characters_in_emails(Mode::SqliteMemory).await
-}
+both_modes!(control_characters_in_emails: control_characters_in_emails_postgres_redis, control_characters_in_emails_sqlite_memory);
 
 async fn look_alike_emails(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -75,15 +67,7 @@ async fn look_alike_emails(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn look_alike_emails_postgres_redis() -> TestResult {
-    look_alike_emails(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn look_alike_emails_sqlite_memory() -> TestResult {
-    look_alike_emails(Mode::SqliteMemory).await
-}
+both_modes!(look_alike_emails: look_alike_emails_postgres_redis, look_alike_emails_sqlite_memory);
 
 async fn headers_and_caching(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -132,15 +116,7 @@ async fn headers_and_caching(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn headers_and_caching_postgres_redis() -> TestResult {
-    headers_and_caching(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn headers_and_caching_sqlite_memory() -> TestResult {
-    headers_and_caching(Mode::SqliteMemory).await
-}
+both_modes!(headers_and_caching: headers_and_caching_postgres_redis, headers_and_caching_sqlite_memory);
 
 /// The label values of `label` in the exposition text.
 fn label_values(text: &str, label: &str) -> std::collections::BTreeSet<String> {

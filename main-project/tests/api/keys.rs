@@ -86,12 +86,4 @@ async fn unknown_kids(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unknown_kids_postgres_redis() -> TestResult {
-    unknown_kids(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unknown_kids_sqlite_memory() -> TestResult {
-    unknown_kids(Mode::SqliteMemory).await
-}
+both_modes!(unknown_kids: unknown_kids_postgres_redis, unknown_kids_sqlite_memory);

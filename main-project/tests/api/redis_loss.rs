@@ -13,7 +13,11 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{
     Api, Env, Mode, TestResult, eventually, metric_value, op_config, s, start_ma, start_op,
+    wait_metric, wait_session,
 };
+
+const KNOWN: &str = "authrealm_op_revocation_state_known";
+const LOSSES: &str = "authrealm_op_revocation_data_losses_total";
 
 /// A throwaway `redis-server` with persistence off, on a port of its own.
 struct RedisServer {
@@ -153,20 +157,8 @@ async fn revocations_survive_redis_losing_its_data() -> TestResult {
     let valid = s(&live, "access_token")?;
     for api in [&a1, &a2] {
         for t in &revoked {
-            let api = api.clone();
-            let t = t.clone();
-            eventually(
-                "both replicas reject the revoked tokens",
-                Duration::from_secs(10),
-                || {
-                    let api = api.clone();
-                    let t = t.clone();
-                    async move {
-                        Ok(api.get("/api/v1/session", Some(&t)).await?.code() == "token_revoked")
-                    }
-                },
-            )
-            .await?;
+            let what = "both replicas reject the revoked tokens";
+            wait_session(api, t, what, |r| r.code() == "token_revoked").await?;
         }
     }
 
@@ -186,34 +178,12 @@ async fn revocations_survive_redis_losing_its_data() -> TestResult {
 
     redis.kill().await?;
     for api in [&a1, &a2] {
-        let api = api.clone();
-        eventually(
-            "the replica notices Redis is gone",
-            Duration::from_secs(10),
-            || {
-                let api = api.clone();
-                async move { Ok(metric(&api, "authrealm_op_revocation_state_known").await? == 0) }
-            },
-        )
-        .await?;
+        wait_metric(api, "the replica notices Redis is gone", KNOWN, |v| v == 0).await?;
     }
     let mut redis = RedisServer::start(port).await?;
     for api in [&a1, &a2] {
-        let api = api.clone();
-        eventually(
-            "the replica detects the loss and heals",
-            Duration::from_secs(20),
-            || {
-                let api = api.clone();
-                async move {
-                    Ok(
-                        metric(&api, "authrealm_op_revocation_data_losses_total").await? >= 1
-                            && metric(&api, "authrealm_op_revocation_state_known").await? == 1,
-                    )
-                }
-            },
-        )
-        .await?;
+        wait_metric(api, "the replica detects the loss", LOSSES, |v| v >= 1).await?;
+        wait_metric(api, "the replica is current again", KNOWN, |v| v == 1).await?;
     }
     let keys = authrealm_tokens::revocation::RevocationKeys::new(&env.prefix);
     for key in [
