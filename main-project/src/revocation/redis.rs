@@ -146,7 +146,7 @@ impl Cycle<'_> {
         generation: &mut Option<String>,
     ) -> redis::RedisResult<()> {
         let started = Instant::now();
-        let outcome = check_generation(conn, self.keys, generation).await?;
+        let (outcome, marker) = check_generation(conn, self.keys, generation.as_deref()).await?;
         // What this replica held before the scan is what Redis may have lost;
         // what the scan finds is in Redis already.
         let held = if matches!(outcome, Generation::Lost | Generation::Fresh) {
@@ -157,13 +157,13 @@ impl Cycle<'_> {
         let scanned = self.load(conn).await?;
         let m = &self.view.metrics;
         if matches!(outcome, Generation::Lost | Generation::Fresh) {
-            if outcome == Generation::Lost {
-                m.revocation_data_losses.inc();
-            }
             let healed = self.heal(conn, &held).await?;
             m.revocation_healed
                 .inc_by(u64::try_from(healed).unwrap_or(u64::MAX));
             if outcome == Generation::Lost {
+                // Counted once the heal is done: a heal cut short and
+                // repeated is still one loss.
+                m.revocation_data_losses.inc();
                 tracing::warn!(
                     healed,
                     "Redis lost the revocation list (generation marker gone); wrote back every live entry this replica holds"
@@ -175,6 +175,7 @@ impl Cycle<'_> {
                 );
             }
         }
+        *generation = Some(marker);
         m.revocation_last_resync_seconds
             .set(started.elapsed().as_secs_f64());
         m.revocation_resyncs.inc();
@@ -341,13 +342,15 @@ async fn read_marker(
         .await
 }
 
-/// Reads the marker (creating it when missing) and compares it with the one
-/// this instance saw last, which it then replaces.
+/// Reads the marker (creating it when missing) and compares it with the
+/// one this instance saw last. Returns the outcome and the marker now in
+/// Redis; the caller adopts it only once its resync (and heal) succeeded, so
+/// a heal cut short is done again on the next cycle.
 async fn check_generation(
     conn: &mut MultiplexedConnection,
     keys: &RevocationKeys,
-    seen: &mut Option<String>,
-) -> redis::RedisResult<Generation> {
+    seen: Option<&str>,
+) -> redis::RedisResult<(Generation, String)> {
     let Some(current) = read_marker(conn, keys).await? else {
         let fresh = authrealm_tokens::random_token(16)
             .map_err(|_| io_err("the system random source failed"))?;
@@ -359,17 +362,19 @@ async fn check_generation(
             .query_async(conn)
             .await?;
         let winner = read_marker(conn, keys).await?.unwrap_or(fresh);
-        return Ok(if seen.replace(winner).is_some() {
+        let outcome = if seen.is_some() {
             Generation::Lost
         } else {
             Generation::Fresh
-        });
+        };
+        return Ok((outcome, winner));
     };
-    Ok(match seen.replace(current.clone()) {
+    let outcome = match seen {
         Some(before) if before == current => Generation::Same,
         Some(_) => Generation::Lost,
         None => Generation::Joined,
-    })
+    };
+    Ok((outcome, current))
 }
 
 fn io_err(msg: &'static str) -> redis::RedisError {
