@@ -582,11 +582,7 @@ mod tests {
     fn the_sample_manifest_is_a_valid_realm() -> Result<(), Box<dyn std::error::Error>> {
         let realm: AuthRealm = serde_saphyr::from_str(SAMPLE)?;
         assert_eq!(realm.metadata.name.as_deref(), Some("demo"));
-        crate::validate::validate(
-            "demo",
-            "http://demo-auth-service.default.svc:8081",
-            &realm.spec,
-        )?;
+        crate::validate::validate(&realm)?;
         assert!(realm.spec.redis.managed.is_some());
         assert_eq!(realm.spec.auth_service.replicas, 2);
         Ok(())

@@ -14,15 +14,16 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
+use operator::Context;
 use operator::children::Names;
 use operator::crd::AuthRealm;
+use operator::events::Publisher;
 use operator::leader::{self, Attempt, LeaseConfig};
 use operator::metrics::Metrics;
-use operator::reconcile::{self, Context, FIELD_MANAGER};
+use operator::reconcile::{self, FIELD_MANAGER};
 use operator::server::{AppState, app};
 use tracing::{error, info, warn};
 
@@ -213,14 +214,8 @@ async fn main() -> anyhow::Result<()> {
         info!(%identity, "leading");
     }
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
+    let events = Publisher::new(client.clone(), FIELD_MANAGER, &identity);
+    let ctx = Arc::new(Context::new(client.clone(), events, metrics));
     let run = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|r| async move {

@@ -1,10 +1,203 @@
-//! The realm's status: conditions from what the reconcile found and from the
-//! Deployments' availability, and the key list. Pure functions of their inputs.
+//! The realm's status: what one reconcile came to ([`Outcome`]: applied, or
+//! blocked with a reason), turned into conditions, the key list and the URLs
+//! in one place ([`build`]). Pure functions of their inputs.
 
+use std::collections::BTreeMap;
+
+use authrealm_tokens::KeyState;
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::runtime::controller::Action;
 
-use crate::crd::{AuthRealmStatus, Condition, KeyStatus};
-use crate::keys::KeyMeta;
+use crate::children::{Component, Names, service_url};
+use crate::crd::{AuthRealm, AuthRealmStatus, Condition, KeyStatus};
+use crate::keys::{KeyMeta, Step};
+use crate::metrics::result;
+use crate::validate::{InvalidSpec, ValidRealm};
+
+/// Longest wait between two reconciles of a healthy realm (drift repair).
+pub const MAX_REQUEUE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Wait before looking again at a realm blocked on a missing Secret (the
+/// Secret watch usually triggers sooner).
+pub const BLOCKED_REQUEUE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Why a realm cannot be applied now (reported in status, not an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The condition reason, e.g. `SecretNotFound`.
+    pub reason: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// The condition it concerns besides `Ready`, if any.
+    pub part: Option<&'static str>,
+}
+
+impl From<InvalidSpec> for Blocked {
+    fn from(e: InvalidSpec) -> Self {
+        Self {
+            reason: "InvalidSpec",
+            message: e.to_string(),
+            part: None,
+        }
+    }
+}
+
+/// What was applied for a realm.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The key set after this reconcile's step.
+    pub keys: Step,
+    /// The Deployments as the API server answered the apply, by name.
+    pub deployments: BTreeMap<String, Deployment>,
+    /// The names of the realm's children.
+    pub names: Names,
+    /// The realm's external Redis Secret and key, when it has one.
+    pub external_redis: Option<(String, String)>,
+}
+
+/// What one reconcile came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Nothing applied: the spec or a Secret needs a change.
+    Blocked(Blocked),
+    /// Every child applied.
+    Applied(Applied),
+}
+
+impl Outcome {
+    /// Everything was applied for `realm`.
+    #[must_use]
+    pub fn applied(
+        realm: &ValidRealm,
+        keys: Step,
+        deployments: BTreeMap<String, Deployment>,
+    ) -> Self {
+        let external_redis = match &realm.redis {
+            crate::validate::Redis::External(r) => Some((r.name.clone(), r.key.clone())),
+            crate::validate::Redis::Managed(_) => None,
+        };
+        Self::Applied(Applied {
+            keys,
+            deployments,
+            names: Names::new(&realm.name),
+            external_redis,
+        })
+    }
+
+    /// The metrics label of this outcome.
+    #[must_use]
+    pub fn result(&self) -> &'static str {
+        match self {
+            Self::Blocked(b) if b.reason == "InvalidSpec" => result::INVALID_SPEC,
+            Self::Blocked(_) => result::BLOCKED,
+            Self::Applied(_) => result::APPLIED,
+        }
+    }
+
+    /// When to look at the realm again: after a spec change (invalid spec),
+    /// a while (other blocks), or at the next key event (at most an hour).
+    #[must_use]
+    pub fn requeue(&self, now: i64) -> Action {
+        match self {
+            Self::Blocked(b) if b.reason == "InvalidSpec" => Action::await_change(),
+            Self::Blocked(_) => Action::requeue(BLOCKED_REQUEUE),
+            Self::Applied(a) => {
+                let wait = a
+                    .keys
+                    .next_event
+                    .map_or(MAX_REQUEUE, |t| {
+                        std::time::Duration::from_secs(
+                            u64::try_from(t.saturating_sub(now)).unwrap_or(0),
+                        )
+                    })
+                    .clamp(std::time::Duration::from_secs(1), MAX_REQUEUE);
+                Action::requeue(wait)
+            }
+        }
+    }
+}
+
+/// The realm's new status after `outcome` at `now`. A blocked realm keeps
+/// everything it had and gets `Ready=False` (and the part concerned) with
+/// the reason; an applied one gets every condition, the keys and the URLs.
+#[must_use]
+pub fn build(realm: &AuthRealm, outcome: &Outcome, now: i64) -> AuthRealmStatus {
+    let old = realm.status.clone().unwrap_or_default();
+    let generation = realm.metadata.generation;
+    let verdicts = match outcome {
+        Outcome::Blocked(b) => {
+            let mut v = vec![Verdict::new(
+                READY,
+                Some(false),
+                b.reason,
+                b.message.clone(),
+            )];
+            if let Some(part) = b.part {
+                v.push(Verdict::new(part, Some(false), b.reason, b.message.clone()));
+            }
+            v
+        }
+        Outcome::Applied(a) => applied_verdicts(a),
+    };
+    let conditions = merge_conditions(&old.conditions, &verdicts, &rfc3339(now), generation);
+    let Outcome::Applied(a) = outcome else {
+        return AuthRealmStatus {
+            observed_generation: generation,
+            conditions,
+            ..old
+        };
+    };
+    let name = realm.metadata.name.clone().unwrap_or_default();
+    let ns = realm.metadata.namespace.clone().unwrap_or_default();
+    AuthRealmStatus {
+        observed_generation: generation,
+        conditions,
+        active_key_id: a
+            .keys
+            .keys
+            .iter()
+            .find(|k| k.state == KeyState::Active)
+            .map(|k| k.kid.clone()),
+        keys: key_statuses(&a.keys.keys),
+        next_rotation_time: a.keys.next_rotation.map(rfc3339),
+        auth_service_url: Some(service_url(&name, &ns, Component::AuthService)),
+        main_project_url: Some(service_url(&name, &ns, Component::MainProject)),
+    }
+}
+
+fn applied_verdicts(a: &Applied) -> Vec<Verdict> {
+    let find = |state| a.keys.keys.iter().find(|k| k.state == state);
+    let (active, next) = (find(KeyState::Active), find(KeyState::Next));
+    let keys = Verdict::new(
+        KEYS_READY,
+        Some(true),
+        "KeysPublished",
+        format!(
+            "active key {} signs; next key {} activates at {}",
+            active.map_or("-", |k| k.kid.as_str()),
+            next.map_or("-", |k| k.kid.as_str()),
+            a.keys.next_rotation.map(rfc3339).unwrap_or_default()
+        ),
+    );
+    let workload = |c| a.deployments.get(&a.names.workload(c));
+    let redis = match &a.external_redis {
+        Some((name, key)) => Verdict::new(
+            REDIS_READY,
+            Some(true),
+            "External",
+            format!("Redis URL from Secret {name} key {key}"),
+        ),
+        None => deployment_verdict(REDIS_READY, workload(Component::Redis)),
+    };
+    let parts = vec![
+        keys,
+        redis,
+        deployment_verdict(AUTH_SERVICE_READY, workload(Component::AuthService)),
+        deployment_verdict(MAIN_PROJECT_READY, workload(Component::MainProject)),
+    ];
+    let mut verdicts = vec![ready_verdict(&parts)];
+    verdicts.extend(parts);
+    verdicts
+}
 
 /// Condition types, in the order they are reported.
 pub const READY: &str = "Ready";
