@@ -8,6 +8,7 @@ use kube::Client;
 
 use crate::events::Publisher;
 use crate::metrics::Metrics;
+use crate::validate::Defaults;
 
 /// Unix seconds; a parameter so tests pin time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -24,6 +25,8 @@ pub struct Context {
     pub clock: Clock,
     /// Consecutive failures per realm (`namespace/name`), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// What realms get where their spec leaves it to the operator (images).
+    pub defaults: Defaults,
 }
 
 impl Context {
@@ -47,6 +50,7 @@ impl Context {
             metrics,
             clock,
             failures: Mutex::new(HashMap::new()),
+            defaults: Defaults::default(),
         }
     }
 

@@ -66,20 +66,10 @@ impl Note {
     }
 }
 
-/// The events of one step's key changes: one per reason, notes joined in order.
+/// One event per key change, in order, each naming its key.
 #[must_use]
 pub fn key_notes(events: &[KeyEvent]) -> Vec<Note> {
-    let mut out: Vec<Note> = Vec::new();
-    for n in events.iter().map(key_note) {
-        match out.iter_mut().find(|o| o.reason == n.reason) {
-            Some(o) => {
-                o.note.push_str("; ");
-                o.note.push_str(&n.note);
-            }
-            None => out.push(n),
-        }
-    }
-    out
+    events.iter().map(key_note).collect()
 }
 
 /// Everything to publish after a reconcile that moved the status from `old`

@@ -26,6 +26,7 @@ pub mod reconcile;
 pub mod rotation;
 pub mod server;
 pub mod status;
+pub mod upgrade;
 pub mod validate;
 
 pub use context::{Clock, Context};

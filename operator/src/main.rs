@@ -18,6 +18,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use operator::Context;
+use operator::validate::Defaults;
 use operator::children::Names;
 use operator::crd::AuthRealm;
 use operator::events::Publisher;
@@ -60,6 +61,43 @@ struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "AUTHREALM_LOG_FORMAT", default_value = "json", value_parser = ["text", "json"])]
     log_format: String,
+    /// The auth-service image of realms that do not pin one (the chart sets
+    /// the version it ships).
+    #[arg(long, env = "AUTHREALM_AUTH_SERVICE_IMAGE", default_value = operator::crd::DEFAULT_AUTH_SERVICE_IMAGE, value_parser = parse_image)]
+    auth_service_image: String,
+    /// The main-project image of realms that do not pin one.
+    #[arg(long, env = "AUTHREALM_MAIN_PROJECT_IMAGE", default_value = operator::crd::DEFAULT_MAIN_PROJECT_IMAGE, value_parser = parse_image)]
+    main_project_image: String,
+    /// Apply the AuthRealm CRD this operator was built with when it starts
+    /// leading (so an upgrade brings its CRD); `false` when the CRD is managed elsewhere.
+    #[arg(long, env = "AUTHREALM_MANAGE_CRD", default_value_t = true, action = clap::ArgAction::Set)]
+    manage_crd: bool,
+    /// Watch only these namespaces (comma-separated); empty = every namespace.
+    /// With a list, the operator needs Roles in those namespaces only.
+    #[arg(long, env = "AUTHREALM_WATCH_NAMESPACES", value_delimiter = ',', value_parser = parse_namespace)]
+    watch_namespaces: Vec<String>,
+}
+
+fn parse_image(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(format!("{s:?} is not an image reference such as authrealm/auth-service:0.1.0"));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a namespace name (lowercase letters, digits and '-')"))
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -94,6 +132,38 @@ fn realms_for_secret(
         })
         .map(|r| ObjectRef::from_obj(&*r))
         .collect()
+}
+
+/// The controller of realms in `namespace` (every namespace when `None`),
+/// with the Deployments it owns and the Secrets realms name, and its cache.
+fn controller(client: &Client, namespace: Option<&str>) -> (Controller<AuthRealm>, Store<AuthRealm>) {
+    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let controller = Controller::new(
+        api::<AuthRealm>(client, namespace),
+        watcher::Config::default().any_semantic(),
+    );
+    let store = controller.store();
+    let secret_store = store.clone();
+    let controller = controller
+        .owns(
+            api::<Deployment>(client, namespace),
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=authrealm-operator"),
+        )
+        .watches(
+            api::<PartialObjectMeta<Secret>>(client, namespace),
+            watcher::Config::default(),
+            move |s| realms_for_secret(&secret_store, &s),
+        );
+    (controller, store)
 }
 
 async fn shutdown_signal() {
@@ -159,28 +229,23 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("authrealm-operator-{}", std::process::id()));
 
-    let realms: Api<AuthRealm> = Api::all(client.clone());
-    let controller = Controller::new(realms, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    let secret_store = store.clone();
-    let controller = controller
-        .owns(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=authrealm-operator"),
-        )
-        .watches(
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-            watcher::Config::default(),
-            move |s| realms_for_secret(&secret_store, &s),
-        );
-
+    // One controller for the whole cluster, or one per watched namespace.
+    let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let (controllers, stores): (Vec<_>, Vec<_>) = scopes
+        .iter()
+        .map(|ns| controller(&client, ns.as_deref()))
+        .unzip();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     info!(addr = %config.listen, "serving /metrics and /healthz");
     let router = app(AppState {
         metrics: metrics.clone(),
-        realms: store,
+        realms: stores,
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -213,16 +278,29 @@ async fn main() -> anyhow::Result<()> {
         }
         info!(%identity, "leading");
     }
+    if config.manage_crd {
+        operator::upgrade::apply_crd(client.clone()).await.context(
+            "cannot apply the AuthRealm CRD (grant patch on customresourcedefinitions/authrealms.authrealm.io, or run with --manage-crd=false when the CRD is managed elsewhere)",
+        )?;
+        info!("applied the AuthRealm CRD");
+    }
 
     let events = Publisher::new(client.clone(), FIELD_MANAGER, &identity);
-    let ctx = Arc::new(Context::new(client.clone(), events, metrics));
-    let run = controller
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                warn!(error = %e, "controller");
-            }
-        });
+    let mut ctx = Context::new(client.clone(), events, metrics);
+    ctx.defaults = Defaults {
+        auth_service_image: config.auth_service_image.clone(),
+        main_project_image: config.main_project_image.clone(),
+    };
+    let ctx = Arc::new(ctx);
+    let runs = controllers.into_iter().map(|c| {
+        c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .boxed()
+    });
+    let run = futures::stream::select_all(runs).for_each(|r| async move {
+        if let Err(e) = r {
+            warn!(error = %e, "controller");
+        }
+    });
     let lost = async {
         if config.no_leader_election {
             std::future::pending::<anyhow::Error>().await

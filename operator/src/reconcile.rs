@@ -53,7 +53,7 @@ pub async fn reconcile(realm: Arc<AuthRealm>, ctx: Arc<Context>) -> Result<Actio
 async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Action), Error> {
     realm.namespace().ok_or(Error::NoNamespace)?;
     let now = ctx.now();
-    let outcome = match validate(realm) {
+    let outcome = match validate(realm, &ctx.defaults) {
         Err(invalid) => Outcome::Blocked(invalid.into()),
         Ok(valid) => match dereference(ctx, &valid).await? {
             Err(blocked) => Outcome::Blocked(blocked),

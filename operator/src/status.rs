@@ -8,8 +8,9 @@ use authrealm_tokens::KeyState;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 
+use crate::children::names::jwks_url;
 use crate::children::{Component, Names, service_url};
-use crate::crd::{AuthRealm, AuthRealmStatus, Condition, KeyStatus};
+use crate::crd::{AuthRealm, AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 use crate::keys::{KeyMeta, Step};
 use crate::metrics::result;
 use crate::validate::{InvalidSpec, ValidRealm};
@@ -52,9 +53,19 @@ pub struct Applied {
     pub names: Names,
     /// The realm's external Redis Secret and key, when it has one.
     pub external_redis: Option<(String, String)>,
+    /// The `iss` claim.
+    pub issuer: String,
+    /// The `aud` claim.
+    pub audience: String,
+    /// The images the Deployments were given.
+    pub images: ImagesStatus,
+    /// Per key id, how many MA replicas serve it (`served/replicas`).
+    pub propagation: BTreeMap<String, String>,
 }
 
 /// What one reconcile came to.
+// One per reconcile, built once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Nothing applied: the spec or a Secret needs a change.
@@ -80,6 +91,14 @@ impl Outcome {
             deployments,
             names: Names::new(&realm.name),
             external_redis,
+            issuer: realm.config.issuer.clone(),
+            audience: realm.config.audience.clone(),
+            images: ImagesStatus {
+                auth_service: realm.auth_service.image.clone(),
+                main_project: realm.main_project.image.clone(),
+                follows_operator: !realm.auth_service.pinned && !realm.main_project.pinned,
+            },
+            propagation: BTreeMap::new(),
         })
     }
 
@@ -161,6 +180,15 @@ pub fn build(realm: &AuthRealm, outcome: &Outcome, now: i64) -> AuthRealmStatus 
         next_rotation_time: a.keys.next_rotation.map(rfc3339),
         auth_service_url: Some(service_url(&name, &ns, Component::AuthService)),
         main_project_url: Some(service_url(&name, &ns, Component::MainProject)),
+        discovery_url: Some(format!(
+            "{}/.well-known/openid-configuration",
+            a.issuer.trim_end_matches('/')
+        )),
+        jwks_url: Some(jwks_url(&name, &ns)),
+        issuer: Some(a.issuer.clone()),
+        audience: Some(a.audience.clone()),
+        images: Some(a.images.clone()),
+        key_propagation: a.propagation.clone(),
     }
 }
 
@@ -194,9 +222,30 @@ fn applied_verdicts(a: &Applied) -> Vec<Verdict> {
         deployment_verdict(AUTH_SERVICE_READY, workload(Component::AuthService)),
         deployment_verdict(MAIN_PROJECT_READY, workload(Component::MainProject)),
     ];
-    let mut verdicts = vec![ready_verdict(&parts)];
+    let mut verdicts = vec![ready_verdict(&parts), progressing_verdict(&parts)];
     verdicts.extend(parts);
     verdicts
+}
+
+/// `Progressing`: True while a workload rolls out or scales (the realm may
+/// still be `Ready`: that says it serves), False once every one is settled.
+#[must_use]
+pub fn progressing_verdict(parts: &[Verdict]) -> Verdict {
+    let moving: Vec<String> = parts
+        .iter()
+        .filter(|v| v.reason == ROLLING_OUT || v.reason == "Progressing")
+        .map(|v| format!("{}: {}", v.type_, v.message))
+        .collect();
+    if moving.is_empty() {
+        Verdict::new(
+            PROGRESSING,
+            Some(false),
+            "Complete",
+            "every workload runs its current template with all its replicas",
+        )
+    } else {
+        Verdict::new(PROGRESSING, Some(true), ROLLING_OUT, moving.join("; "))
+    }
 }
 
 /// Condition types, in the order they are reported.
@@ -209,6 +258,10 @@ pub const REDIS_READY: &str = "RedisReady";
 pub const AUTH_SERVICE_READY: &str = "AuthServiceReady";
 /// The main-project Deployment is available.
 pub const MAIN_PROJECT_READY: &str = "MainProjectReady";
+/// A rollout or scale is in progress (not part of `Ready`).
+pub const PROGRESSING: &str = "Progressing";
+/// Reason of a part that serves while its Deployment rolls out or scales.
+pub const ROLLING_OUT: &str = "RollingOut";
 
 /// The parts whose readiness makes the realm `Ready`.
 pub const PARTS: [&str; 4] = [
@@ -250,6 +303,9 @@ impl Verdict {
 }
 
 /// Availability of a Deployment from the API server's answer to the apply.
+/// Serving (the Deployment is `Available` with at least one pod) is True;
+/// a rollout or scale still in progress is True with reason `RollingOut`,
+/// not an outage.
 #[must_use]
 pub fn deployment_verdict(type_: &'static str, d: Option<&Deployment>) -> Verdict {
     let Some(d) = d else {
@@ -263,17 +319,30 @@ pub fn deployment_verdict(type_: &'static str, d: Option<&Deployment>) -> Verdic
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = d.status.clone().unwrap_or_default();
     let available = status.available_replicas.unwrap_or(0);
-    let counts = format!(
-        "{available}/{want} pods available, {} updated",
-        status.updated_replicas.unwrap_or(0)
-    );
+    let updated = status.updated_replicas.unwrap_or(0);
+    let counts = format!("{available}/{want} pods available, {updated} updated");
+    let settled = available >= want
+        && updated >= want
+        && status.replicas.unwrap_or(0) <= want
+        && status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
     let condition = status
         .conditions
         .unwrap_or_default()
         .into_iter()
         .find(|c| c.type_ == "Available");
     match condition {
-        Some(c) if c.status == "True" => Verdict::new(type_, Some(true), "Available", counts),
+        Some(c) if c.status == "True" && available > 0 => {
+            if settled {
+                Verdict::new(type_, Some(true), "Available", counts)
+            } else {
+                Verdict::new(
+                    type_,
+                    Some(true),
+                    ROLLING_OUT,
+                    format!("{counts}: serving while the rollout completes"),
+                )
+            }
+        }
         Some(c) => Verdict::new(
             type_,
             Some(false),
@@ -318,6 +387,7 @@ pub fn merge_conditions(
         REDIS_READY,
         AUTH_SERVICE_READY,
         MAIN_PROJECT_READY,
+        PROGRESSING,
     ];
     let mut out: Vec<Condition> = Vec::new();
     for t in order {
@@ -428,6 +498,34 @@ mod tests {
         let new = deployment_verdict(MAIN_PROJECT_READY, Some(&deployment(None, 0)));
         assert_eq!(new.reason, "Progressing");
         assert_eq!(deployment_verdict(MAIN_PROJECT_READY, None).ok, None);
+    }
+
+    #[test]
+    fn scaling_up_serves_and_is_progressing_not_an_outage() {
+        // 1 → 2 replicas: one pod serves, the second is starting.
+        let mut scaling = deployment(Some("True"), 1);
+        if let Some(s) = scaling.status.as_mut() {
+            s.updated_replicas = Some(1);
+        }
+        let v = deployment_verdict(AUTH_SERVICE_READY, Some(&scaling));
+        assert_eq!((v.ok, v.reason.as_str()), (Some(true), ROLLING_OUT));
+        let parts = [
+            Verdict::new(KEYS_READY, Some(true), "KeysPublished", "ok"),
+            v,
+        ];
+        assert_eq!(ready_verdict(&parts).ok, Some(true));
+        let p = progressing_verdict(&parts);
+        assert_eq!((p.ok, p.reason.as_str()), (Some(true), ROLLING_OUT));
+        assert!(
+            p.message
+                .starts_with("AuthServiceReady: 1/2 pods available")
+        );
+        // Settled: no longer progressing.
+        let done = deployment_verdict(AUTH_SERVICE_READY, Some(&deployment(Some("True"), 2)));
+        assert_eq!(progressing_verdict(&[done]).ok, Some(false));
+        // Available but no pod at all (a Recreate in progress) is not serving.
+        let none = deployment_verdict(AUTH_SERVICE_READY, Some(&deployment(Some("True"), 0)));
+        assert_eq!(none.ok, Some(false));
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EnvVarSource, SecretKeySelector};
 
-use super::names::{AUTH_SERVICE_PORT, Component, MAIN_PROJECT_PORT, service_url};
+use super::names::{
+    AUTH_SERVICE_INTERNAL_PORT, AUTH_SERVICE_METRICS_PORT, AUTH_SERVICE_PORT, Component,
+    MAIN_PROJECT_METRICS_PORT, MAIN_PROJECT_PORT, internal_url, jwks_url,
+};
 use super::{Meta, REDIS_URL_KEY};
 use crate::crd::SecretKeyRef;
 use crate::validate::{Database, Redis, ValidRealm};
@@ -45,6 +48,14 @@ pub fn auth_service_config(m: &Meta<'_>) -> ConfigMap {
         ),
         data: Some(env_map(&[
             ("AUTHREALM_LISTEN", format!("0.0.0.0:{AUTH_SERVICE_PORT}")),
+            (
+                "AUTHREALM_INTERNAL_LISTEN",
+                format!("0.0.0.0:{AUTH_SERVICE_INTERNAL_PORT}"),
+            ),
+            (
+                "AUTHREALM_METRICS_LISTEN",
+                format!("0.0.0.0:{AUTH_SERVICE_METRICS_PORT}"),
+            ),
             ("AUTHREALM_ISSUER", c.issuer.clone()),
             ("AUTHREALM_AUDIENCE", c.audience.clone()),
             ("AUTHREALM_ACCESS_TTL", c.text.access_token_ttl.clone()),
@@ -71,9 +82,14 @@ pub fn main_project_config(m: &Meta<'_>) -> ConfigMap {
     let mut data = env_map(&[
         ("AUTHREALM_LISTEN", format!("0.0.0.0:{MAIN_PROJECT_PORT}")),
         (
-            "AUTHREALM_AUTH_SERVICE_URL",
-            service_url(&r.name, &r.namespace, Component::AuthService),
+            "AUTHREALM_METRICS_LISTEN",
+            format!("0.0.0.0:{MAIN_PROJECT_METRICS_PORT}"),
         ),
+        (
+            "AUTHREALM_AUTH_SERVICE_URL",
+            internal_url(&r.name, &r.namespace),
+        ),
+        ("AUTHREALM_JWKS_URL", jwks_url(&r.name, &r.namespace)),
         ("AUTHREALM_ISSUER", c.issuer.clone()),
         ("AUTHREALM_AUDIENCE", c.audience.clone()),
         ("AUTHREALM_CLOCK_LEEWAY", c.text.clock_skew.clone()),
@@ -145,7 +161,10 @@ mod tests {
     fn config_maps_carry_the_service_contract() -> Result<(), InvalidSpec> {
         let b = built(AuthRealmSpec::default())?;
         let ma = config_data(&b, "demo-auth-service-config");
+        // The port contract: public, internal and metrics listeners of their own.
         assert_eq!(ma["AUTHREALM_LISTEN"], "0.0.0.0:8081");
+        assert_eq!(ma["AUTHREALM_INTERNAL_LISTEN"], "0.0.0.0:8083");
+        assert_eq!(ma["AUTHREALM_METRICS_LISTEN"], "0.0.0.0:9081");
         assert_eq!(ma["AUTHREALM_ISSUER"], URL);
         assert_eq!(ma["AUTHREALM_AUDIENCE"], "demo");
         assert_eq!(ma["AUTHREALM_ACCESS_TTL"], "5m");
@@ -156,7 +175,17 @@ mod tests {
             "/etc/authrealm/credential/credential"
         );
         let op = config_data(&b, "demo-main-project-config");
-        assert_eq!(op["AUTHREALM_AUTH_SERVICE_URL"], URL);
+        assert_eq!(op["AUTHREALM_LISTEN"], "0.0.0.0:8080");
+        assert_eq!(op["AUTHREALM_METRICS_LISTEN"], "0.0.0.0:9080");
+        // OP calls MA's internal port, and fetches the JWKS from the public one.
+        assert_eq!(
+            op["AUTHREALM_AUTH_SERVICE_URL"],
+            "http://demo-auth-service.team-a.svc:8083"
+        );
+        assert_eq!(
+            op["AUTHREALM_JWKS_URL"],
+            format!("{URL}/.well-known/jwks.json")
+        );
         assert_eq!(op["AUTHREALM_REDIS_PREFIX"], ma["AUTHREALM_REDIS_PREFIX"]);
         // MA keeps revocations for as long as OP tolerates expired tokens.
         assert_eq!(ma["AUTHREALM_CLOCK_SKEW"], "60s");

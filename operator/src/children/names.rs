@@ -5,10 +5,19 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-/// MA's port (JWKS, discovery, internal `/v1`, health, metrics).
+/// MA's public port (JWKS, discovery, `/oauth2/*`): `AUTHREALM_LISTEN`.
 pub const AUTH_SERVICE_PORT: i32 = 8081;
-/// OP's port.
+/// MA's internal `/v1` API (service credential; only OP may reach it):
+/// `AUTHREALM_INTERNAL_LISTEN`.
+pub const AUTH_SERVICE_INTERNAL_PORT: i32 = 8083;
+/// MA's `/metrics`, `/healthz`, `/readyz`: `AUTHREALM_METRICS_LISTEN`.
+pub const AUTH_SERVICE_METRICS_PORT: i32 = 9081;
+/// OP's API: `AUTHREALM_LISTEN`.
 pub const MAIN_PROJECT_PORT: i32 = 8080;
+/// OP's `/metrics`, `/healthz`, `/readyz`: `AUTHREALM_METRICS_LISTEN`.
+pub const MAIN_PROJECT_METRICS_PORT: i32 = 9080;
+/// Path of the JWKS on MA's public port.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Redis's port.
 pub const REDIS_PORT: i32 = 6379;
 
@@ -34,13 +43,30 @@ impl Component {
         }
     }
 
-    /// The port its Service and container serve on.
+    /// The port its Service and container serve on (MA: the public one).
     #[must_use]
     pub fn port(self) -> i32 {
         match self {
             Self::AuthService => AUTH_SERVICE_PORT,
             Self::MainProject => MAIN_PROJECT_PORT,
             Self::Redis => REDIS_PORT,
+        }
+    }
+
+    /// Every named port of its container and Service: `(name, port)`.
+    #[must_use]
+    pub fn ports(self) -> &'static [(&'static str, i32)] {
+        match self {
+            Self::AuthService => &[
+                ("http", AUTH_SERVICE_PORT),
+                ("internal", AUTH_SERVICE_INTERNAL_PORT),
+                ("metrics", AUTH_SERVICE_METRICS_PORT),
+            ],
+            Self::MainProject => &[
+                ("http", MAIN_PROJECT_PORT),
+                ("metrics", MAIN_PROJECT_METRICS_PORT),
+            ],
+            Self::Redis => &[("redis", REDIS_PORT)],
         }
     }
 }
@@ -90,6 +116,24 @@ impl Names {
 #[must_use]
 pub fn service_url(realm: &str, namespace: &str, c: Component) -> String {
     format!("http://{realm}-{}.{namespace}.svc:{}", c.as_str(), c.port())
+}
+
+/// MA's internal API as OP reaches it (`AUTHREALM_AUTH_SERVICE_URL`).
+#[must_use]
+pub fn internal_url(realm: &str, namespace: &str) -> String {
+    format!(
+        "http://{realm}-{}.{namespace}.svc:{AUTH_SERVICE_INTERNAL_PORT}",
+        Component::AuthService.as_str()
+    )
+}
+
+/// MA's JWKS in the cluster (`AUTHREALM_JWKS_URL` of OP, `status.jwksUrl`).
+#[must_use]
+pub fn jwks_url(realm: &str, namespace: &str) -> String {
+    format!(
+        "{}{JWKS_PATH}",
+        service_url(realm, namespace, Component::AuthService)
+    )
 }
 
 /// The managed Redis URL for a password.
@@ -147,6 +191,14 @@ mod tests {
         assert_eq!(
             service_url("demo", "team-a", Component::AuthService),
             "http://demo-auth-service.team-a.svc:8081"
+        );
+        assert_eq!(
+            internal_url("demo", "team-a"),
+            "http://demo-auth-service.team-a.svc:8083"
+        );
+        assert_eq!(
+            jwks_url("demo", "team-a"),
+            "http://demo-auth-service.team-a.svc:8081/.well-known/jwks.json"
         );
         assert_eq!(
             redis_url("demo", "team-a", "pw"),

@@ -10,7 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Meta;
-use super::names::{Component, selector};
+use super::names::{
+    AUTH_SERVICE_INTERNAL_PORT, AUTH_SERVICE_METRICS_PORT, AUTH_SERVICE_PORT, Component,
+    REDIS_PORT, selector,
+};
 use crate::crd::PeerSpec;
 
 fn pods_of(realm: &str, c: Component) -> NetworkPolicyPeer {
@@ -34,44 +37,59 @@ fn peer(p: &PeerSpec) -> NetworkPolicyPeer {
     }
 }
 
-fn ingress_only(m: &Meta<'_>, c: Component, from: Vec<NetworkPolicyPeer>) -> NetworkPolicy {
+fn rule(from: Vec<NetworkPolicyPeer>, ports: &[i32]) -> NetworkPolicyIngressRule {
+    NetworkPolicyIngressRule {
+        from: Some(from),
+        ports: Some(
+            ports
+                .iter()
+                .map(|p| NetworkPolicyPort {
+                    port: Some(IntOrString::Int(*p)),
+                    protocol: Some("TCP".to_owned()),
+                    ..NetworkPolicyPort::default()
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn ingress_only(m: &Meta<'_>, c: Component, rules: Vec<NetworkPolicyIngressRule>) -> NetworkPolicy {
     NetworkPolicy {
         metadata: m.object(m.names.workload(c), c.as_str()),
         spec: Some(K8sNetworkPolicySpec {
             pod_selector: Some(selector(&m.realm.name, c)),
             policy_types: Some(vec!["Ingress".to_owned()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(from),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(c.port())),
-                    protocol: Some("TCP".to_owned()),
-                    ..NetworkPolicyPort::default()
-                }]),
-            }]),
+            ingress: Some(rules),
             ..K8sNetworkPolicySpec::default()
         }),
     }
 }
 
-/// MA accepts connections on its port from OP pods and the listed extra peers only.
+/// MA's internal port admits OP pods only; its public and metrics ports
+/// admit OP pods and the listed extra peers (gateways, Prometheus).
 #[must_use]
 pub fn auth_service_policy(m: &Meta<'_>, extra: &[PeerSpec]) -> NetworkPolicy {
-    let mut from = vec![pods_of(&m.realm.name, Component::MainProject)];
-    from.extend(extra.iter().map(peer));
-    ingress_only(m, Component::AuthService, from)
+    let op = pods_of(&m.realm.name, Component::MainProject);
+    let mut public = vec![op.clone()];
+    public.extend(extra.iter().map(peer));
+    ingress_only(
+        m,
+        Component::AuthService,
+        vec![
+            rule(vec![op], &[AUTH_SERVICE_INTERNAL_PORT]),
+            rule(public, &[AUTH_SERVICE_PORT, AUTH_SERVICE_METRICS_PORT]),
+        ],
+    )
 }
 
 /// The managed Redis accepts connections from MA and OP pods only.
 #[must_use]
 pub fn redis_policy(m: &Meta<'_>) -> NetworkPolicy {
-    ingress_only(
-        m,
-        Component::Redis,
-        vec![
-            pods_of(&m.realm.name, Component::AuthService),
-            pods_of(&m.realm.name, Component::MainProject),
-        ],
-    )
+    let from = vec![
+        pods_of(&m.realm.name, Component::AuthService),
+        pods_of(&m.realm.name, Component::MainProject),
+    ];
+    ingress_only(m, Component::Redis, vec![rule(from, &[REDIS_PORT])])
 }
 
 #[cfg(test)]
@@ -105,30 +123,48 @@ mod tests {
         let ma = selector_labels("demo", "auth-service");
         assert_eq!(np.pod_selector.and_then(|s| s.match_labels), Some(ma));
         assert_eq!(np.policy_types, Some(vec!["Ingress".to_owned()]));
-        let rule = np.ingress.unwrap_or_default();
-        assert_eq!(rule.len(), 1);
-        let from = rule[0].from.clone().unwrap_or_default();
+        let rules = np.ingress.unwrap_or_default();
+        assert_eq!(rules.len(), 2);
+        let ports = |i: usize| -> Vec<IntOrString> {
+            rules[i]
+                .ports
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.port)
+                .collect()
+        };
+        let op_only = Some(selector_labels("demo", "main-project"));
+        // The internal API: OP pods of this namespace, nobody else.
+        assert_eq!(ports(0), [IntOrString::Int(8083)]);
+        let internal = rules[0].from.clone().unwrap_or_default();
+        assert_eq!(internal.len(), 1);
         assert_eq!(
-            from[0]
+            internal[0]
                 .pod_selector
                 .as_ref()
                 .and_then(|s| s.match_labels.clone()),
-            Some(selector_labels("demo", "main-project"))
+            op_only
         );
         assert!(
-            from[0].namespace_selector.is_none(),
+            internal[0].namespace_selector.is_none(),
             "OP pods of this namespace only"
         );
-        // The extra peer: gateway pods in every namespace.
+        // Public and metrics ports: OP and the extra peer (gateway pods in every namespace).
+        assert_eq!(ports(1), [IntOrString::Int(8081), IntOrString::Int(9081)]);
+        let public = rules[1].from.clone().unwrap_or_default();
+        assert_eq!(
+            public[0]
+                .pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone()),
+            op_only
+        );
         assert!(
-            from[1]
+            public[1]
                 .namespace_selector
                 .as_ref()
                 .is_some_and(|s| s.match_labels.is_none())
-        );
-        assert_eq!(
-            rule[0].ports.clone().unwrap_or_default()[0].port,
-            Some(IntOrString::Int(8081))
         );
         // Turned off: both policies are pruned.
         let mut spec = AuthRealmSpec::default();

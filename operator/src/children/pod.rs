@@ -211,7 +211,10 @@ mod tests {
     #[test]
     fn pods_are_probed_scraped_and_locked_down() -> Result<(), InvalidSpec> {
         let b = built(AuthRealmSpec::default())?;
-        for (name, port) in [("demo-auth-service", 8081), ("demo-main-project", 8080)] {
+        for (name, ports, metrics) in [
+            ("demo-auth-service", vec![8081, 8083, 9081], 9081),
+            ("demo-main-project", vec![8080, 9080], 9080),
+        ] {
             let (t, p) = deployment(&b, name)
                 .and_then(pod)
                 .ok_or_else(|| missing(name))?;
@@ -221,7 +224,7 @@ mod tests {
                 .and_then(|m| m.annotations.clone())
                 .unwrap_or_default();
             assert_eq!(ann["prometheus.io/scrape"], "true");
-            assert_eq!(ann["prometheus.io/port"], port.to_string());
+            assert_eq!(ann["prometheus.io/port"], metrics.to_string());
             assert_eq!(ann["prometheus.io/path"], "/metrics");
             let psc = p.security_context.clone().unwrap_or_default();
             assert_eq!(psc.run_as_non_root, Some(true));
@@ -243,7 +246,28 @@ mod tests {
             };
             assert_eq!(path(&c.readiness_probe).as_deref(), Some("/readyz"));
             assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
-            assert_eq!(c.ports.as_ref().map(|p| p[0].container_port), Some(port));
+            // Probes use the metrics port, never the public API.
+            let probe_port = c
+                .readiness_probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .map(|h| h.port.clone());
+            assert_eq!(
+                probe_port,
+                Some(
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                        "metrics".into()
+                    )
+                )
+            );
+            let declared: Vec<i32> = c
+                .ports
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.container_port)
+                .collect();
+            assert_eq!(declared, ports);
             let env = c.env.clone().unwrap_or_default();
             let redis = env.iter().find(|e| e.name == "AUTHREALM_REDIS_URL");
             let sel = redis

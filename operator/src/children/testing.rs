@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 
 use super::{Built, Child, Inputs, build};
 use crate::crd::{AuthRealm, AuthRealmSpec};
-use crate::validate::{InvalidSpec, validate};
+use crate::validate::{Defaults, InvalidSpec, validate};
 
 /// MA's in-cluster URL for the test realm.
 pub const URL: &str = "http://demo-auth-service.team-a.svc:8081";
@@ -32,7 +32,10 @@ pub fn realm(spec: AuthRealmSpec) -> AuthRealm {
 
 /// The children of `demo` with `spec`.
 pub fn built(spec: AuthRealmSpec) -> Result<Built, InvalidSpec> {
-    Ok(build(&validate(&realm(spec))?, INPUTS))
+    Ok(build(
+        &validate(&realm(spec), &Defaults::default())?,
+        INPUTS,
+    ))
 }
 
 /// The Deployment called `name`.

@@ -12,7 +12,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::env::{CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs};
-use super::names::{Component, REDIS_PORT, selector, selector_labels};
+use super::names::{Component, selector, selector_labels};
 use super::pod::{
     APP_UID, REDIS_UID, deployment, empty_dir, http_probe, mount, pod_spec, recreate, resources,
     restricted_container_security, secret_volume, tcp_probe,
@@ -21,34 +21,51 @@ use super::{CONFIG_CHECKSUM_ANNOTATION, Meta, REDIS_PASSWORD_KEY, SECRETS_CHECKS
 use crate::crd::{ManagedRedis, SecretKeyRef};
 use crate::validate::{Database, Workload};
 
-fn port_name(c: Component) -> &'static str {
-    if c == Component::Redis {
-        "redis"
-    } else {
-        "http"
-    }
+fn container_ports(c: Component) -> Vec<ContainerPort> {
+    c.ports()
+        .iter()
+        .map(|(name, port)| ContainerPort {
+            name: Some((*name).to_owned()),
+            container_port: *port,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        })
+        .collect()
 }
 
 /// The ClusterIP Service of a component.
 #[must_use]
 pub fn service(m: &Meta<'_>, c: Component) -> Service {
-    let name = port_name(c);
     Service {
         metadata: m.object(m.names.workload(c), c.as_str()),
         spec: Some(K8sServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(selector_labels(&m.realm.name, c.as_str())),
-            ports: Some(vec![ServicePort {
-                name: Some(name.to_owned()),
-                port: c.port(),
-                target_port: Some(IntOrString::String(name.to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(
+                c.ports()
+                    .iter()
+                    .map(|(name, port)| ServicePort {
+                        name: Some((*name).to_owned()),
+                        port: *port,
+                        target_port: Some(IntOrString::String((*name).to_owned())),
+                        protocol: Some("TCP".to_owned()),
+                        ..ServicePort::default()
+                    })
+                    .collect(),
+            ),
             ..K8sServiceSpec::default()
         }),
         ..Service::default()
     }
+}
+
+/// The port of a component's `/metrics`, `/healthz` and `/readyz`.
+#[must_use]
+pub fn metrics_port(c: Component) -> i32 {
+    c.ports()
+        .iter()
+        .find(|(name, _)| *name == "metrics")
+        .map_or(c.port(), |(_, p)| *p)
 }
 
 /// A budget keeping all but one pod of a component up during voluntary disruptions.
@@ -121,7 +138,7 @@ pub fn app_deployment(m: &Meta<'_>, c: Component, w: &Workload, sums: Checksums<
     }
     let pod_annotations = BTreeMap::from([
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),
-        ("prometheus.io/port".to_owned(), c.port().to_string()),
+        ("prometheus.io/port".to_owned(), metrics_port(c).to_string()),
         ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
         (
             CONFIG_CHECKSUM_ANNOTATION.to_owned(),
@@ -136,12 +153,7 @@ pub fn app_deployment(m: &Meta<'_>, c: Component, w: &Workload, sums: Checksums<
         name: c.as_str().to_owned(),
         image: Some(w.image.clone()),
         image_pull_policy: w.image_pull_policy.map(|p| p.as_str().to_owned()),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".to_owned()),
-            container_port: c.port(),
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(container_ports(c)),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {
                 name: m.names.config(c),
@@ -151,9 +163,9 @@ pub fn app_deployment(m: &Meta<'_>, c: Component, w: &Workload, sums: Checksums<
         }]),
         env: Some(secret_envs(m, c)),
         resources: Some(resources(&w.resources)),
-        readiness_probe: Some(http_probe("/readyz", "http", 5, 3)),
-        liveness_probe: Some(http_probe("/healthz", "http", 10, 3)),
-        startup_probe: Some(http_probe("/healthz", "http", 2, 30)),
+        readiness_probe: Some(http_probe("/readyz", "metrics", 5, 3)),
+        liveness_probe: Some(http_probe("/healthz", "metrics", 10, 3)),
+        startup_probe: Some(http_probe("/healthz", "metrics", 2, 30)),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(mounts),
         ..Container::default()
@@ -192,12 +204,7 @@ pub fn redis_deployment(m: &Meta<'_>, managed: &ManagedRedis, password_sum: &str
                 key: REDIS_PASSWORD_KEY.to_owned(),
             },
         )]),
-        ports: Some(vec![ContainerPort {
-            name: Some("redis".to_owned()),
-            container_port: REDIS_PORT,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(container_ports(Component::Redis)),
         resources: Some(resources(&managed.resources)),
         readiness_probe: Some(tcp_probe("redis", 5)),
         liveness_probe: Some(tcp_probe("redis", 10)),
@@ -226,7 +233,7 @@ mod tests {
     use super::super::testing::{INPUTS, built, changed, deployment, names_of, pod, realm};
     use super::super::{Built, CONFIG_CHECKSUM_ANNOTATION, Inputs, Kind, build};
     use crate::crd::{AuthRealmSpec, SecretKeyRef};
-    use crate::validate::{InvalidSpec, validate};
+    use crate::validate::{Defaults, InvalidSpec, validate};
 
     fn template_ann(b: &Built, name: &str) -> std::collections::BTreeMap<String, String> {
         deployment(b, name)
@@ -253,7 +260,7 @@ mod tests {
         );
 
         // A new key set changes the Secret only: no pod template changes (MA reloads it).
-        let valid = validate(&realm(AuthRealmSpec::default()))?;
+        let valid = validate(&realm(AuthRealmSpec::default()), &Defaults::default())?;
         let rotated = build(
             &valid,
             Inputs {
@@ -333,7 +340,7 @@ mod tests {
             name: "db".into(),
             key: "url".into(),
         });
-        let valid = validate(&realm(spec))?;
+        let valid = validate(&realm(spec), &Defaults::default())?;
         let with = |db: &'static str| {
             build(
                 &valid,

@@ -75,11 +75,32 @@ pub struct TokenText {
     pub clock_skew: String,
 }
 
+/// What a realm gets where its spec says nothing and the operator decides:
+/// the images of the operator's own release (given by the chart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    /// MA image for realms that do not pin one.
+    pub auth_service_image: String,
+    /// OP image for realms that do not pin one.
+    pub main_project_image: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            auth_service_image: crate::crd::DEFAULT_AUTH_SERVICE_IMAGE.to_owned(),
+            main_project_image: crate::crd::DEFAULT_MAIN_PROJECT_IMAGE.to_owned(),
+        }
+    }
+}
+
 /// One of the two services, as the build step needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
-    /// Container image.
+    /// Container image: the spec's, or the operator's default.
     pub image: String,
+    /// The spec names the image (an operator upgrade does not move it).
+    pub pinned: bool,
     /// Pull policy, when set.
     pub image_pull_policy: Option<PullPolicy>,
     /// Pods (1–100).
@@ -89,9 +110,10 @@ pub struct Workload {
 }
 
 impl Workload {
-    fn from_spec(s: &ServiceSpec) -> Self {
+    fn from_spec(s: &ServiceSpec, default_image: &str) -> Self {
         Self {
-            image: s.image.clone(),
+            image: s.image.clone().unwrap_or_else(|| default_image.to_owned()),
+            pinned: s.image.is_some(),
             image_pull_policy: s.image_pull_policy,
             replicas: s.replicas,
             resources: s.resources.clone(),
@@ -192,16 +214,20 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Checks a realm as the API server sent it.
+/// Checks a realm as the API server sent it; `defaults` fill what it leaves to the operator.
 ///
 /// # Errors
 /// The first problem found, naming its field.
-pub fn validate(realm: &AuthRealm) -> Result<ValidRealm, InvalidSpec> {
+pub fn validate(realm: &AuthRealm, defaults: &Defaults) -> Result<ValidRealm, InvalidSpec> {
     let mut valid = validate_spec(
         &realm.name_any(),
         realm.namespace().as_deref().unwrap_or("default"),
         &realm.spec,
     )?;
+    valid.auth_service =
+        Workload::from_spec(&realm.spec.auth_service, &defaults.auth_service_image);
+    valid.main_project =
+        Workload::from_spec(&realm.spec.main_project, &defaults.main_project_image);
     valid.owner = realm.controller_owner_ref(&());
     valid.rotate_request = realm.annotations().get(ROTATE_ANNOTATION).cloned();
     Ok(valid)
@@ -269,7 +295,7 @@ pub fn validate_spec(
         ("spec.authService", &spec.auth_service),
         ("spec.mainProject", &spec.main_project),
     ] {
-        if svc.image.trim().is_empty() {
+        if svc.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
             return Err(invalid(&format!("{field}.image"), "must not be empty"));
         }
         if !(1..=100).contains(&svc.replicas) {
@@ -398,8 +424,14 @@ pub fn validate_spec(
         namespace: namespace.to_owned(),
         owner: None,
         config,
-        auth_service: Workload::from_spec(&spec.auth_service),
-        main_project: Workload::from_spec(&spec.main_project),
+        auth_service: Workload::from_spec(
+            &spec.auth_service,
+            crate::crd::DEFAULT_AUTH_SERVICE_IMAGE,
+        ),
+        main_project: Workload::from_spec(
+            &spec.main_project,
+            crate::crd::DEFAULT_MAIN_PROJECT_IMAGE,
+        ),
         database: match &db.postgres {
             Some(r) => Database::Postgres(r.clone()),
             None => Database::Embedded {

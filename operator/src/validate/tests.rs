@@ -77,7 +77,7 @@ fn every_invalid_spec_names_its_field() {
             "out of range",
         ),
         (
-            Box::new(|s| s.main_project.image = String::new()),
+            Box::new(|s| s.main_project.image = Some(String::new())),
             "spec.mainProject.image",
             "must not be empty",
         ),

@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 /// key now (the new key still waits until it has been published for `prePublish`).
 pub const ROTATE_ANNOTATION: &str = "authrealm.io/rotate-keys";
 
-/// Default image of the auth service (MA).
-pub const DEFAULT_AUTH_SERVICE_IMAGE: &str = "authrealm/auth-service:0.1.0";
-/// Default image of the main project (OP).
-pub const DEFAULT_MAIN_PROJECT_IMAGE: &str = "authrealm/main-project:0.1.0";
+/// The auth-service (MA) image of this operator's release: what a realm
+/// runs when it does not pin `authService.image` (the chart passes the same
+/// through `--auth-service-image`).
+pub const DEFAULT_AUTH_SERVICE_IMAGE: &str =
+    concat!("authrealm/auth-service:", env!("CARGO_PKG_VERSION"));
+/// The main-project (OP) image of this operator's release.
+pub const DEFAULT_MAIN_PROJECT_IMAGE: &str =
+    concat!("authrealm/main-project:", env!("CARGO_PKG_VERSION"));
 /// Default image of the managed Redis.
 pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
 
@@ -56,8 +60,16 @@ pub const MAX_NAME_LEN: usize = 40;
     ),
     printcolumn(
         name = "Next Rotation",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextRotationTime",
+        description = "When the next key starts signing (RFC 3339; a date column would print <invalid> for a future time)",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Issuer",
+        type_ = "string",
+        json_path = ".status.issuer",
+        description = "The iss claim of the realm's tokens",
         priority = "1"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -167,9 +179,12 @@ fn default_clock_skew() -> String {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
-    /// Container image, e.g. `authrealm/auth-service:0.1.0`.
+    /// Container image, e.g. `registry.example/authrealm/auth-service:0.1.0`.
+    /// Leave it unset to run the version the operator ships with: upgrading
+    /// the operator then rolls this realm to the new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub image: String,
+    pub image: Option<String>,
     /// Image pull policy. Defaults to the Kubernetes default for the tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
@@ -188,7 +203,7 @@ impl ServiceSpec {
     #[must_use]
     pub fn auth_service() -> Self {
         Self {
-            image: DEFAULT_AUTH_SERVICE_IMAGE.to_owned(),
+            image: None,
             image_pull_policy: None,
             replicas: 1,
             resources: ResourcesSpec::default(),
@@ -198,10 +213,7 @@ impl ServiceSpec {
     /// Defaults of the main project.
     #[must_use]
     pub fn main_project() -> Self {
-        Self {
-            image: DEFAULT_MAIN_PROJECT_IMAGE.to_owned(),
-            ..Self::auth_service()
-        }
+        Self::auth_service()
     }
 }
 
@@ -481,6 +493,37 @@ pub struct AuthRealmStatus {
     /// In-cluster URL of the main project's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main_project_url: Option<String>,
+    /// The `iss` claim of every token the realm issues: what verifiers require.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The `aud` claim of every token the realm issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// In-cluster URL of the JWKS (the public keys that verify the tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// OpenID discovery document: the issuer plus `/.well-known/openid-configuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
+    /// The images the realm's services run, and whether they follow the operator's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesStatus>,
+    /// Per key id, how many auth-service replicas serve it in their JWKS
+    /// (e.g. `2/2`), as last checked before activating a `next` key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_propagation: BTreeMap<String, String>,
+}
+
+/// The images a realm runs.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesStatus {
+    /// The auth-service image its Deployment runs.
+    pub auth_service: String,
+    /// The main-project image its Deployment runs.
+    pub main_project: String,
+    /// Neither image is pinned in the spec: an operator upgrade rolls this realm.
+    pub follows_operator: bool,
 }
 
 /// A condition in the Kubernetes style.
@@ -538,53 +581,4 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const COMMITTED_CRD: &str = include_str!("../../crds/authrealm.yaml");
-    const SAMPLE: &str = include_str!("../../examples/authrealm.yaml");
-
-    #[test]
-    fn committed_crd_matches_the_code() -> Result<(), serde_saphyr::SerializeError> {
-        let generated = crd_yaml()?;
-        assert!(
-            generated == COMMITTED_CRD,
-            "crds/authrealm.yaml is stale: run `cargo run -p operator --bin crdgen -- crds/authrealm.yaml` \
-             (and scripts/sync-chart-crd) and commit the result"
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn an_empty_spec_means_every_default() -> Result<(), serde_json::Error> {
-        let spec: AuthRealmSpec = serde_json::from_str("{}")?;
-        assert_eq!(spec, AuthRealmSpec::default());
-        assert_eq!(spec.auth_service.image, DEFAULT_AUTH_SERVICE_IMAGE);
-        assert_eq!(spec.main_project.image, DEFAULT_MAIN_PROJECT_IMAGE);
-        assert_eq!(spec.signing_keys.algorithm, Algorithm::EdDSA);
-        assert!(spec.redis.external.is_none() && spec.database.postgres.is_none());
-        // The defaults the schema advertises are the same values.
-        let crd = serde_json::to_value(AuthRealm::crd())?;
-        let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-            ["properties"];
-        assert_eq!(
-            props["signingKeys"]["default"],
-            serde_json::to_value(SigningKeysSpec::default())?
-        );
-        assert_eq!(
-            props["authService"]["default"],
-            serde_json::to_value(ServiceSpec::auth_service())?
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn the_sample_manifest_is_a_valid_realm() -> Result<(), Box<dyn std::error::Error>> {
-        let realm: AuthRealm = serde_saphyr::from_str(SAMPLE)?;
-        assert_eq!(realm.metadata.name.as_deref(), Some("demo"));
-        crate::validate::validate(&realm)?;
-        assert!(realm.spec.redis.managed.is_some());
-        assert_eq!(realm.spec.auth_service.replicas, 2);
-        Ok(())
-    }
-}
+mod tests;
