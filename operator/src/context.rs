@@ -27,6 +27,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// What realms get where their spec leaves it to the operator (images).
     pub defaults: Defaults,
+    /// HTTP client that fetches the auth-service replicas' JWKS.
+    pub http: reqwest::Client,
 }
 
 impl Context {
@@ -51,6 +53,7 @@ impl Context {
             clock,
             failures: Mutex::new(HashMap::new()),
             defaults: Defaults::default(),
+            http: reqwest::Client::new(),
         }
     }
 

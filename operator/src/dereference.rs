@@ -16,6 +16,7 @@ use crate::children::{
 use crate::context::Context;
 use crate::crd::SecretKeyRef;
 use crate::error::Error;
+use crate::propagation::{self, Observed};
 use crate::status::{self, Blocked};
 use crate::validate::ValidRealm;
 
@@ -34,6 +35,8 @@ pub struct Found {
     pub credential: String,
     /// The managed Redis password (existing, or generated now); `None` with external Redis.
     pub redis_password: Option<String>,
+    /// Which keys the auth-service replicas serve.
+    pub observed: Observed,
 }
 
 /// Reads what `realm` needs from the cluster, in a fixed order: the
@@ -125,7 +128,9 @@ pub async fn dereference(
         None
     };
 
+    let observed = propagation::observe(ctx, realm).await?;
     Ok(Ok(Found {
+        observed,
         database_checksum,
         redis_checksum,
         keys,

@@ -22,6 +22,7 @@ pub mod events;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod propagation;
 pub mod reconcile;
 pub mod rotation;
 pub mod server;

@@ -18,7 +18,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use operator::Context;
-use operator::validate::Defaults;
 use operator::children::Names;
 use operator::crd::AuthRealm;
 use operator::events::Publisher;
@@ -26,6 +25,7 @@ use operator::leader::{self, Attempt, LeaseConfig};
 use operator::metrics::Metrics;
 use operator::reconcile::{self, FIELD_MANAGER};
 use operator::server::{AppState, app};
+use operator::validate::Defaults;
 use tracing::{error, info, warn};
 
 /// Command-line flags; each also reads an environment variable.
@@ -81,7 +81,9 @@ struct Config {
 fn parse_image(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() || s.contains(char::is_whitespace) {
-        return Err(format!("{s:?} is not an image reference such as authrealm/auth-service:0.1.0"));
+        return Err(format!(
+            "{s:?} is not an image reference such as authrealm/auth-service:0.1.0"
+        ));
     }
     Ok(s.to_owned())
 }
@@ -90,13 +92,16 @@ fn parse_namespace(s: &str) -> Result<String, String> {
     let s = s.trim();
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
         Ok(s.to_owned())
     } else {
-        Err(format!("{s:?} is not a namespace name (lowercase letters, digits and '-')"))
+        Err(format!(
+            "{s:?} is not a namespace name (lowercase letters, digits and '-')"
+        ))
     }
 }
 
@@ -136,7 +141,10 @@ fn realms_for_secret(
 
 /// The controller of realms in `namespace` (every namespace when `None`),
 /// with the Deployments it owns and the Secrets realms name, and its cache.
-fn controller(client: &Client, namespace: Option<&str>) -> (Controller<AuthRealm>, Store<AuthRealm>) {
+fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Controller<AuthRealm>, Store<AuthRealm>) {
     fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,

@@ -188,6 +188,8 @@ mod tests {
                 activated_at: Some("1970-01-01T00:01:40Z".into()),
                 retired_at: None,
                 remove_after: None,
+                served_by: None,
+                served_everywhere_since: None,
             }],
             next_rotation_time: Some("1970-01-01T00:16:40Z".into()),
             ..AuthRealmStatus::default()

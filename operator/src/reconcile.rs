@@ -71,7 +71,7 @@ async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Act
                     },
                 );
                 let deployments = apply::children(ctx, &valid.namespace, &built).await?;
-                Outcome::applied(&valid, keys.step, deployments)
+                Outcome::applied(&valid, keys.step, keys.propagation, deployments)
             }
         },
     };

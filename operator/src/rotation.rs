@@ -4,10 +4,13 @@
 //! new private keys are the only random parts.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use authrealm_tokens::KeyState;
 
 use crate::dereference::Found;
 use crate::error::Error;
-use crate::keys::{self, KeyMeta, Step};
+use crate::keys::{self, Gate, KeyMeta, Step};
 use crate::validate::ValidRealm;
 
 /// The key set to write.
@@ -19,6 +22,9 @@ pub struct KeyPlan {
     pub keyset_json: Vec<u8>,
     /// The rotate-keys annotation value served after this step.
     pub handled: Option<String>,
+    /// Per key id: how many replicas serve it (`n/m`), and since when every
+    /// replica has (the next key only).
+    pub propagation: BTreeMap<String, (String, Option<i64>)>,
 }
 
 /// Advances the realm's keys to `now`.
@@ -38,14 +44,40 @@ pub fn plan(realm: &ValidRealm, found: &Found, now: i64) -> Result<KeyPlan, Erro
         counter.set(counter.get() + 1);
         format!("{kid_base}{}", counter.get())
     };
-    let step = keys::step(
+    // The current next key signs only once every replica has served it
+    // for the JWKS cache lifetime; the clock starts at the first look that
+    // finds it everywhere, and starts again after any look that does not.
+    let next = metas.iter().find(|k| k.state == KeyState::Next);
+    let served_since = next.filter(|k| found.observed.everywhere(&k.kid)).map(|k| {
+        realm
+            .served_since
+            .get(&k.kid)
+            .copied()
+            .unwrap_or(now)
+            .min(now)
+    });
+    let gate = Gate {
+        served_since,
+        hold: i64::try_from(realm.config.jwks_max_age.as_secs()).unwrap_or(i64::MAX),
+    };
+    let step = keys::step_gated(
         &metas,
         &realm.config.key_policy,
         &realm.revoked_key_ids,
         rotate_requested,
         now,
         &mut new_kid,
+        Some(gate),
     );
+    let propagation = step
+        .keys
+        .iter()
+        .map(|k| {
+            let since = served_since
+                .filter(|_| next.is_some_and(|n| n.kid == k.kid && k.state == KeyState::Next));
+            (k.kid.clone(), (found.observed.label(&k.kid), since))
+        })
+        .collect();
     let handled = if rotate_requested && step.rotated {
         requested.cloned()
     } else {
@@ -61,6 +93,7 @@ pub fn plan(realm: &ValidRealm, found: &Found, now: i64) -> Result<KeyPlan, Erro
         step,
         keyset_json,
         handled,
+        propagation,
     })
 }
 

@@ -59,8 +59,9 @@ pub struct Applied {
     pub audience: String,
     /// The images the Deployments were given.
     pub images: ImagesStatus,
-    /// Per key id, how many MA replicas serve it (`served/replicas`).
-    pub propagation: BTreeMap<String, String>,
+    /// Per key id, how many MA replicas serve it (`served/replicas`), and
+    /// since when every one has (the next key).
+    pub propagation: BTreeMap<String, (String, Option<i64>)>,
 }
 
 /// What one reconcile came to.
@@ -80,6 +81,7 @@ impl Outcome {
     pub fn applied(
         realm: &ValidRealm,
         keys: Step,
+        propagation: BTreeMap<String, (String, Option<i64>)>,
         deployments: BTreeMap<String, Deployment>,
     ) -> Self {
         let external_redis = match &realm.redis {
@@ -98,7 +100,7 @@ impl Outcome {
                 main_project: realm.main_project.image.clone(),
                 follows_operator: !realm.auth_service.pinned && !realm.main_project.pinned,
             },
-            propagation: BTreeMap::new(),
+            propagation,
         })
     }
 
@@ -176,7 +178,7 @@ pub fn build(realm: &AuthRealm, outcome: &Outcome, now: i64) -> AuthRealmStatus 
             .iter()
             .find(|k| k.state == KeyState::Active)
             .map(|k| k.kid.clone()),
-        keys: key_statuses(&a.keys.keys),
+        keys: key_statuses(&a.keys.keys, &a.propagation),
         next_rotation_time: a.keys.next_rotation.map(rfc3339),
         auth_service_url: Some(service_url(&name, &ns, Component::AuthService)),
         main_project_url: Some(service_url(&name, &ns, Component::MainProject)),
@@ -188,24 +190,38 @@ pub fn build(realm: &AuthRealm, outcome: &Outcome, now: i64) -> AuthRealmStatus 
         issuer: Some(a.issuer.clone()),
         audience: Some(a.audience.clone()),
         images: Some(a.images.clone()),
-        key_propagation: a.propagation.clone(),
     }
 }
 
 fn applied_verdicts(a: &Applied) -> Vec<Verdict> {
     let find = |state| a.keys.keys.iter().find(|k| k.state == state);
     let (active, next) = (find(KeyState::Active), find(KeyState::Next));
-    let keys = Verdict::new(
-        KEYS_READY,
-        Some(true),
-        "KeysPublished",
-        format!(
-            "active key {} signs; next key {} activates at {}",
-            active.map_or("-", |k| k.kid.as_str()),
-            next.map_or("-", |k| k.kid.as_str()),
-            a.keys.next_rotation.map(rfc3339).unwrap_or_default()
-        ),
-    );
+    let next_kid = next.map_or("-", |k| k.kid.as_str());
+    let served = a
+        .propagation
+        .get(next_kid)
+        .map_or("0/0", |(l, _)| l.as_str());
+    let active_kid = active.map_or("-", |k| k.kid.as_str());
+    let at = a.keys.next_rotation.map(rfc3339).unwrap_or_default();
+    let keys = if a.keys.held {
+        Verdict::new(
+            KEYS_READY,
+            Some(true),
+            "ActivationHeld",
+            format!(
+                "active key {active_kid} signs; next key {next_kid} was due at {at} but is served by {served} auth-service replicas: it activates once every replica has served it for jwksMaxAge"
+            ),
+        )
+    } else {
+        Verdict::new(
+            KEYS_READY,
+            Some(true),
+            "KeysPublished",
+            format!(
+                "active key {active_kid} signs; next key {next_kid} (served by {served} replicas) activates at {at}"
+            ),
+        )
+    };
     let workload = |c| a.deployments.get(&a.names.workload(c));
     let redis = match &a.external_redis {
         Some((name, key)) => Verdict::new(
@@ -427,9 +443,13 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|_| unix.to_string())
 }
 
-/// The key list for status (never the private parts).
+/// The key list for status (never the private parts), with how far each has
+/// reached the auth-service replicas.
 #[must_use]
-pub fn key_statuses(keys: &[KeyMeta]) -> Vec<KeyStatus> {
+pub fn key_statuses(
+    keys: &[KeyMeta],
+    propagation: &BTreeMap<String, (String, Option<i64>)>,
+) -> Vec<KeyStatus> {
     let mut keys: Vec<&KeyMeta> = keys.iter().collect();
     keys.sort_by_key(|k| (k.created_at, k.kid.clone()));
     keys.into_iter()
@@ -446,6 +466,10 @@ pub fn key_statuses(keys: &[KeyMeta]) -> Vec<KeyStatus> {
             activated_at: k.activated_at.map(rfc3339),
             retired_at: k.retired_at.map(rfc3339),
             remove_after: k.remove_after.map(rfc3339),
+            served_by: propagation.get(&k.kid).map(|(label, _)| label.clone()),
+            served_everywhere_since: propagation
+                .get(&k.kid)
+                .and_then(|(_, since)| since.map(rfc3339)),
         })
         .collect()
 }

@@ -508,10 +508,6 @@ pub struct AuthRealmStatus {
     /// The images the realm's services run, and whether they follow the operator's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<ImagesStatus>,
-    /// Per key id, how many auth-service replicas serve it in their JWKS
-    /// (e.g. `2/2`), as last checked before activating a `next` key.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub key_propagation: BTreeMap<String, String>,
 }
 
 /// The images a realm runs.
@@ -567,6 +563,14 @@ pub struct KeyStatus {
     /// When it will be removed from the JWKS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_after: Option<String>,
+    /// How many ready auth-service replicas list it in their JWKS, e.g. `2/2`
+    /// (checked at every reconcile; a `next` key signs only at `n/n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+    /// `next` key: since when every replica has served it (RFC 3339); it
+    /// activates no sooner than `jwksMaxAge` after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_everywhere_since: Option<String>,
 }
 
 /// The CRD as YAML, exactly as `crds/authrealm.yaml` holds it.

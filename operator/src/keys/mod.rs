@@ -119,7 +119,25 @@ pub struct Step {
     pub next_rotation: Option<i64>,
     /// The earliest future time at which the set changes by itself.
     pub next_event: Option<i64>,
+    /// The next key is due but held: not every auth-service replica has
+    /// served it for the hold time yet.
+    pub held: bool,
 }
+
+/// A check that must pass before a scheduled or requested rotation: every
+/// auth-service replica has served the next key since `served_since`, for at
+/// least `hold` seconds (the JWKS cache lifetime). Revoking the active key
+/// skips it: an emergency does not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// Since when every replica has served the current next key; `None` while any does not.
+    pub served_since: Option<i64>,
+    /// How long they must have served it.
+    pub hold: i64,
+}
+
+/// While a rotation is held, how soon to look at the replicas again.
+pub const HELD_RECHECK: i64 = 30;
 
 /// Advances the key set to `now`.
 ///
@@ -137,6 +155,28 @@ pub fn step(
     now: i64,
     new_kid: &mut dyn FnMut() -> String,
 ) -> Step {
+    step_gated(
+        current,
+        policy,
+        revoked,
+        rotate_requested,
+        now,
+        new_kid,
+        None,
+    )
+}
+
+/// [`step`], with the rotation held until `gate` (when given) passes.
+pub fn step_gated(
+    current: &[KeyMeta],
+    policy: &KeyPolicy,
+    revoked: &BTreeSet<String>,
+    rotate_requested: bool,
+    now: i64,
+    new_kid: &mut dyn FnMut() -> String,
+    gate: Option<Gate>,
+) -> Step {
+    let mut held = false;
     let mut events = Vec::new();
     let mut rotated = false;
     let bootstrap = current.is_empty();
@@ -248,7 +288,12 @@ pub fn step(
             now,
         );
         keys[n].activated_at = Some(planned);
-        if now >= planned {
+        let open = gate.is_none_or(|g| {
+            g.served_since
+                .is_some_and(|t| now >= t.saturating_add(g.hold))
+        });
+        held = now >= planned && !open;
+        if now >= planned && open {
             retire(&mut keys[a], now, policy, &mut events);
             let k = &mut keys[n];
             k.state = KeyState::Active;
@@ -299,13 +344,18 @@ pub fn step(
         .filter(|k| k.state == KeyState::Retiring)
         .filter_map(|k| k.remove_after)
         .min();
-    let next_event = [next_rotation, next_removal].into_iter().flatten().min();
+    let recheck = held.then(|| now.saturating_add(HELD_RECHECK));
+    let next_event = [next_rotation.filter(|_| !held), next_removal, recheck]
+        .into_iter()
+        .flatten()
+        .min();
     Step {
         keys,
         events,
         rotated,
         next_rotation,
         next_event,
+        held,
     }
 }
 
@@ -472,6 +522,61 @@ mod tests {
         let s3 = step(&s2.keys, &p, &none, true, 3 * DAY, &mut kid);
         assert!(s3.rotated);
         assert_eq!(state_of(&s3.keys, "k3"), Some(KeyState::Active));
+    }
+
+    #[test]
+    fn a_due_rotation_waits_until_every_replica_served_the_key_long_enough() {
+        let p = policy();
+        let mut kid = counter();
+        let none = BTreeSet::new();
+        let s0 = step(&[], &p, &none, false, 0, &mut kid);
+        let due = 30 * DAY;
+        let gate = |since| {
+            Some(Gate {
+                served_since: since,
+                hold: 300,
+            })
+        };
+        // Due, but one replica does not serve k2 yet: held, looked at again soon.
+        let held = step_gated(&s0.keys, &p, &none, false, due, &mut kid, gate(None));
+        assert!(held.held && !held.rotated);
+        assert_eq!(state_of(&held.keys, "k1"), Some(KeyState::Active));
+        assert_eq!(held.next_event, Some(due + HELD_RECHECK));
+        // Served everywhere for less than the hold: still held.
+        let s = step_gated(
+            &held.keys,
+            &p,
+            &none,
+            false,
+            due + 60,
+            &mut kid,
+            gate(Some(due)),
+        );
+        assert!(s.held);
+        // Long enough: k2 signs.
+        let s = step_gated(
+            &s.keys,
+            &p,
+            &none,
+            false,
+            due + 300,
+            &mut kid,
+            gate(Some(due)),
+        );
+        assert!(s.rotated && !s.held);
+        assert_eq!(state_of(&s.keys, "k2"), Some(KeyState::Active));
+        // Revoking the active key does not wait for the gate.
+        let revoked = BTreeSet::from(["k2".to_owned()]);
+        let r = step_gated(
+            &s.keys,
+            &p,
+            &revoked,
+            false,
+            due + 301,
+            &mut kid,
+            gate(None),
+        );
+        assert_eq!(state_of(&r.keys, "k3"), Some(KeyState::Active));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! every duration parsed and every default applied, or an [`InvalidSpec`]
 //! naming the offending field. The build step reads only the [`ValidRealm`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use authrealm_tokens::duration;
@@ -168,6 +168,9 @@ pub struct ValidRealm {
     pub rotate_request: Option<String>,
     /// The extra peers of MA's NetworkPolicy; `None` when the policies are off.
     pub network_peers: Option<Vec<PeerSpec>>,
+    /// From the last status: per key id, since when every auth-service
+    /// replica has served it (Unix seconds).
+    pub served_since: BTreeMap<String, i64>,
 }
 
 impl ValidRealm {
@@ -230,6 +233,16 @@ pub fn validate(realm: &AuthRealm, defaults: &Defaults) -> Result<ValidRealm, In
         Workload::from_spec(&realm.spec.main_project, &defaults.main_project_image);
     valid.owner = realm.controller_owner_ref(&());
     valid.rotate_request = realm.annotations().get(ROTATE_ANNOTATION).cloned();
+    valid.served_since = realm
+        .status
+        .iter()
+        .flat_map(|s| &s.keys)
+        .filter_map(|k| {
+            let t = k.served_everywhere_since.as_deref()?;
+            let t = t.parse::<jiff::Timestamp>().ok()?.as_second();
+            Some((k.kid.clone(), t))
+        })
+        .collect();
     Ok(valid)
 }
 
@@ -444,6 +457,7 @@ pub fn validate_spec(
         },
         revoked_key_ids: k.revoked_key_ids.iter().cloned().collect(),
         rotate_request: None,
+        served_since: BTreeMap::new(),
         network_peers: spec
             .network_policy
             .enabled
