@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -45,6 +45,7 @@ pub async fn children(
             }
             Child::PodDisruptionBudget(o) => drop(apply(c, ns, o).await?),
             Child::NetworkPolicy(o) => drop(apply(c, ns, o).await?),
+            Child::PersistentVolumeClaim(o) => drop(apply(c, ns, o).await?),
         }
     }
     for (kind, name) in &built.absent {
@@ -84,6 +85,7 @@ async fn prune(client: Client, ns: &str, kind: Kind, name: &str) -> Result<(), E
         Kind::ServiceAccount => delete::<ServiceAccount>(client, ns, name).await,
         Kind::PodDisruptionBudget => delete::<PodDisruptionBudget>(client, ns, name).await,
         Kind::NetworkPolicy => delete::<NetworkPolicy>(client, ns, name).await,
+        Kind::PersistentVolumeClaim => delete::<PersistentVolumeClaim>(client, ns, name).await,
     };
     match res {
         Ok(()) => Ok(()),

@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,6 +31,7 @@ use kube::Resource;
 pub use env::CREDENTIAL_KEY;
 pub use names::{Component, Names, common_labels, redis_url, selector_labels, service_url};
 
+use crate::crd::StorageType;
 use crate::validate::{Redis, ValidRealm};
 
 /// Keys of the managed Redis Secret.
@@ -81,6 +84,8 @@ pub enum Child {
     PodDisruptionBudget(PodDisruptionBudget),
     /// A NetworkPolicy.
     NetworkPolicy(NetworkPolicy),
+    /// A PersistentVolumeClaim.
+    PersistentVolumeClaim(PersistentVolumeClaim),
 }
 
 /// Kinds of children that may have to be deleted when the spec no longer asks for them.
@@ -98,6 +103,8 @@ pub enum Kind {
     PodDisruptionBudget,
     /// networking.k8s.io/v1 NetworkPolicy.
     NetworkPolicy,
+    /// v1 PersistentVolumeClaim.
+    PersistentVolumeClaim,
 }
 
 impl Child {
@@ -112,6 +119,7 @@ impl Child {
             Self::Deployment(o) => o.meta(),
             Self::PodDisruptionBudget(o) => o.meta(),
             Self::NetworkPolicy(o) => o.meta(),
+            Self::PersistentVolumeClaim(o) => o.meta(),
         }
     }
 
@@ -278,6 +286,13 @@ pub fn build(realm: &ValidRealm, inputs: Inputs<'_>) -> Built {
         Child::Secret(secret(&m, n.redis_secret(), "redis", data))
     });
     b.want(Kind::Secret, n.redis_secret(), password);
+    // The managed Redis's volume, when it is a claim.
+    let claim = managed
+        .filter(|(settings, _)| settings.storage.type_ == StorageType::PersistentVolumeClaim)
+        .map(|(settings, _)| {
+            Child::PersistentVolumeClaim(workloads::redis_claim(&m, &settings.storage))
+        });
+    b.want(Kind::PersistentVolumeClaim, n.redis_data(), claim);
     // What each pod receives at start from Secrets: MA the credential and
     // the Redis URL, OP also the database URL.
     let ma_secrets_sum = sha256_hex(&[
@@ -373,6 +388,7 @@ mod tests {
                 "Secret/demo-signing-keys",
                 "Secret/demo-service-credential",
                 "Secret/demo-redis-password",
+                "PersistentVolumeClaim/demo-redis-data",
                 "Service/demo-auth-service",
                 "Service/demo-main-project",
                 "Service/demo-redis",

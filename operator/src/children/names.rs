@@ -105,6 +105,11 @@ impl Names {
     pub fn credential(&self) -> String {
         format!("{}-service-credential", self.realm)
     }
+    /// The managed Redis's PersistentVolumeClaim.
+    #[must_use]
+    pub fn redis_data(&self) -> String {
+        format!("{}-redis-data", self.realm)
+    }
     /// The managed Redis password Secret.
     #[must_use]
     pub fn redis_secret(&self) -> String {

@@ -76,6 +76,7 @@ pub fn names_of(b: &Built) -> Vec<String> {
                 Child::Deployment(_) => "Deployment",
                 Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
                 Child::NetworkPolicy(_) => "NetworkPolicy",
+                Child::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
             };
             format!("{kind}/{}", c.name())
         })

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, KeyToPath,
-    PersistentVolumeClaimVolumeSource, Service, ServicePort, ServiceSpec as K8sServiceSpec, Volume,
+    ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, KeyToPath, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Service, ServicePort,
+    ServiceSpec as K8sServiceSpec, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::env::{CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs};
@@ -18,7 +20,7 @@ use super::pod::{
     restricted_container_security, secret_volume, tcp_probe,
 };
 use super::{CONFIG_CHECKSUM_ANNOTATION, Meta, REDIS_PASSWORD_KEY, SECRETS_CHECKSUM_ANNOTATION};
-use crate::crd::{ManagedRedis, SecretKeyRef};
+use crate::crd::{ManagedRedis, RedisStorage, SecretKeyRef, StorageType};
 use crate::validate::{Database, Workload};
 
 fn container_ports(c: Component) -> Vec<ContainerPort> {
@@ -176,7 +178,29 @@ pub fn app_deployment(m: &Meta<'_>, c: Component, w: &Workload, sums: Checksums<
     deployment(m, c, w.replicas, strategy, pod_annotations, pod)
 }
 
-/// The managed Redis: one pod, password from its Secret, append-only file on.
+/// The managed Redis's claim (ReadWriteOnce: one Redis pod, `Recreate`).
+#[must_use]
+pub fn redis_claim(m: &Meta<'_>, storage: &RedisStorage) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: m.object(m.names.redis_data(), Component::Redis.as_str()),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(storage.size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// The managed Redis: one pod, password from its Secret, append-only file
+/// on (fsync every second) in `/data`, on its claim or an emptyDir.
 #[must_use]
 pub fn redis_deployment(m: &Meta<'_>, managed: &ManagedRedis, password_sum: &str) -> Deployment {
     let container = Container {
@@ -189,6 +213,8 @@ pub fn redis_deployment(m: &Meta<'_>, managed: &ManagedRedis, password_sum: &str
                 "$(REDIS_PASSWORD)",
                 "--appendonly",
                 "yes",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 "/data",
                 "--save",
@@ -214,7 +240,17 @@ pub fn redis_deployment(m: &Meta<'_>, managed: &ManagedRedis, password_sum: &str
     };
     let mut pod = pod_spec(m, Component::Redis, REDIS_UID);
     pod.containers = vec![container];
-    pod.volumes = Some(vec![empty_dir("data", "1Gi")]);
+    pod.volumes = Some(vec![match managed.storage.type_ {
+        StorageType::PersistentVolumeClaim => Volume {
+            name: "data".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: m.names.redis_data(),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        },
+        StorageType::EmptyDir => empty_dir("data", &managed.storage.size),
+    }]);
     deployment(
         m,
         Component::Redis,
@@ -330,6 +366,60 @@ mod tests {
             deployment(&prod, "demo-main-project").and_then(|d| d.spec.as_ref()?.replicas);
         assert_eq!(replicas, Some(3));
         assert!(t.metadata.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn the_managed_redis_keeps_its_append_only_file_on_a_claim() -> Result<(), InvalidSpec> {
+        let volume_of = |b: &Built| {
+            deployment(b, "demo-redis")
+                .and_then(pod)
+                .and_then(|(_, p)| p.volumes.clone())
+                .unwrap_or_default()
+        };
+        let b = built(AuthRealmSpec::default())?;
+        let claim = b.children.iter().find_map(|c| match c {
+            super::super::Child::PersistentVolumeClaim(p) => p.spec.clone(),
+            _ => None,
+        });
+        let claim = claim.unwrap_or_default();
+        assert_eq!(claim.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));
+        assert_eq!(
+            claim
+                .resources
+                .and_then(|r| r.requests)
+                .map(|r| r["storage"].0.clone()),
+            Some("1Gi".to_owned())
+        );
+        let vols = volume_of(&b);
+        assert_eq!(
+            vols[0]
+                .persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.as_str()),
+            Some("demo-redis-data")
+        );
+        let args = deployment(&b, "demo-redis")
+            .and_then(pod)
+            .and_then(|(_, p)| p.containers[0].args.clone())
+            .unwrap_or_default();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--appendonly yes --appendfsync everysec"),
+            "{joined}"
+        );
+        // The explicit trial choice: an emptyDir, and no claim (pruned if present).
+        let mut spec = AuthRealmSpec::default();
+        let mut managed = crate::crd::ManagedRedis::default();
+        managed.storage.type_ = crate::crd::StorageType::EmptyDir;
+        spec.redis.managed = Some(managed);
+        let trial = built(spec)?;
+        assert!(volume_of(&trial)[0].empty_dir.is_some());
+        assert!(
+            trial
+                .absent
+                .contains(&(Kind::PersistentVolumeClaim, "demo-redis-data".into()))
+        );
         Ok(())
     }
 

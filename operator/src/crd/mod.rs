@@ -345,6 +345,11 @@ pub struct ManagedRedis {
     /// CPU and memory of the Redis container.
     #[serde(default)]
     pub resources: ResourcesSpec,
+    /// Where Redis keeps its append-only file (revocations, refresh-token
+    /// families). Default: a PersistentVolumeClaim of 1Gi, so the data
+    /// outlives the pod.
+    #[serde(default)]
+    pub storage: RedisStorage,
 }
 
 impl Default for ManagedRedis {
@@ -352,8 +357,56 @@ impl Default for ManagedRedis {
         Self {
             image: default_redis_image(),
             resources: ResourcesSpec::default(),
+            storage: RedisStorage::default(),
         }
     }
+}
+
+/// The managed Redis's volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStorage {
+    /// `PersistentVolumeClaim` (the default: the operator creates
+    /// `<realm>-redis-data`, deleted with the realm), or `EmptyDir` for a
+    /// trial only: the data is lost whenever the Redis pod is replaced, and
+    /// with it every revocation and refresh-token family (users log in again,
+    /// and a revoked token that has not expired is accepted again unless
+    /// the services still hold it).
+    #[serde(default, rename = "type")]
+    pub type_: StorageType,
+    /// Size of the claim, e.g. `1Gi` (it can grow later, never shrink).
+    #[serde(default = "default_redis_size")]
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+    /// Storage class of the claim; unset = the cluster's default class.
+    /// Fixed once the claim exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for RedisStorage {
+    fn default() -> Self {
+        Self {
+            type_: StorageType::default(),
+            size: default_redis_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+fn default_redis_size() -> String {
+    "1Gi".to_owned()
+}
+
+/// Kind of volume for the managed Redis.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StorageType {
+    /// A PersistentVolumeClaim that outlives the pod.
+    #[default]
+    PersistentVolumeClaim,
+    /// An emptyDir: lost with the pod (trials only).
+    EmptyDir,
 }
 
 fn default_redis_image() -> String {

@@ -355,6 +355,13 @@ pub fn validate_spec(
             return Err(invalid("spec.redis.managed.image", "must not be empty"));
         }
         check_resources("spec.redis.managed.resources", &m.resources)?;
+        let size = &m.storage.size;
+        if !is_quantity(size) || size.starts_with('0') && !size.starts_with("0.") {
+            return Err(invalid(
+                "spec.redis.managed.storage.size",
+                format!("{size:?} is not a size such as 1Gi or 500Mi"),
+            ));
+        }
     }
 
     let k = &spec.signing_keys;

@@ -133,6 +133,15 @@ fn every_invalid_spec_names_its_field() {
             "must name a key",
         ),
         (
+            Box::new(|s| {
+                let mut m = ManagedRedis::default();
+                m.storage.size = "lots".into();
+                s.redis.managed = Some(m);
+            }),
+            "spec.redis.managed.storage.size",
+            "not a size",
+        ),
+        (
             Box::new(|s| s.signing_keys.rotation_interval = "30s".into()),
             "spec.signingKeys.rotationInterval",
             "too short",
