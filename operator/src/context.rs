@@ -8,6 +8,7 @@ use kube::Client;
 
 use crate::events::Publisher;
 use crate::metrics::Metrics;
+use crate::upgrade::Rollouts;
 use crate::validate::Defaults;
 
 /// Unix seconds; a parameter so tests pin time.
@@ -29,6 +30,8 @@ pub struct Context {
     pub defaults: Defaults,
     /// HTTP client that fetches the auth-service replicas' JWKS.
     pub http: reqwest::Client,
+    /// The one-at-a-time gate of upgrades to the operator's images.
+    pub rollouts: Rollouts,
 }
 
 impl Context {
@@ -54,6 +57,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             defaults: Defaults::default(),
             http: reqwest::Client::new(),
+            rollouts: Rollouts::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::events::{self, Kind, Note};
 use crate::metrics::result;
 use crate::status::{self, Outcome};
 use crate::validate::validate;
-use crate::{apply, rotation};
+use crate::{apply, rotation, upgrade};
 
 pub use crate::apply::FIELD_MANAGER;
 pub use crate::status::{BLOCKED_REQUEUE, MAX_REQUEUE};
@@ -55,9 +55,11 @@ async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Act
     let now = ctx.now();
     let outcome = match validate(realm, &ctx.defaults) {
         Err(invalid) => Outcome::Blocked(invalid.into()),
-        Ok(valid) => match dereference(ctx, &valid).await? {
+        Ok(mut valid) => match dereference(ctx, &valid).await? {
             Err(blocked) => Outcome::Blocked(blocked),
             Ok(found) => {
+                let images = realm.status.as_ref().and_then(|s| s.images.as_ref());
+                let standing = upgrade::plan(&mut valid, images, &ctx.rollouts);
                 let keys = rotation::plan(&valid, &found, now)?;
                 let built = children::build(
                     &valid,
@@ -71,7 +73,8 @@ async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Act
                     },
                 );
                 let deployments = apply::children(ctx, &valid.namespace, &built).await?;
-                Outcome::applied(&valid, keys.step, keys.propagation, deployments)
+                let standing = upgrade::observe(&valid, &standing, &deployments, &ctx.rollouts);
+                Outcome::applied(&valid, keys.step, keys.propagation, deployments, standing)
             }
         },
     };

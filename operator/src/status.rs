@@ -13,6 +13,7 @@ use crate::children::{Component, Names, service_url};
 use crate::crd::{AuthRealm, AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 use crate::keys::{KeyMeta, Step};
 use crate::metrics::result;
+use crate::upgrade::{self, Standing};
 use crate::validate::{InvalidSpec, ValidRealm};
 
 /// Longest wait between two reconciles of a healthy realm (drift repair).
@@ -59,6 +60,8 @@ pub struct Applied {
     pub audience: String,
     /// The images the Deployments were given.
     pub images: ImagesStatus,
+    /// Where the realm stands with the operator's images.
+    pub standing: Standing,
     /// Per key id, how many MA replicas serve it (`served/replicas`), and
     /// since when every one has (the next key).
     pub propagation: BTreeMap<String, (String, Option<i64>)>,
@@ -83,6 +86,7 @@ impl Outcome {
         keys: Step,
         propagation: BTreeMap<String, (String, Option<i64>)>,
         deployments: BTreeMap<String, Deployment>,
+        standing: Standing,
     ) -> Self {
         let external_redis = match &realm.redis {
             crate::validate::Redis::External(r) => Some((r.name.clone(), r.key.clone())),
@@ -101,6 +105,7 @@ impl Outcome {
                 follows_operator: !realm.auth_service.pinned && !realm.main_project.pinned,
             },
             propagation,
+            standing,
         })
     }
 
@@ -238,7 +243,11 @@ fn applied_verdicts(a: &Applied) -> Vec<Verdict> {
         deployment_verdict(AUTH_SERVICE_READY, workload(Component::AuthService)),
         deployment_verdict(MAIN_PROJECT_READY, workload(Component::MainProject)),
     ];
-    let mut verdicts = vec![ready_verdict(&parts), progressing_verdict(&parts)];
+    let mut verdicts = vec![
+        ready_verdict(&parts),
+        progressing_verdict(&parts),
+        upgrade::verdict(&a.standing, &a.images),
+    ];
     verdicts.extend(parts);
     verdicts
 }
@@ -274,6 +283,9 @@ pub const REDIS_READY: &str = "RedisReady";
 pub const AUTH_SERVICE_READY: &str = "AuthServiceReady";
 /// The main-project Deployment is available.
 pub const MAIN_PROJECT_READY: &str = "MainProjectReady";
+/// The realm runs the images it should (not part of `Ready`): False while
+/// it waits for, or goes through, an upgrade to the operator's images.
+pub const IMAGES_CURRENT: &str = "ImagesCurrent";
 /// A rollout or scale is in progress (not part of `Ready`).
 pub const PROGRESSING: &str = "Progressing";
 /// Reason of a part that serves while its Deployment rolls out or scales.
@@ -404,6 +416,7 @@ pub fn merge_conditions(
         AUTH_SERVICE_READY,
         MAIN_PROJECT_READY,
         PROGRESSING,
+        IMAGES_CURRENT,
     ];
     let mut out: Vec<Condition> = Vec::new();
     for t in order {
