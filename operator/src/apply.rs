@@ -13,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::monitoring::PodMonitor;
 use crate::children::{Built, Child, Kind};
 use crate::context::Context;
 use crate::crd::{AuthRealm, AuthRealmStatus};
@@ -46,6 +47,7 @@ pub async fn children(
             Child::PodDisruptionBudget(o) => drop(apply(c, ns, o).await?),
             Child::NetworkPolicy(o) => drop(apply(c, ns, o).await?),
             Child::PersistentVolumeClaim(o) => drop(apply(c, ns, o).await?),
+            Child::PodMonitor(o) => drop(apply(c, ns, o).await?),
         }
     }
     for (kind, name) in &built.absent {
@@ -86,6 +88,7 @@ async fn prune(client: Client, ns: &str, kind: Kind, name: &str) -> Result<(), E
         Kind::PodDisruptionBudget => delete::<PodDisruptionBudget>(client, ns, name).await,
         Kind::NetworkPolicy => delete::<NetworkPolicy>(client, ns, name).await,
         Kind::PersistentVolumeClaim => delete::<PersistentVolumeClaim>(client, ns, name).await,
+        Kind::PodMonitor => delete::<PodMonitor>(client, ns, name).await,
     };
     match res {
         Ok(()) => Ok(()),

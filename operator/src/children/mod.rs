@@ -8,6 +8,7 @@
 //! This file puts them together with the identities and Secrets.
 
 pub mod env;
+pub mod monitoring;
 pub mod names;
 pub mod network;
 pub mod pod;
@@ -86,6 +87,8 @@ pub enum Child {
     NetworkPolicy(NetworkPolicy),
     /// A PersistentVolumeClaim.
     PersistentVolumeClaim(PersistentVolumeClaim),
+    /// A Prometheus Operator PodMonitor.
+    PodMonitor(monitoring::PodMonitor),
 }
 
 /// Kinds of children that may have to be deleted when the spec no longer asks for them.
@@ -105,6 +108,8 @@ pub enum Kind {
     NetworkPolicy,
     /// v1 PersistentVolumeClaim.
     PersistentVolumeClaim,
+    /// monitoring.coreos.com/v1 PodMonitor.
+    PodMonitor,
 }
 
 impl Child {
@@ -120,6 +125,7 @@ impl Child {
             Self::PodDisruptionBudget(o) => o.meta(),
             Self::NetworkPolicy(o) => o.meta(),
             Self::PersistentVolumeClaim(o) => o.meta(),
+            Self::PodMonitor(o) => o.meta(),
         }
     }
 
@@ -363,6 +369,13 @@ pub fn build(realm: &ValidRealm, inputs: Inputs<'_>) -> Built {
         n.workload(Component::Redis),
         redis_policy,
     );
+
+    // Monitoring.
+    let pm = realm
+        .monitoring
+        .as_ref()
+        .map(|s| Child::PodMonitor(monitoring::pod_monitor(&m, s)));
+    b.want(Kind::PodMonitor, realm.name.clone(), pm);
 
     b
 }

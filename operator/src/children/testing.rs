@@ -77,6 +77,7 @@ pub fn names_of(b: &Built) -> Vec<String> {
                 Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
                 Child::NetworkPolicy(_) => "NetworkPolicy",
                 Child::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+                Child::PodMonitor(_) => "PodMonitor",
             };
             format!("{kind}/{}", c.name())
         })

@@ -240,6 +240,10 @@ pub fn redis_deployment(m: &Meta<'_>, managed: &ManagedRedis, password_sum: &str
     };
     let mut pod = pod_spec(m, Component::Redis, REDIS_UID);
     pod.containers = vec![container];
+    if let Some(spec) = &m.realm.monitoring {
+        pod.containers
+            .push(super::monitoring::redis_exporter(m, spec));
+    }
     pod.volumes = Some(vec![match managed.storage.type_ {
         StorageType::PersistentVolumeClaim => Volume {
             name: "data".to_owned(),

@@ -98,6 +98,53 @@ pub struct AuthRealmSpec {
     /// Which pods may reach the auth service's port.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// Prometheus Operator scraping of the realm's pods.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+/// Per-realm monitoring with the Prometheus Operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Create a PodMonitor `<realm>` (needs the `monitoring.coreos.com/v1`
+    /// CRDs) that scrapes `/metrics` of MA and OP on their metrics ports, and
+    /// of a `redis_exporter` sidecar the managed Redis then gets.
+    #[serde(default)]
+    pub pod_monitor: bool,
+    /// Labels of the PodMonitor, e.g. the ones your Prometheus selects by.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Scrape interval, e.g. `30s`.
+    #[serde(default = "default_scrape_interval")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smh])+$"))]
+    pub interval: String,
+    /// Image of the Redis metrics exporter sidecar.
+    #[serde(default = "default_redis_exporter_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub redis_exporter_image: String,
+}
+
+impl Default for MonitoringSpec {
+    fn default() -> Self {
+        Self {
+            pod_monitor: false,
+            labels: BTreeMap::new(),
+            interval: default_scrape_interval(),
+            redis_exporter_image: default_redis_exporter_image(),
+        }
+    }
+}
+
+fn default_scrape_interval() -> String {
+    "30s".to_owned()
+}
+
+/// Default image of the Redis metrics exporter sidecar.
+pub const DEFAULT_REDIS_EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.67.0";
+
+fn default_redis_exporter_image() -> String {
+    DEFAULT_REDIS_EXPORTER_IMAGE.to_owned()
 }
 
 impl Default for AuthRealmSpec {
@@ -111,6 +158,7 @@ impl Default for AuthRealmSpec {
             redis: RedisSpec::default(),
             signing_keys: SigningKeysSpec::default(),
             network_policy: NetworkPolicySpec::default(),
+            monitoring: MonitoringSpec::default(),
         }
     }
 }

@@ -13,8 +13,8 @@ use kube::{Resource, ResourceExt};
 
 use crate::children::{Component, service_url};
 use crate::crd::{
-    AuthRealm, AuthRealmSpec, MAX_NAME_LEN, ManagedRedis, PeerSpec, PullPolicy, ROTATE_ANNOTATION,
-    ResourcesSpec, SecretKeyRef, ServiceSpec,
+    AuthRealm, AuthRealmSpec, MAX_NAME_LEN, ManagedRedis, MonitoringSpec, PeerSpec, PullPolicy,
+    ROTATE_ANNOTATION, ResourcesSpec, SecretKeyRef, ServiceSpec,
 };
 use crate::keys::KeyPolicy;
 
@@ -168,6 +168,8 @@ pub struct ValidRealm {
     pub rotate_request: Option<String>,
     /// The extra peers of MA's NetworkPolicy; `None` when the policies are off.
     pub network_peers: Option<Vec<PeerSpec>>,
+    /// The PodMonitor settings, when the realm asks for one.
+    pub monitoring: Option<MonitoringSpec>,
     /// From the last status: per key id, since when every auth-service
     /// replica has served it (Unix seconds).
     pub served_since: BTreeMap<String, i64>,
@@ -465,6 +467,7 @@ pub fn validate_spec(
         revoked_key_ids: k.revoked_key_ids.iter().cloned().collect(),
         rotate_request: None,
         served_since: BTreeMap::new(),
+        monitoring: spec.monitoring.pod_monitor.then(|| spec.monitoring.clone()),
         network_peers: spec
             .network_policy
             .enabled
