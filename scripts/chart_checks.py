@@ -88,3 +88,33 @@ def check_lease(f: Any, docs: list[dict[str, Any]], name: str, namespace: str) -
         f.check(meta.get("name") == name and meta.get("namespace") == namespace,
                 f"Lease: {name} in {namespace}", f"{meta}")
         f.check(not leases[0].get("spec"), "Lease: no spec from Helm (an upgrade keeps the leader)")
+
+
+def check_monitoring(f: Any, docs: list[dict[str, Any]], chart: Any, kit: dict[str, Any]) -> None:
+    """The PrometheusRule carries exactly files/prometheus-rules.yaml; the
+    dashboard ConfigMap is labelled for the Grafana sidecar and holds valid JSON."""
+    import json
+
+    import yaml
+
+    if kit.get("prometheusRule", {}).get("enabled"):
+        rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
+        want = yaml.safe_load((chart / "files" / "prometheus-rules.yaml").read_text())
+        f.check(len(rules) == 1 and rules[0]["spec"] == want,
+                "PrometheusRule: the groups of files/prometheus-rules.yaml")
+        alerts = {r.get("alert") for g in want["groups"] for r in g["rules"]}
+        need = {"AuthRealmSigningKeyTooOld", "AuthRealmKeyRotationStuck", "AuthRealmRefreshTokenReuse",
+                "AuthRealmRevocationListenerDisconnected", "AuthRealmRedisDataLoss", "AuthRealmNotReady",
+                "AuthRealmLoginLockoutsSpiking"}
+        f.check(need <= alerts, "PrometheusRule: the alerts issue 12 lists", f"missing {need - alerts}")
+    if kit.get("grafanaDashboard", {}).get("enabled"):
+        maps = [d for d in docs if d.get("kind") == "ConfigMap"]
+        ok = len(maps) == 1 and maps[0]["metadata"]["labels"].get("grafana_dashboard") == "1"
+        f.check(ok, "dashboard ConfigMap: labelled grafana_dashboard=1")
+        if ok:
+            try:
+                dash = json.loads(maps[0]["data"]["authrealm.json"])
+                f.check(dash.get("uid") == "authrealm" and len(dash.get("panels", [])) >= 6,
+                        "dashboard: valid JSON with its panels")
+            except (KeyError, ValueError) as e:
+                f.check(False, "dashboard: valid JSON", str(e))

@@ -52,6 +52,8 @@ VALUE_SETS: list[tuple[str, dict[str, Any]]] = [
     ("serviceMonitor.enabled=true", {"serviceMonitor": {"enabled": True}}),
     ("watchNamespaces=[team-a, team-b]", {"watchNamespaces": ["team-a", "team-b"]}),
     ("watchNamespaces=[team-a], crd.manage=false", {"watchNamespaces": ["team-a"], "crd": {"manage": False}}),
+    ("monitoring kit", {"monitoring": {"prometheusRule": {"enabled": True},
+                                       "grafanaDashboard": {"enabled": True}}}),
 ]
 
 EXPECTED_LEASE_VERBS = {"get", "create", "update", "patch"}
@@ -107,7 +109,8 @@ API_RESOURCES: dict[tuple[str, str], list[tuple[str, str, bool]]] = {
         ("rolebindings", "RoleBinding", True),
     ],
     ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
-    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
+    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True),
+                                      ("prometheusrules", "PrometheusRule", True)],
     ("coordination.k8s.io", "v1"): [("leases", "Lease", True)],
 }
 OBJECT_PATH = re.compile(
@@ -451,7 +454,11 @@ def check_rendered(f: Failures, r: Rendered, chart: Path, values: dict[str, Any]
     chart_meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     kinds = sorted(d.get("kind", "?") for d in r.docs)
     cluster = ["ClusterRole", "ClusterRoleBinding"] if (manage_crd or not watch) else []
-    expected = sorted(["ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "Lease"] + cluster
+    kit = values.get("monitoring", {})
+    kit_kinds = (["PrometheusRule"] if kit.get("prometheusRule", {}).get("enabled") else []) + (
+        ["ConfigMap"] if kit.get("grafanaDashboard", {}).get("enabled") else [])
+    chart_checks.check_monitoring(f, r.docs, chart, kit)
+    expected = sorted(["ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "Lease"] + cluster + kit_kinds
                       + ["Role", "RoleBinding"] * len(watch) + (["ServiceMonitor"] if service_monitor else []))
     f.check(kinds == expected, "objects: " + ", ".join(expected), f"rendered: {kinds}")
     for d in r.docs:
