@@ -86,3 +86,57 @@ fn the_sample_manifest_is_a_valid_realm() -> Result<(), Box<dyn std::error::Erro
     assert_eq!(realm.spec.auth_service.replicas, 2);
     Ok(())
 }
+
+const ENVOY: &str = include_str!("../../../examples/envoy-jwt-authn.yaml");
+const ISTIO: &str = include_str!("../../../examples/istio-requestauthentication.yaml");
+
+/// What the status of the sample realm says a gateway must use.
+fn sample_status() -> Result<(String, String, String), Box<dyn std::error::Error>> {
+    let realm: AuthRealm = serde_saphyr::from_str(SAMPLE)?;
+    let valid = crate::validate::validate(&realm, &crate::validate::Defaults::default())?;
+    let jwks = crate::children::names::jwks_url("demo", "default");
+    Ok((valid.config.issuer, valid.config.audience, jwks))
+}
+
+#[test]
+fn the_envoy_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>> {
+    let (issuer, audience, jwks) = sample_status()?;
+    let envoy: serde_json::Value = serde_saphyr::from_str(ENVOY)?;
+    let provider = &envoy["http_filter"]["typed_config"]["providers"]["authrealm-demo"];
+    assert_eq!(provider["issuer"], issuer.as_str());
+    assert_eq!(provider["audiences"][0], audience.as_str());
+    let uri = &provider["remote_jwks"]["http_uri"];
+    assert_eq!(uri["uri"], jwks.as_str());
+    // The cluster the filter fetches from points at the JWKS URL's host and port.
+    assert_eq!(uri["cluster"], envoy["cluster"]["name"]);
+    let addr = &envoy["cluster"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        ["address"]["socket_address"];
+    let host_port = format!(
+        "http://{}:{}/",
+        addr["address"].as_str().unwrap_or_default(),
+        addr["port_value"]
+    );
+    assert!(jwks.starts_with(&host_port), "{jwks} vs {host_port}");
+    Ok(())
+}
+
+#[test]
+fn the_istio_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>> {
+    let (issuer, audience, jwks) = sample_status()?;
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(ISTIO)?;
+    let auth = docs
+        .iter()
+        .find(|d| d["kind"] == "RequestAuthentication")
+        .ok_or("no RequestAuthentication")?;
+    let rule = &auth["spec"]["jwtRules"][0];
+    assert_eq!(rule["issuer"], issuer.as_str());
+    assert_eq!(rule["audiences"][0], audience.as_str());
+    assert_eq!(rule["jwksUri"], jwks.as_str());
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "AuthorizationPolicy")
+        .ok_or("no AuthorizationPolicy")?;
+    let principal = &policy["spec"]["rules"][0]["from"][0]["source"]["requestPrincipals"][0];
+    assert_eq!(principal, &serde_json::Value::from(format!("{issuer}/*")));
+    Ok(())
+}
