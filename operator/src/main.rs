@@ -298,6 +298,7 @@ async fn main() -> anyhow::Result<()> {
     ctx.defaults = Defaults {
         auth_service_image: config.auth_service_image.clone(),
         main_project_image: config.main_project_image.clone(),
+        operator_namespace: config.lease_namespace.clone(),
     };
     let ctx = Arc::new(ctx);
     let runs = controllers.into_iter().map(|c| {

@@ -72,6 +72,25 @@ pub fn auth_service_policy(m: &Meta<'_>, extra: &[PeerSpec]) -> NetworkPolicy {
     let op = pods_of(&m.realm.name, Component::MainProject);
     let mut public = vec![op.clone()];
     public.extend(extra.iter().map(peer));
+    // The operator's pods check each replica's JWKS before a key signs.
+    if let Some(ns) = &m.realm.operator_namespace {
+        public.push(peer(&PeerSpec {
+            pod_labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/component".to_owned(),
+                    "operator".to_owned(),
+                ),
+                (
+                    "app.kubernetes.io/part-of".to_owned(),
+                    "authrealm".to_owned(),
+                ),
+            ])),
+            namespace_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                ns.clone(),
+            )])),
+        }));
+    }
     ingress_only(
         m,
         Component::AuthService,
@@ -165,6 +184,37 @@ mod tests {
                 .namespace_selector
                 .as_ref()
                 .is_some_and(|s| s.match_labels.is_none())
+        );
+        // The operator's own pods may fetch the JWKS (they check it before a key signs).
+        let mut r = crate::children::testing::realm(AuthRealmSpec::default());
+        r.metadata.namespace = Some("team-a".into());
+        let defaults = crate::validate::Defaults {
+            operator_namespace: Some("authrealm-system".into()),
+            ..crate::validate::Defaults::default()
+        };
+        let valid = crate::validate::validate(&r, &defaults)?;
+        let b = super::super::build(&valid, super::super::testing::INPUTS);
+        let np = b.children.iter().find_map(|c| match c {
+            Child::NetworkPolicy(n) if n.metadata.name.as_deref() == Some("demo-auth-service") => {
+                n.spec.clone()
+            }
+            _ => None,
+        });
+        let rules = np.and_then(|n| n.ingress).unwrap_or_default();
+        let operator = rules[1]
+            .from
+            .clone()
+            .unwrap_or_default()
+            .pop()
+            .unwrap_or_default();
+        let ns = operator
+            .namespace_selector
+            .and_then(|s| s.match_labels)
+            .unwrap_or_default();
+        assert_eq!(ns["kubernetes.io/metadata.name"], "authrealm-system");
+        assert!(
+            rules[0].from.clone().unwrap_or_default().len() == 1,
+            "internal port: OP only"
         );
         // Turned off: both policies are pruned.
         let mut spec = AuthRealmSpec::default();

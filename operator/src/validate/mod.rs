@@ -83,6 +83,9 @@ pub struct Defaults {
     pub auth_service_image: String,
     /// OP image for realms that do not pin one.
     pub main_project_image: String,
+    /// The operator's own namespace: its pods fetch MA's JWKS before a key
+    /// signs, so MA's NetworkPolicy admits them on the public port.
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for Defaults {
@@ -90,6 +93,7 @@ impl Default for Defaults {
         Self {
             auth_service_image: crate::crd::DEFAULT_AUTH_SERVICE_IMAGE.to_owned(),
             main_project_image: crate::crd::DEFAULT_MAIN_PROJECT_IMAGE.to_owned(),
+            operator_namespace: None,
         }
     }
 }
@@ -168,6 +172,8 @@ pub struct ValidRealm {
     pub rotate_request: Option<String>,
     /// The extra peers of MA's NetworkPolicy; `None` when the policies are off.
     pub network_peers: Option<Vec<PeerSpec>>,
+    /// The operator's namespace (its pods may reach MA's public port).
+    pub operator_namespace: Option<String>,
     /// The PodMonitor settings, when the realm asks for one.
     pub monitoring: Option<MonitoringSpec>,
     /// From the last status: per key id, since when every auth-service
@@ -235,6 +241,9 @@ pub fn validate(realm: &AuthRealm, defaults: &Defaults) -> Result<ValidRealm, In
         Workload::from_spec(&realm.spec.main_project, &defaults.main_project_image);
     valid.owner = realm.controller_owner_ref(&());
     valid.rotate_request = realm.annotations().get(ROTATE_ANNOTATION).cloned();
+    valid
+        .operator_namespace
+        .clone_from(&defaults.operator_namespace);
     valid.served_since = realm
         .status
         .iter()
@@ -467,6 +476,7 @@ pub fn validate_spec(
         revoked_key_ids: k.revoked_key_ids.iter().cloned().collect(),
         rotate_request: None,
         served_since: BTreeMap::new(),
+        operator_namespace: None,
         monitoring: spec.monitoring.pod_monitor.then(|| spec.monitoring.clone()),
         network_peers: spec
             .network_policy
