@@ -15,6 +15,8 @@ pub mod pod;
 pub mod workloads;
 
 #[cfg(test)]
+mod contract;
+#[cfg(test)]
 pub(crate) mod testing;
 
 use std::collections::BTreeMap;
