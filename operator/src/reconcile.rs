@@ -59,7 +59,7 @@ async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Act
             Err(blocked) => Outcome::Blocked(blocked),
             Ok(found) => {
                 let images = realm.status.as_ref().and_then(|s| s.images.as_ref());
-                let standing = upgrade::plan(&mut valid, images, &ctx.rollouts);
+                let standing = upgrade::plan(&mut valid, images, &ctx.rollouts, now);
                 let keys = rotation::plan(&valid, &found, now)?;
                 let built = children::build(
                     &valid,

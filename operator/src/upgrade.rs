@@ -32,7 +32,13 @@ struct Turn {
     realm: String,
     /// Why its rollout failed, once it has.
     failed: Option<String>,
+    /// When that realm was last reconciled (Unix seconds).
+    seen: i64,
 }
+
+/// A turn whose realm has not been reconciled for this long (every realm is
+/// at least hourly) belongs to a realm that is gone: another may take it.
+pub const TURN_TIMEOUT: i64 = 2 * 3600;
 
 /// The one-at-a-time gate of image upgrades, shared by every reconcile.
 #[derive(Debug, Default)]
@@ -54,23 +60,36 @@ pub enum Standing {
 }
 
 impl Rollouts {
-    /// Asks for `realm`'s turn.
-    fn ask(&self, realm: &str) -> Standing {
+    /// Asks for `realm`'s turn at `now`.
+    fn ask(&self, realm: &str, now: i64) -> Standing {
         let Ok(mut turn) = self.turn.lock() else {
             return Standing::Waiting("(lock poisoned)".into());
         };
-        match turn.as_ref() {
+        match turn.as_mut() {
+            Some(t) if t.realm == realm => {
+                t.seen = now;
+                Standing::Upgrading
+            }
             None => {
                 *turn = Some(Turn {
                     realm: realm.to_owned(),
                     failed: None,
+                    seen: now,
                 });
                 Standing::Upgrading
             }
-            Some(t) if t.realm == realm => Standing::Upgrading,
+            Some(t) if now.saturating_sub(t.seen) > TURN_TIMEOUT => {
+                *t = Turn {
+                    realm: realm.to_owned(),
+                    failed: None,
+                    seen: now,
+                };
+                Standing::Upgrading
+            }
             Some(Turn {
                 realm: other,
                 failed: Some(why),
+                ..
             }) => Standing::Stopped(other.clone(), why.clone()),
             Some(t) => Standing::Waiting(t.realm.clone()),
         }
@@ -100,13 +119,14 @@ fn key(realm: &ValidRealm) -> String {
     format!("{}/{}", realm.namespace, realm.name)
 }
 
-/// Decides the images `realm` gets now. `previous` is what its last status
-/// says it runs. A realm with nothing to move (new, pinned, or already on
-/// the operator's images) never waits.
+/// Decides the images `realm` gets at `now`. `previous` is what its last
+/// status says it runs. A realm with nothing to move (new, pinned, or
+/// already on the operator's images) never waits.
 pub fn plan(
     realm: &mut ValidRealm,
     previous: Option<&ImagesStatus>,
     rollouts: &Rollouts,
+    now: i64,
 ) -> Standing {
     let Some(prev) = previous else {
         return Standing::Current;
@@ -117,7 +137,7 @@ pub fn plan(
         rollouts.done(&key(realm));
         return Standing::Current;
     }
-    let standing = rollouts.ask(&key(realm));
+    let standing = rollouts.ask(&key(realm), now);
     if standing != Standing::Upgrading {
         if !realm.auth_service.pinned {
             realm.auth_service.image.clone_from(&prev.auth_service);
@@ -289,10 +309,10 @@ mod tests {
         let gate = Rollouts::default();
         let (mut a, mut b) = (realm("a")?, realm("b")?);
         // a takes the turn and gets the new images; b keeps the old ones and waits.
-        assert_eq!(plan(&mut a, Some(&on("1")), &gate), Standing::Upgrading);
+        assert_eq!(plan(&mut a, Some(&on("1")), &gate, 0), Standing::Upgrading);
         assert_eq!(a.auth_service.image, "ma:2");
         assert_eq!(
-            plan(&mut b, Some(&on("1")), &gate),
+            plan(&mut b, Some(&on("1")), &gate, 0),
             Standing::Waiting("ns/a".into())
         );
         assert_eq!(
@@ -314,16 +334,19 @@ mod tests {
             Standing::Current
         );
         let mut b = realm("b")?;
-        assert_eq!(plan(&mut b, Some(&on("1")), &gate), Standing::Upgrading);
+        assert_eq!(plan(&mut b, Some(&on("1")), &gate, 0), Standing::Upgrading);
         // A new realm, or one already on the operator's images, never waits.
         let mut c = realm("c")?;
-        assert_eq!(plan(&mut c, None, &gate), Standing::Current);
-        assert_eq!(plan(&mut c, Some(&on("2")), &gate), Standing::Current);
+        assert_eq!(plan(&mut c, None, &gate, 0), Standing::Current);
+        assert_eq!(plan(&mut c, Some(&on("2")), &gate, 0), Standing::Current);
         // A pinned realm is never moved.
         let mut pinned = realm("d")?;
         pinned.auth_service.pinned = true;
         pinned.main_project.pinned = true;
-        assert_eq!(plan(&mut pinned, Some(&on("1")), &gate), Standing::Current);
+        assert_eq!(
+            plan(&mut pinned, Some(&on("1")), &gate, 0),
+            Standing::Current
+        );
         Ok(())
     }
 
@@ -331,26 +354,43 @@ mod tests {
     fn a_failed_rollout_stops_the_others() -> Result<(), TestError> {
         let gate = Rollouts::default();
         let mut a = realm("a")?;
-        assert_eq!(plan(&mut a, Some(&on("1")), &gate), Standing::Upgrading);
+        assert_eq!(plan(&mut a, Some(&on("1")), &gate, 0), Standing::Upgrading);
         let stopped = observe(&a, &Standing::Upgrading, &deployments("a", 1, true), &gate);
         assert!(
             matches!(&stopped, Standing::Stopped(r, why) if r == "ns/a" && why.contains("timed out"))
         );
         let mut b = realm("b")?;
-        let s = plan(&mut b, Some(&on("1")), &gate);
+        let s = plan(&mut b, Some(&on("1")), &gate, 0);
         assert!(
             matches!(&s, Standing::Stopped(r, _) if r == "ns/a"),
             "{s:?}"
         );
         assert_eq!(b.auth_service.image, "ma:1");
         assert_eq!(verdict(&s, &on("1")).reason, "UpgradeStopped");
+        // A turn whose realm is no longer reconciled (deleted) lapses.
+        let other = Rollouts::default();
+        let mut gone = realm("gone")?;
+        assert_eq!(
+            plan(&mut gone, Some(&on("1")), &other, 0),
+            Standing::Upgrading
+        );
+        let mut next = realm("next")?;
+        assert!(matches!(
+            plan(&mut next, Some(&on("1")), &other, TURN_TIMEOUT),
+            Standing::Waiting(_)
+        ));
+        let mut next = realm("next")?;
+        assert_eq!(
+            plan(&mut next, Some(&on("1")), &other, TURN_TIMEOUT + 1),
+            Standing::Upgrading
+        );
         // Fixed (the rollout completes): the others go on.
         assert_eq!(
             observe(&a, &Standing::Upgrading, &deployments("a", 2, false), &gate),
             Standing::Current
         );
         let mut b = realm("b")?;
-        assert_eq!(plan(&mut b, Some(&on("1")), &gate), Standing::Upgrading);
+        assert_eq!(plan(&mut b, Some(&on("1")), &gate, 0), Standing::Upgrading);
         Ok(())
     }
 
