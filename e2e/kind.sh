@@ -3,10 +3,11 @@
 #
 #   1. creates the cluster from kind-config.yaml (unless $KIND_CLUSTER exists)
 #   2. builds the three images from the Dockerfile and loads them into kind
-#   3. installs the operator's Helm chart with those images
+#   3. installs the operator's Helm chart with those images (the operator's,
+#      and through realmImages.tag the ones realms run unless they pin one)
 #   4. applies the sample realm (examples/authrealm.yaml, "demo" in "default"),
-#      points it at the local images, shortens its key pre-publication so a
-#      rotation completes within the test, and waits for Ready
+#      which pins no image and so runs the local ones, shortens its key
+#      pre-publication so a rotation completes within the test, and waits for Ready
 #   5. port-forwards OP and MA and runs the flow test (the workspace's
 #      authrealm-flow binary) against them
 #   6. rotates the signing keys (annotation) while `authrealm-flow --soak`
@@ -197,6 +198,7 @@ step "installing the operator chart into $OPERATOR_NS"
 helm upgrade --install "$RELEASE" charts/authrealm-operator \
   --kube-context "$CTX" -n "$OPERATOR_NS" --create-namespace \
   --set image.repository="${IMG_OPERATOR%:*}" --set image.tag="$IMAGE_TAG" --set image.pullPolicy=Never \
+  --set realmImages.tag="$IMAGE_TAG" \
   --set logLevel=info --wait --timeout 5m
 k get crd authrealms.authrealm.io >/dev/null || die "the chart did not install the AuthRealm CRD"
 k -n "$OPERATOR_NS" get pods -l app.kubernetes.io/instance="$RELEASE" -o wide
@@ -211,11 +213,10 @@ info "leader: ${holder:-<none yet>}"
 # ---------------------------------------------------------------- 4. realm
 step "applying the sample realm ($SAMPLE) with the local images"
 k apply -f "$SAMPLE"
-# Local images; a JWKS cache lifetime and key pre-publication short enough for
-# a rotation to finish while the test watches.
+# The realm pins no image: it runs the operator's (realmImages.tag). A JWKS
+# cache lifetime and key pre-publication short enough for a rotation to
+# finish while the test watches.
 k -n "$REALM_NS" patch authrealm "$REALM" --type merge -p "{\"spec\":{
-  \"authService\":{\"image\":\"$IMG_MA\"},
-  \"mainProject\":{\"image\":\"$IMG_OP\"},
   \"tokens\":{\"jwksMaxAge\":\"$JWKS_MAX_AGE\"},
   \"signingKeys\":{\"prePublish\":\"${PRE_PUBLISH_SECONDS}s\"}}}"
 step "waiting for authrealm/$REALM to be Ready (up to $READY_TIMEOUT)"

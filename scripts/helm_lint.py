@@ -38,6 +38,8 @@ from typing import Any
 
 import yaml
 
+import chart_checks
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHART = ROOT / "charts" / "authrealm-operator"
 RELEASE = "authrealm-operator"
@@ -48,20 +50,12 @@ OPERATOR_UID = 65532
 VALUE_SETS: list[tuple[str, dict[str, Any]]] = [
     ("default values", {}),
     ("serviceMonitor.enabled=true", {"serviceMonitor": {"enabled": True}}),
+    ("watchNamespaces=[team-a, team-b]", {"watchNamespaces": ["team-a", "team-b"]}),
+    ("watchNamespaces=[team-a], crd.manage=false", {"watchNamespaces": ["team-a"], "crd": {"manage": False}}),
+    ("monitoring kit", {"monitoring": {"prometheusRule": {"enabled": True},
+                                       "grafanaDashboard": {"enabled": True}}}),
 ]
 
-CHILD_VERBS = ["get", "list", "watch", "create", "patch", "update", "delete"]
-# The operator's cluster-wide permissions, exactly: (apiGroup, resource) -> verbs.
-EXPECTED_CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
-    ("authrealm.io", "authrealms"): {"get", "list", "watch", "patch", "update"},
-    ("authrealm.io", "authrealms/status"): {"get", "patch", "update"},
-    **{("", r): set(CHILD_VERBS) for r in ("secrets", "services", "configmaps", "serviceaccounts")},
-    ("apps", "deployments"): set(CHILD_VERBS),
-    ("policy", "poddisruptionbudgets"): set(CHILD_VERBS),
-    ("networking.k8s.io", "networkpolicies"): set(CHILD_VERBS),
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "events"): {"create", "patch"},
-}
 EXPECTED_LEASE_VERBS = {"get", "create", "update", "patch"}
 
 
@@ -115,7 +109,8 @@ API_RESOURCES: dict[tuple[str, str], list[tuple[str, str, bool]]] = {
         ("rolebindings", "RoleBinding", True),
     ],
     ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
-    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
+    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True),
+                                      ("prometheusrules", "PrometheusRule", True)],
     ("coordination.k8s.io", "v1"): [("leases", "Lease", True)],
 }
 OBJECT_PATH = re.compile(
@@ -424,18 +419,14 @@ def check_deployment(f: Failures, dep: dict[str, Any], chart_meta: dict[str, Any
     f.check(pod.get("serviceAccountName") == RELEASE, f"Deployment: serviceAccountName {RELEASE}")
 
 
-def check_rbac(f: Failures, docs: list[dict[str, Any]]) -> None:
-    cr = one(f, docs, "ClusterRole")
-    if cr:
-        got = rule_map(cr.get("rules", []))
-        missing = {k: v - got.get(k, set()) for k, v in EXPECTED_CLUSTER_RULES.items() if v - got.get(k, set())}
-        extra = {k: v - EXPECTED_CLUSTER_RULES.get(k, set()) for k, v in got.items()
-                 if v - EXPECTED_CLUSTER_RULES.get(k, set())}
-        f.check(not missing and not extra, "ClusterRole: exactly the operator's rules",
-                f"missing={missing} extra={extra}")
-        f.check(all("resourceNames" not in r and "nonResourceURLs" not in r for r in cr.get("rules", [])),
-                "ClusterRole: no resourceNames/nonResourceURLs")
-    role = one(f, docs, "Role")
+def check_rbac(f: Failures, docs: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    watch = values.get("watchNamespaces", [])
+    manage_crd = values.get("crd", {}).get("manage", True)
+    chart_checks.check_rbac(f, docs, RELEASE, NAMESPACE, watch, manage_crd)
+    cr = next((d for d in docs if d.get("kind") == "ClusterRole"), None)
+    role = next((d for d in docs if d.get("kind") == "Role" and d["metadata"]["name"].endswith("-leader-election")),
+                None)
+    f.check(role is not None, "a leader-election Role")
     if role:
         f.check(role["metadata"].get("namespace") == NAMESPACE, "Role: in the release namespace")
         got = rule_map(role.get("rules", []))
@@ -445,7 +436,9 @@ def check_rbac(f: Failures, docs: list[dict[str, Any]]) -> None:
         f.check(all(r["resourceNames"] == [LEASE_NAME] for r in named) and named,
                 f"Role: get/update/patch limited to Lease {LEASE_NAME}")
     for kind, ref_kind, target in (("ClusterRoleBinding", "ClusterRole", cr), ("RoleBinding", "Role", role)):
-        binding = one(f, docs, kind)
+        binding = next((d for d in docs if d.get("kind") == kind and target
+                        and d["roleRef"]["name"] == target["metadata"]["name"]), None)
+        f.check(binding is not None or target is None, f"a {kind} for the {ref_kind}")
         if binding and target:
             subjects = binding.get("subjects", [])
             f.check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": ref_kind,
@@ -454,24 +447,37 @@ def check_rbac(f: Failures, docs: list[dict[str, Any]]) -> None:
                     f"{kind}: to the operator's ServiceAccount", f"subjects={subjects}")
 
 
-def check_rendered(f: Failures, r: Rendered, chart: Path, service_monitor: bool) -> None:
+def check_rendered(f: Failures, r: Rendered, chart: Path, values: dict[str, Any]) -> None:
+    service_monitor = bool(values.get("serviceMonitor", {}).get("enabled"))
+    watch = values.get("watchNamespaces", [])
+    manage_crd = values.get("crd", {}).get("manage", True)
     chart_meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     kinds = sorted(d.get("kind", "?") for d in r.docs)
-    expected = sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                       "Service", "Deployment"] + (["ServiceMonitor"] if service_monitor else []))
+    cluster = ["ClusterRole", "ClusterRoleBinding"] if (manage_crd or not watch) else []
+    kit = values.get("monitoring", {})
+    kit_kinds = (["PrometheusRule"] if kit.get("prometheusRule", {}).get("enabled") else []) + (
+        ["ConfigMap"] if kit.get("grafanaDashboard", {}).get("enabled") else [])
+    chart_checks.check_monitoring(f, r.docs, chart, kit)
+    expected = sorted(["ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "Lease"] + cluster + kit_kinds
+                      + ["Role", "RoleBinding"] * len(watch) + (["ServiceMonitor"] if service_monitor else []))
     f.check(kinds == expected, "objects: " + ", ".join(expected), f"rendered: {kinds}")
     for d in r.docs:
         meta = d.get("metadata", {})
         labels = meta.get("labels", {})
         if not (labels.get("app.kubernetes.io/instance") == RELEASE and labels.get("app.kubernetes.io/managed-by")):
             f.check(False, f"{d.get('kind')}/{meta.get('name')}: standard labels", f"labels={labels}")
-        if d.get("kind") not in ("ClusterRole", "ClusterRoleBinding") and meta.get("namespace") != NAMESPACE:
+        in_watched = d.get("kind") in ("Role", "RoleBinding") and meta.get("namespace") in watch
+        if d.get("kind") not in ("ClusterRole", "ClusterRoleBinding") and meta.get("namespace") != NAMESPACE \
+                and not in_watched:
             f.check(False, f"{d.get('kind')}/{meta.get('name')}: in namespace {NAMESPACE}",
                     f"namespace={meta.get('namespace')}")
     dep = one(f, r.docs, "Deployment")
     if dep:
         check_deployment(f, dep, chart_meta)
-    check_rbac(f, r.docs)
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        chart_checks.check_operator_env(f, env, chart_meta["appVersion"], watch, manage_crd)
+    check_rbac(f, r.docs, values)
+    chart_checks.check_lease(f, r.docs, LEASE_NAME, NAMESPACE)
     svc = one(f, r.docs, "Service")
     if svc and dep:
         pod_labels = dep["spec"]["template"]["metadata"].get("labels", {})
@@ -530,7 +536,7 @@ def main() -> int:
             f.check(False, "chart renders", str(e))
             continue
         f.check(True, "chart renders")
-        check_rendered(f, rendered, chart, service_monitor=bool(values.get("serviceMonitor", {}).get("enabled")))
+        check_rendered(f, rendered, chart, values)
     section("values.schema.json")
     try:
         backend.render(chart, {"replicaCount": "two"})

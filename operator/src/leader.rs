@@ -204,6 +204,19 @@ mod tests {
     }
 
     #[test]
+    fn the_charts_empty_lease_is_taken_at_once() {
+        // The chart creates the Lease (so helm uninstall removes it) without a spec.
+        let mut lease = Lease::default();
+        lease.metadata.name = Some("authrealm-operator-leader".into());
+        lease.metadata.resource_version = Some("1".into());
+        let d = decide(Some(&lease), &cfg("a"), at(100));
+        assert!(matches!(d, Decision::Replace(_)), "{d:?}");
+        let s = spec_of(&d).unwrap_or_default();
+        assert_eq!(s.holder_identity.as_deref(), Some("a"));
+        assert_eq!(s.renew_time, Some(MicroTime(at(100))));
+    }
+
+    #[test]
     fn a_released_lease_is_taken_at_once() {
         let Decision::Create(mut lease) = decide(None, &cfg("a"), at(100)) else {
             unreachable!()

@@ -14,16 +14,18 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
+use operator::Context;
 use operator::children::Names;
 use operator::crd::AuthRealm;
+use operator::events::Publisher;
 use operator::leader::{self, Attempt, LeaseConfig};
 use operator::metrics::Metrics;
-use operator::reconcile::{self, Context, FIELD_MANAGER};
+use operator::reconcile::{self, FIELD_MANAGER};
 use operator::server::{AppState, app};
+use operator::validate::Defaults;
 use tracing::{error, info, warn};
 
 /// Command-line flags; each also reads an environment variable.
@@ -57,12 +59,54 @@ struct Config {
     #[arg(long, env = "AUTHREALM_NO_LEADER_ELECTION")]
     no_leader_election: bool,
     /// Log format: `text` or `json`.
-    #[arg(long, env = "AUTHREALM_LOG_FORMAT", default_value = "json", value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(long, env = authrealm_runtime::env::LOG_FORMAT, value_enum, default_value = "json")]
+    log_format: authrealm_runtime::LogFormat,
+    /// The auth-service image of realms that do not pin one (the chart sets
+    /// the version it ships).
+    #[arg(long, env = "AUTHREALM_AUTH_SERVICE_IMAGE", default_value = operator::crd::DEFAULT_AUTH_SERVICE_IMAGE, value_parser = parse_image)]
+    auth_service_image: String,
+    /// The main-project image of realms that do not pin one.
+    #[arg(long, env = "AUTHREALM_MAIN_PROJECT_IMAGE", default_value = operator::crd::DEFAULT_MAIN_PROJECT_IMAGE, value_parser = parse_image)]
+    main_project_image: String,
+    /// Apply the AuthRealm CRD this operator was built with when it starts
+    /// leading (so an upgrade brings its CRD); `false` when the CRD is managed elsewhere.
+    #[arg(long, env = "AUTHREALM_MANAGE_CRD", default_value_t = true, action = clap::ArgAction::Set)]
+    manage_crd: bool,
+    /// Watch only these namespaces (comma-separated); empty = every namespace.
+    /// With a list, the operator needs Roles in those namespaces only.
+    #[arg(long, env = "AUTHREALM_WATCH_NAMESPACES", value_delimiter = ',', value_parser = parse_namespace)]
+    watch_namespaces: Vec<String>,
+}
+
+fn parse_image(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(format!(
+            "{s:?} is not an image reference such as authrealm/auth-service:0.1.0"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a namespace name (lowercase letters, digits and '-')"
+        ))
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = authrealm_tokens::duration::parse(s).map_err(|e| e.to_string())?;
+    let d = authrealm_runtime::options::duration(s)?;
     if d < Duration::from_secs(3) {
         return Err(format!("{s:?} is too short: use at least 3s"));
     }
@@ -95,28 +139,39 @@ fn realms_for_secret(
         .collect()
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// The controller of realms in `namespace` (every namespace when `None`),
+/// with the Deployments it owns and the Secrets realms name, and its cache.
+fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Controller<AuthRealm>, Store<AuthRealm>) {
+    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    }
+    let controller = Controller::new(
+        api::<AuthRealm>(client, namespace),
+        watcher::Config::default().any_semantic(),
+    );
+    let store = controller.store();
+    let secret_store = store.clone();
+    let controller = controller
+        .owns(
+            api::<Deployment>(client, namespace),
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=authrealm-operator"),
+        )
+        .watches(
+            api::<PartialObjectMeta<Secret>>(client, namespace),
+            watcher::Config::default(),
+            move |s| realms_for_secret(&secret_store, &s),
+        );
+    (controller, store)
 }
 
 /// Renews the Lease every third of its duration; returns when it is lost
@@ -139,14 +194,7 @@ async fn hold_lease(api: Api<Lease>, cfg: LeaseConfig) -> anyhow::Error {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
-    if config.log_format == "json" {
-        fmt.json().init();
-    } else {
-        fmt.init();
-    }
+    authrealm_runtime::logging::init(config.log_format);
 
     let client = Client::try_default()
         .await
@@ -158,28 +206,23 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("authrealm-operator-{}", std::process::id()));
 
-    let realms: Api<AuthRealm> = Api::all(client.clone());
-    let controller = Controller::new(realms, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    let secret_store = store.clone();
-    let controller = controller
-        .owns(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=authrealm-operator"),
-        )
-        .watches(
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-            watcher::Config::default(),
-            move |s| realms_for_secret(&secret_store, &s),
-        );
-
+    // One controller for the whole cluster, or one per watched namespace.
+    let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let (controllers, stores): (Vec<_>, Vec<_>) = scopes
+        .iter()
+        .map(|ns| controller(&client, ns.as_deref()))
+        .unzip();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     info!(addr = %config.listen, "serving /metrics and /healthz");
     let router = app(AppState {
         metrics: metrics.clone(),
-        realms: store,
+        realms: stores,
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -201,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
         info!(lease = %lease.name, %identity, "waiting to become the leader");
         loop {
             tokio::select! {
-                () = shutdown_signal() => return Ok(()),
+                () = authrealm_runtime::shutdown::signal() => return Ok(()),
                 r = leader::try_lead(&lease_api, &lease, jiff::Timestamp::now()) => match r {
                     Ok(Attempt::Leading) => break,
                     Ok(_) => {}
@@ -212,22 +255,30 @@ async fn main() -> anyhow::Result<()> {
         }
         info!(%identity, "leading");
     }
+    if config.manage_crd {
+        operator::upgrade::apply_crd(client.clone()).await.context(
+            "cannot apply the AuthRealm CRD (grant patch on customresourcedefinitions/authrealms.authrealm.io, or run with --manage-crd=false when the CRD is managed elsewhere)",
+        )?;
+        info!("applied the AuthRealm CRD");
+    }
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    let ctx = Arc::new(Context::new(client.clone(), recorder, metrics));
-    let run = controller
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                warn!(error = %e, "controller");
-            }
-        });
+    let events = Publisher::new(client.clone(), FIELD_MANAGER, &identity);
+    let mut ctx = Context::new(client.clone(), events, metrics);
+    ctx.defaults = Defaults {
+        auth_service_image: config.auth_service_image.clone(),
+        main_project_image: config.main_project_image.clone(),
+        operator_namespace: config.lease_namespace.clone(),
+    };
+    let ctx = Arc::new(ctx);
+    let runs = controllers.into_iter().map(|c| {
+        c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .boxed()
+    });
+    let run = futures::stream::select_all(runs).for_each(|r| async move {
+        if let Err(e) = r {
+            warn!(error = %e, "controller");
+        }
+    });
     let lost = async {
         if config.no_leader_election {
             std::future::pending::<anyhow::Error>().await
@@ -241,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
             error!(error = %e, "stopping: no longer the leader");
             Err(e)
         }
-        () = shutdown_signal() => {
+        () = authrealm_runtime::shutdown::signal() => {
             info!("shutting down");
             if !config.no_leader_election
                 && let Err(e) = leader::release(&lease_api, &lease).await

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub duration: HistogramVec,
     key_age: GaugeVec,
     next_rotation: GaugeVec,
+    rotation_interval: GaugeVec,
     realms: IntGaugeVec,
 }
 
@@ -81,6 +82,13 @@ impl Metrics {
             ),
             &["namespace", "realm"],
         )?;
+        let rotation_interval = GaugeVec::new(
+            Opts::new(
+                "authrealm_operator_key_rotation_interval_seconds",
+                "How long a signing key of a realm signs before the next takes over (spec).",
+            ),
+            &["namespace", "realm"],
+        )?;
         let realms = IntGaugeVec::new(
             Opts::new(
                 "authrealm_operator_realms",
@@ -92,6 +100,7 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(key_age.clone()))?;
         registry.register(Box::new(next_rotation.clone()))?;
+        registry.register(Box::new(rotation_interval.clone()))?;
         registry.register(Box::new(realms.clone()))?;
         Ok(Self {
             registry,
@@ -99,6 +108,7 @@ impl Metrics {
             duration,
             key_age,
             next_rotation,
+            rotation_interval,
             realms,
         })
     }
@@ -115,6 +125,7 @@ impl Metrics {
     pub fn render(&self, realms: &[Arc<AuthRealm>], now: i64) -> String {
         self.key_age.reset();
         self.next_rotation.reset();
+        self.rotation_interval.reset();
         self.realms.reset();
         for ready in ["true", "false", "unknown"] {
             self.realms.with_label_values(&[ready]).set(0);
@@ -129,6 +140,13 @@ impl Metrics {
                 _ => "unknown",
             };
             self.realms.with_label_values(&[ready]).inc();
+            if let Ok(d) = authrealm_tokens::duration::parse(&r.spec.signing_keys.rotation_interval)
+            {
+                #[allow(clippy::cast_precision_loss)]
+                self.rotation_interval
+                    .with_label_values(&[&ns, &name])
+                    .set(d.as_secs() as f64);
+            }
             let Some(status) = status else { continue };
             let parse = |t: &str| t.parse::<jiff::Timestamp>().ok().map(|t| t.as_second());
             let active_since = status
@@ -188,6 +206,8 @@ mod tests {
                 activated_at: Some("1970-01-01T00:01:40Z".into()),
                 retired_at: None,
                 remove_after: None,
+                served_by: None,
+                served_everywhere_since: None,
             }],
             next_rotation_time: Some("1970-01-01T00:16:40Z".into()),
             ..AuthRealmStatus::default()
@@ -201,6 +221,9 @@ mod tests {
             "authrealm_operator_next_key_rotation_timestamp_seconds{namespace=\"ns\",realm=\"demo\"} 1000"
         ));
         assert!(text.contains("authrealm_operator_realms{ready=\"true\"} 1"));
+        assert!(text.contains(
+            "authrealm_operator_key_rotation_interval_seconds{namespace=\"ns\",realm=\"demo\"} 2592000"
+        ));
         // A realm gone from the cache is gone from the metrics.
         let text = m.render(&[], 400);
         assert!(!text.contains("realm=\"demo\""));

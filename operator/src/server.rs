@@ -14,8 +14,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// The operator's metrics.
     pub metrics: Metrics,
-    /// The controller's cache of realms.
-    pub realms: Store<AuthRealm>,
+    /// The controllers' caches of realms (one per watched namespace, or one for all).
+    pub realms: Vec<Store<AuthRealm>>,
 }
 
 /// The router of `/healthz` and `/metrics`.
@@ -27,8 +27,10 @@ pub fn app(state: AppState) -> Router {
             get(|State(s): State<AppState>| async move {
                 (
                     [("content-type", "text/plain; version=0.0.4")],
-                    s.metrics
-                        .render(&s.realms.state(), authrealm_tokens::unix_now()),
+                    s.metrics.render(
+                        &s.realms.iter().flat_map(Store::state).collect::<Vec<_>>(),
+                        authrealm_tokens::unix_now(),
+                    ),
                 )
             }),
         )
@@ -59,7 +61,7 @@ mod tests {
         metrics.observe(crate::metrics::result::APPLIED, 0.1);
         let router = app(AppState {
             metrics,
-            realms: reader,
+            realms: vec![reader],
         });
         assert_eq!(
             get_text(router.clone(), "/healthz").await?,

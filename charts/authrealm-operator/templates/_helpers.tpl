@@ -76,3 +76,56 @@ grants access to it only.
 {{- define "authrealm-operator.leaseName" -}}
 authrealm-operator-leader
 {{- end }}
+
+{{/*
+What the operator needs where it reconciles realms: the realms and their
+status, and the children it applies with server-side apply (owner references
+remove them with the realm). Used by the ClusterRole (every namespace) or by
+one Role per watched namespace.
+*/}}
+{{- define "authrealm-operator.realmRules" -}}
+# The realms themselves: watch them, patch annotations (handled rotations).
+- apiGroups: ["authrealm.io"]
+  resources: ["authrealms"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["authrealm.io"]
+  resources: ["authrealms/status"]
+  verbs: ["get", "patch", "update"]
+# Children applied with server-side apply.
+- apiGroups: [""]
+  resources: ["secrets", "services", "configmaps", "serviceaccounts", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Deployments: also read for their status (AuthServiceReady / MainProjectReady).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Which auth-service pods serve a key before it signs (their JWKS is fetched).
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch"]
+# Per-realm monitoring (spec.monitoring), when the Prometheus Operator CRDs exist.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Events on the realms (rotations, revocations, failures).
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Image of the realms' services for a repository: the chart's appVersion unless
+realmImages.tag says otherwise.
+*/}}
+{{- define "authrealm-operator.realmImage" -}}
+{{- printf "%s:%s" .repository (.tag | default .appVersion) }}
+{{- end }}

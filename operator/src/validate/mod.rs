@@ -1,13 +1,21 @@
-//! Operator-side validation of an `AuthRealm` spec: what the CRD schema and
-//! its CEL rules cannot say (or what a cluster without them lets through).
-//! The result is a [`RealmConfig`] with every duration parsed, or an
-//! [`InvalidSpec`] naming the offending field.
+//! Operator-side validation of an `AuthRealm`: what the CRD schema and its
+//! CEL rules cannot say (or what a cluster without them lets through). The
+//! result is a [`ValidRealm`] holding everything the build step needs, with
+//! every duration parsed and every default applied, or an [`InvalidSpec`]
+//! naming the offending field. The build step reads only the [`ValidRealm`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use authrealm_tokens::duration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
 
-use crate::crd::{AuthRealmSpec, MAX_NAME_LEN, ResourcesSpec};
+use crate::children::{Component, service_url};
+use crate::crd::{
+    AuthRealm, AuthRealmSpec, MAX_NAME_LEN, ManagedRedis, MonitoringSpec, PeerSpec, PullPolicy,
+    ROTATE_ANNOTATION, ResourcesSpec, SecretKeyRef, ServiceSpec,
+};
 use crate::keys::KeyPolicy;
 
 /// How long a change to a mounted Secret may take to reach a pod (kubelet
@@ -50,6 +58,153 @@ pub struct RealmConfig {
     pub clock_skew: Duration,
     /// Key schedule.
     pub key_policy: KeyPolicy,
+    /// The lifetimes as the spec writes them, passed on to the services.
+    pub text: TokenText,
+}
+
+/// The token settings as written in the spec (already checked to parse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenText {
+    /// `tokens.accessTokenTtl`.
+    pub access_token_ttl: String,
+    /// `tokens.refreshTokenTtl`.
+    pub refresh_token_ttl: String,
+    /// `tokens.jwksMaxAge`.
+    pub jwks_max_age: String,
+    /// `tokens.clockSkew`.
+    pub clock_skew: String,
+}
+
+/// What a realm gets where its spec says nothing and the operator decides:
+/// the images of the operator's own release (given by the chart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    /// MA image for realms that do not pin one.
+    pub auth_service_image: String,
+    /// OP image for realms that do not pin one.
+    pub main_project_image: String,
+    /// The operator's own namespace: its pods fetch MA's JWKS before a key
+    /// signs, so MA's NetworkPolicy admits them on the public port.
+    pub operator_namespace: Option<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            auth_service_image: crate::crd::DEFAULT_AUTH_SERVICE_IMAGE.to_owned(),
+            main_project_image: crate::crd::DEFAULT_MAIN_PROJECT_IMAGE.to_owned(),
+            operator_namespace: None,
+        }
+    }
+}
+
+/// One of the two services, as the build step needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Container image: the spec's, or the operator's default.
+    pub image: String,
+    /// The spec names the image (an operator upgrade does not move it).
+    pub pinned: bool,
+    /// Pull policy, when set.
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Pods (1–100).
+    pub replicas: i32,
+    /// Requests and limits (quantities checked).
+    pub resources: ResourcesSpec,
+}
+
+impl Workload {
+    fn from_spec(s: &ServiceSpec, default_image: &str) -> Self {
+        Self {
+            image: s.image.clone().unwrap_or_else(|| default_image.to_owned()),
+            pinned: s.image.is_some(),
+            image_pull_policy: s.image_pull_policy,
+            replicas: s.replicas,
+            resources: s.resources.clone(),
+        }
+    }
+}
+
+/// Where the main project keeps its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A Postgres URL in a Secret.
+    Postgres(SecretKeyRef),
+    /// Embedded SQLite, on a PVC when named, else an emptyDir.
+    Embedded {
+        /// The PersistentVolumeClaim holding the file.
+        claim_name: Option<String>,
+    },
+}
+
+/// The realm's Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redis {
+    /// Run by the operator.
+    Managed(ManagedRedis),
+    /// A URL in a Secret.
+    External(SecretKeyRef),
+}
+
+/// A realm that passed validation: everything the dereference and build
+/// steps need, and nothing they would have to look up in the raw spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRealm {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// The owner reference every child carries (absent only in tests of realms without a uid).
+    pub owner: Option<OwnerReference>,
+    /// Tokens and keys in parsed form.
+    pub config: RealmConfig,
+    /// MA.
+    pub auth_service: Workload,
+    /// OP.
+    pub main_project: Workload,
+    /// OP's database.
+    pub database: Database,
+    /// The shared Redis.
+    pub redis: Redis,
+    /// Key ids to remove at once.
+    pub revoked_key_ids: BTreeSet<String>,
+    /// The value of the rotate-keys annotation, if set.
+    pub rotate_request: Option<String>,
+    /// The extra peers of MA's NetworkPolicy; `None` when the policies are off.
+    pub network_peers: Option<Vec<PeerSpec>>,
+    /// The operator's namespace (its pods may reach MA's public port).
+    pub operator_namespace: Option<String>,
+    /// The PodMonitor settings, when the realm asks for one.
+    pub monitoring: Option<MonitoringSpec>,
+    /// From the last status: per key id, since when every auth-service
+    /// replica has served it (Unix seconds).
+    pub served_since: BTreeMap<String, i64>,
+}
+
+impl ValidRealm {
+    /// The Secret references the realm names, with the spec field naming each
+    /// and the condition it concerns: the database, then the external Redis.
+    #[must_use]
+    pub fn referenced_secrets(&self) -> Vec<(&'static str, &SecretKeyRef, &'static str)> {
+        let mut out = Vec::new();
+        if let Database::Postgres(r) = &self.database {
+            out.push((
+                "spec.database.postgres",
+                r,
+                crate::status::MAIN_PROJECT_READY,
+            ));
+        }
+        if let Redis::External(r) = &self.redis {
+            out.push(("spec.redis.external", r, crate::status::REDIS_READY));
+        }
+        out
+    }
+
+    /// The operator runs Redis for this realm.
+    #[must_use]
+    pub fn managed_redis(&self) -> bool {
+        matches!(self.redis, Redis::Managed(_))
+    }
 }
 
 fn parse_duration(field: &str, value: &str, min: Duration) -> Result<Duration, InvalidSpec> {
@@ -70,17 +225,48 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Checks a realm's name and spec.
-///
-/// `auth_service_url` is the in-cluster URL of MA, the default issuer.
+/// Checks a realm as the API server sent it; `defaults` fill what it leaves to the operator.
 ///
 /// # Errors
 /// The first problem found, naming its field.
-pub fn validate(
+pub fn validate(realm: &AuthRealm, defaults: &Defaults) -> Result<ValidRealm, InvalidSpec> {
+    let mut valid = validate_spec(
+        &realm.name_any(),
+        realm.namespace().as_deref().unwrap_or("default"),
+        &realm.spec,
+    )?;
+    valid.auth_service =
+        Workload::from_spec(&realm.spec.auth_service, &defaults.auth_service_image);
+    valid.main_project =
+        Workload::from_spec(&realm.spec.main_project, &defaults.main_project_image);
+    valid.owner = realm.controller_owner_ref(&());
+    valid.rotate_request = realm.annotations().get(ROTATE_ANNOTATION).cloned();
+    valid
+        .operator_namespace
+        .clone_from(&defaults.operator_namespace);
+    valid.served_since = realm
+        .status
+        .iter()
+        .flat_map(|s| &s.keys)
+        .filter_map(|k| {
+            let t = k.served_everywhere_since.as_deref()?;
+            let t = t.parse::<jiff::Timestamp>().ok()?.as_second();
+            Some((k.kid.clone(), t))
+        })
+        .collect();
+    Ok(valid)
+}
+
+/// Checks a realm's name and spec (no owner, no annotations).
+///
+/// # Errors
+/// The first problem found, naming its field.
+pub fn validate_spec(
     name: &str,
-    auth_service_url: &str,
+    namespace: &str,
     spec: &AuthRealmSpec,
-) -> Result<RealmConfig, InvalidSpec> {
+) -> Result<ValidRealm, InvalidSpec> {
+    let auth_service_url = &service_url(name, namespace, Component::AuthService);
     if name.len() > MAX_NAME_LEN {
         return Err(invalid(
             "metadata.name",
@@ -116,7 +302,7 @@ pub fn validate(
             return Err(invalid("spec.tokens.issuer", "must not be empty when set"));
         }
         Some(i) => i.clone(),
-        None => auth_service_url.to_owned(),
+        None => auth_service_url.clone(),
     };
     let audience = match &t.audience {
         Some(a) if a.trim().is_empty() => {
@@ -133,7 +319,7 @@ pub fn validate(
         ("spec.authService", &spec.auth_service),
         ("spec.mainProject", &spec.main_project),
     ] {
-        if svc.image.trim().is_empty() {
+        if svc.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
             return Err(invalid(&format!("{field}.image"), "must not be empty"));
         }
         if !(1..=100).contains(&svc.replicas) {
@@ -180,6 +366,13 @@ pub fn validate(
             return Err(invalid("spec.redis.managed.image", "must not be empty"));
         }
         check_resources("spec.redis.managed.resources", &m.resources)?;
+        let size = &m.storage.size;
+        if !is_quantity(size) || size.starts_with('0') && !size.starts_with("0.") {
+            return Err(invalid(
+                "spec.redis.managed.storage.size",
+                format!("{size:?} is not a size such as 1Gi or 500Mi"),
+            ));
+        }
     }
 
     let k = &spec.signing_keys;
@@ -237,7 +430,7 @@ pub fn validate(
         }
     }
 
-    Ok(RealmConfig {
+    let config = RealmConfig {
         issuer,
         audience,
         access_token_ttl,
@@ -250,6 +443,45 @@ pub fn validate(
             pre_publish: secs(pre_publish),
             retire_after: secs(access_token_ttl + clock_skew + SECRET_PROPAGATION),
         },
+        text: TokenText {
+            access_token_ttl: t.access_token_ttl.clone(),
+            refresh_token_ttl: t.refresh_token_ttl.clone(),
+            jwks_max_age: t.jwks_max_age.clone(),
+            clock_skew: t.clock_skew.clone(),
+        },
+    };
+    Ok(ValidRealm {
+        name: name.to_owned(),
+        namespace: namespace.to_owned(),
+        owner: None,
+        config,
+        auth_service: Workload::from_spec(
+            &spec.auth_service,
+            crate::crd::DEFAULT_AUTH_SERVICE_IMAGE,
+        ),
+        main_project: Workload::from_spec(
+            &spec.main_project,
+            crate::crd::DEFAULT_MAIN_PROJECT_IMAGE,
+        ),
+        database: match &db.postgres {
+            Some(r) => Database::Postgres(r.clone()),
+            None => Database::Embedded {
+                claim_name: db.embedded.as_ref().and_then(|e| e.claim_name.clone()),
+            },
+        },
+        redis: match &redis.external {
+            Some(r) => Redis::External(r.clone()),
+            None => Redis::Managed(redis.managed.clone().unwrap_or_default()),
+        },
+        revoked_key_ids: k.revoked_key_ids.iter().cloned().collect(),
+        rotate_request: None,
+        served_since: BTreeMap::new(),
+        operator_namespace: None,
+        monitoring: spec.monitoring.pod_monitor.then(|| spec.monitoring.clone()),
+        network_peers: spec
+            .network_policy
+            .enabled
+            .then(|| spec.network_policy.extra_auth_service_peers.clone()),
     })
 }
 
@@ -309,202 +541,4 @@ fn check_resources(field: &str, r: &ResourcesSpec) -> Result<(), InvalidSpec> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{EmbeddedDatabase, ManagedRedis, PeerSpec, SecretKeyRef};
-
-    const URL: &str = "http://r-auth-service.ns.svc:8081";
-
-    fn spec() -> AuthRealmSpec {
-        AuthRealmSpec::default()
-    }
-
-    fn refused(name: &str, s: &AuthRealmSpec) -> InvalidSpec {
-        match validate(name, URL, s) {
-            Err(e) => e,
-            Ok(c) => unreachable!("accepted {c:?}"),
-        }
-    }
-
-    #[test]
-    fn an_empty_spec_gets_working_defaults() -> Result<(), InvalidSpec> {
-        let c = validate("demo", URL, &spec())?;
-        assert_eq!(c.issuer, URL);
-        assert_eq!(c.audience, "demo");
-        assert_eq!(c.access_token_ttl, Duration::from_secs(300));
-        assert_eq!(c.key_policy.rotation_interval, 30 * 86_400);
-        assert_eq!(c.key_policy.pre_publish, 3600);
-        // 5m access TTL + 60s skew + 120s propagation.
-        assert_eq!(c.key_policy.retire_after, 300 + 60 + 120);
-        Ok(())
-    }
-
-    #[test]
-    fn every_invalid_spec_names_its_field() {
-        let sref = |n: &str, k: &str| SecretKeyRef {
-            name: n.into(),
-            key: k.into(),
-        };
-        type Mutate = Box<dyn Fn(&mut AuthRealmSpec)>;
-        let cases: Vec<(Mutate, &str, &str)> = vec![
-            (
-                Box::new(|s| s.tokens.access_token_ttl = "15 minutes".into()),
-                "spec.tokens.accessTokenTtl",
-                "invalid duration \"15 minutes\"",
-            ),
-            (
-                Box::new(|s| s.tokens.access_token_ttl = "0s".into()),
-                "spec.tokens.accessTokenTtl",
-                "too short",
-            ),
-            (
-                Box::new(|s| s.tokens.refresh_token_ttl = "4m".into()),
-                "spec.tokens.refreshTokenTtl",
-                "shorter than accessTokenTtl",
-            ),
-            (
-                Box::new(|s| s.tokens.clock_skew = "1.5s".into()),
-                "spec.tokens.clockSkew",
-                "invalid duration",
-            ),
-            (
-                Box::new(|s| s.tokens.issuer = Some(" ".into())),
-                "spec.tokens.issuer",
-                "must not be empty",
-            ),
-            (
-                Box::new(|s| s.tokens.audience = Some(String::new())),
-                "spec.tokens.audience",
-                "must not be empty",
-            ),
-            (
-                Box::new(|s| s.auth_service.replicas = 0),
-                "spec.authService.replicas",
-                "out of range",
-            ),
-            (
-                Box::new(|s| s.main_project.image = String::new()),
-                "spec.mainProject.image",
-                "must not be empty",
-            ),
-            (
-                Box::new(|s| {
-                    s.auth_service
-                        .resources
-                        .limits
-                        .insert("memory".into(), "lots".into());
-                }),
-                "spec.authService.resources.limits.memory",
-                "not a quantity",
-            ),
-            (
-                Box::new(|s| {
-                    s.main_project
-                        .resources
-                        .requests
-                        .insert("gpu".into(), "1".into());
-                }),
-                "spec.mainProject.resources.requests.gpu",
-                "unknown resource",
-            ),
-            (
-                Box::new(|s| s.main_project.replicas = 2),
-                "spec.mainProject.replicas",
-                "embedded SQLite",
-            ),
-            (
-                Box::new(move |s| {
-                    s.database.postgres = Some(sref("db", "url"));
-                    s.database.embedded = Some(EmbeddedDatabase::default());
-                }),
-                "spec.database",
-                "not both",
-            ),
-            (
-                Box::new(move |s| s.database.postgres = Some(sref("", "url"))),
-                "spec.database.postgres.name",
-                "must name a Secret",
-            ),
-            (
-                Box::new(move |s| {
-                    s.redis.managed = Some(ManagedRedis::default());
-                    s.redis.external = Some(sref("r", "url"));
-                }),
-                "spec.redis",
-                "not both",
-            ),
-            (
-                Box::new(move |s| s.redis.external = Some(sref("r", ""))),
-                "spec.redis.external.key",
-                "must name a key",
-            ),
-            (
-                Box::new(|s| s.signing_keys.rotation_interval = "30s".into()),
-                "spec.signingKeys.rotationInterval",
-                "too short",
-            ),
-            (
-                Box::new(|s| s.signing_keys.pre_publish = "5m".into()),
-                "spec.signingKeys.prePublish",
-                "use at least 7m",
-            ),
-            (
-                Box::new(|s| s.tokens.jwks_max_age = "5 m".into()),
-                "spec.tokens.jwksMaxAge",
-                "invalid duration",
-            ),
-            (
-                Box::new(|s| s.signing_keys.pre_publish = "30d".into()),
-                "spec.signingKeys.prePublish",
-                "must be shorter than rotationInterval",
-            ),
-            (
-                Box::new(|s| s.signing_keys.revoked_key_ids = vec!["ok".into(), String::new()]),
-                "spec.signingKeys.revokedKeyIds[1]",
-                "must not be empty",
-            ),
-            (
-                Box::new(|s| {
-                    s.network_policy.extra_auth_service_peers = vec![PeerSpec {
-                        pod_labels: None,
-                        namespace_labels: None,
-                    }];
-                }),
-                "spec.networkPolicy.extraAuthServicePeers[0]",
-                "needs podLabels",
-            ),
-        ];
-        for (mutate, field, text) in cases {
-            let mut s = spec();
-            mutate(&mut s);
-            let e = refused("demo", &s);
-            assert_eq!(e.field, field, "{e}");
-            assert!(e.message.contains(text), "{field}: {e}");
-            assert!(e.to_string().starts_with(field));
-        }
-        let e = refused(&"x".repeat(41), &spec());
-        assert_eq!(e.field, "metadata.name");
-    }
-
-    #[test]
-    fn postgres_allows_several_main_project_pods() -> Result<(), InvalidSpec> {
-        let mut s = spec();
-        s.main_project.replicas = 3;
-        s.database.postgres = Some(SecretKeyRef {
-            name: "db".into(),
-            key: "url".into(),
-        });
-        validate("demo", URL, &s)?;
-        Ok(())
-    }
-
-    #[test]
-    fn quantities() {
-        for ok in ["1", "100m", "0.5", "128Mi", "1Gi", "2k"] {
-            assert!(is_quantity(ok), "{ok}");
-        }
-        for bad in ["", "m", "1.", ".5", "1.2.3", "12 Mi", "1mb", "-1"] {
-            assert!(!is_quantity(bad), "{bad}");
-        }
-    }
-}
+mod tests;

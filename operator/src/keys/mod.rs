@@ -119,7 +119,25 @@ pub struct Step {
     pub next_rotation: Option<i64>,
     /// The earliest future time at which the set changes by itself.
     pub next_event: Option<i64>,
+    /// The next key is due but held: not every auth-service replica has
+    /// served it for the hold time yet.
+    pub held: bool,
 }
+
+/// A check that must pass before a scheduled or requested rotation: every
+/// auth-service replica has served the next key since `served_since`, for at
+/// least `hold` seconds (the JWKS cache lifetime). Revoking the active key
+/// skips it: an emergency does not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// Since when every replica has served the current next key; `None` while any does not.
+    pub served_since: Option<i64>,
+    /// How long they must have served it.
+    pub hold: i64,
+}
+
+/// While a rotation is held, how soon to look at the replicas again.
+pub const HELD_RECHECK: i64 = 30;
 
 /// Advances the key set to `now`.
 ///
@@ -137,6 +155,28 @@ pub fn step(
     now: i64,
     new_kid: &mut dyn FnMut() -> String,
 ) -> Step {
+    step_gated(
+        current,
+        policy,
+        revoked,
+        rotate_requested,
+        now,
+        new_kid,
+        None,
+    )
+}
+
+/// [`step`], with the rotation held until `gate` (when given) passes.
+pub fn step_gated(
+    current: &[KeyMeta],
+    policy: &KeyPolicy,
+    revoked: &BTreeSet<String>,
+    rotate_requested: bool,
+    now: i64,
+    new_kid: &mut dyn FnMut() -> String,
+    gate: Option<Gate>,
+) -> Step {
+    let mut held = false;
     let mut events = Vec::new();
     let mut rotated = false;
     let bootstrap = current.is_empty();
@@ -248,7 +288,12 @@ pub fn step(
             now,
         );
         keys[n].activated_at = Some(planned);
-        if now >= planned {
+        let open = gate.is_none_or(|g| {
+            g.served_since
+                .is_some_and(|t| now >= t.saturating_add(g.hold))
+        });
+        held = now >= planned && !open;
+        if now >= planned && open {
             retire(&mut keys[a], now, policy, &mut events);
             let k = &mut keys[n];
             k.state = KeyState::Active;
@@ -299,13 +344,18 @@ pub fn step(
         .filter(|k| k.state == KeyState::Retiring)
         .filter_map(|k| k.remove_after)
         .min();
-    let next_event = [next_rotation, next_removal].into_iter().flatten().min();
+    let recheck = held.then(|| now.saturating_add(HELD_RECHECK));
+    let next_event = [next_rotation.filter(|_| !held), next_removal, recheck]
+        .into_iter()
+        .flatten()
+        .min();
     Step {
         keys,
         events,
         rotated,
         next_rotation,
         next_event,
+        held,
     }
 }
 
@@ -373,271 +423,7 @@ pub fn materialize(old: Option<&KeySetFile>, plan: &[KeyMeta]) -> Result<KeySetF
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
+mod properties;
 
-    const HOUR: i64 = 3600;
-    const DAY: i64 = 86_400;
-
-    fn policy() -> KeyPolicy {
-        KeyPolicy {
-            algorithm: SigningAlgorithm::EdDSA,
-            rotation_interval: 30 * DAY,
-            pre_publish: HOUR,
-            retire_after: 15 * 60 + 60 + 120,
-        }
-    }
-
-    fn counter() -> impl FnMut() -> String {
-        let mut n = 0;
-        move || {
-            n += 1;
-            format!("k{n}")
-        }
-    }
-
-    fn state_of(keys: &[KeyMeta], kid: &str) -> Option<KeyState> {
-        keys.iter().find(|k| k.kid == kid).map(|k| k.state)
-    }
-
-    #[test]
-    fn a_new_realm_gets_an_active_and_a_next_key() {
-        let s = step(
-            &[],
-            &policy(),
-            &BTreeSet::new(),
-            false,
-            1000,
-            &mut counter(),
-        );
-        assert_eq!(state_of(&s.keys, "k1"), Some(KeyState::Active));
-        assert_eq!(state_of(&s.keys, "k2"), Some(KeyState::Next));
-        assert_eq!(s.next_rotation, Some(1000 + 30 * DAY));
-        assert_eq!(s.next_event, s.next_rotation);
-        assert!(!s.rotated);
-    }
-
-    #[test]
-    fn the_timeline_of_one_rotation() {
-        let p = policy();
-        let mut kid = counter();
-        let none = BTreeSet::new();
-        let t0 = 1000;
-        let s0 = step(&[], &p, &none, false, t0, &mut kid);
-        // Nothing happens until the interval is over.
-        let s1 = step(&s0.keys, &p, &none, false, t0 + 30 * DAY - 1, &mut kid);
-        assert_eq!(s1.keys, s0.keys);
-        assert!(s1.events.is_empty());
-        // At the interval the next key signs, the old one retires, a new next appears.
-        let t1 = t0 + 30 * DAY;
-        let s2 = step(&s1.keys, &p, &none, false, t1, &mut kid);
-        assert!(s2.rotated);
-        assert_eq!(state_of(&s2.keys, "k1"), Some(KeyState::Retiring));
-        assert_eq!(state_of(&s2.keys, "k2"), Some(KeyState::Active));
-        assert_eq!(state_of(&s2.keys, "k3"), Some(KeyState::Next));
-        assert_eq!(s2.next_event, Some(t1 + p.retire_after));
-        // The retiring key stays until its last token has expired, then goes.
-        let s3 = step(
-            &s2.keys,
-            &p,
-            &none,
-            false,
-            t1 + p.retire_after - 1,
-            &mut kid,
-        );
-        assert_eq!(state_of(&s3.keys, "k1"), Some(KeyState::Retiring));
-        let s4 = step(&s3.keys, &p, &none, false, t1 + p.retire_after, &mut kid);
-        assert_eq!(state_of(&s4.keys, "k1"), None);
-        assert_eq!(s4.events, vec![KeyEvent::Removed { kid: "k1".into() }]);
-    }
-
-    #[test]
-    fn a_rotate_request_still_waits_for_pre_publish() {
-        let p = policy();
-        let mut kid = counter();
-        let none = BTreeSet::new();
-        let s0 = step(&[], &p, &none, false, 0, &mut kid);
-        // Requested 10 minutes after the next key was published: waits 50 more.
-        let s1 = step(&s0.keys, &p, &none, true, 600, &mut kid);
-        assert!(!s1.rotated);
-        assert_eq!(s1.next_rotation, Some(HOUR));
-        let s2 = step(&s1.keys, &p, &none, true, HOUR, &mut kid);
-        assert!(s2.rotated);
-        assert_eq!(state_of(&s2.keys, "k2"), Some(KeyState::Active));
-        // Requested long after publication: rotates at once.
-        let s3 = step(&s2.keys, &p, &none, true, 3 * DAY, &mut kid);
-        assert!(s3.rotated);
-        assert_eq!(state_of(&s3.keys, "k3"), Some(KeyState::Active));
-    }
-
-    #[test]
-    fn revoking_keys_removes_them_at_once() {
-        let p = policy();
-        let mut kid = counter();
-        let s0 = step(&[], &p, &BTreeSet::new(), false, 0, &mut kid);
-        // Revoke the active key two days in: the pre-published next key takes over.
-        let revoked = BTreeSet::from(["k1".to_owned()]);
-        let s1 = step(&s0.keys, &p, &revoked, false, 2 * DAY, &mut kid);
-        assert_eq!(state_of(&s1.keys, "k1"), None);
-        assert_eq!(state_of(&s1.keys, "k2"), Some(KeyState::Active));
-        assert_eq!(state_of(&s1.keys, "k3"), Some(KeyState::Next));
-        assert!(s1.rotated);
-        assert!(s1.events.contains(&KeyEvent::Activated {
-            kid: "k2".into(),
-            early: false
-        }));
-        // Revoking the next key too: a new next key is published.
-        let revoked = BTreeSet::from(["k1".to_owned(), "k3".to_owned()]);
-        let s2 = step(&s1.keys, &p, &revoked, false, 2 * DAY + 5, &mut kid);
-        assert_eq!(state_of(&s2.keys, "k3"), None);
-        assert_eq!(state_of(&s2.keys, "k4"), Some(KeyState::Next));
-        assert_eq!(s2.next_rotation, Some(2 * DAY + 30 * DAY));
-    }
-
-    #[test]
-    fn a_new_algorithm_replaces_the_waiting_key() -> Result<(), KeySetError> {
-        let mut p = policy();
-        let mut kid = counter();
-        let s0 = step(&[], &p, &BTreeSet::new(), false, 0, &mut kid);
-        p.algorithm = SigningAlgorithm::ES256;
-        let s1 = step(&s0.keys, &p, &BTreeSet::new(), false, 10, &mut kid);
-        assert_eq!(state_of(&s1.keys, "k2"), None);
-        let k3 = s1.keys.iter().find(|k| k.kid == "k3");
-        assert_eq!(
-            k3.map(|k| (k.alg, k.state)),
-            Some((SigningAlgorithm::ES256, KeyState::Next))
-        );
-        // The file keeps the active key's private key and generates the new one.
-        let f0 = materialize(None, &s0.keys)?;
-        let f1 = materialize(Some(&f0), &s1.keys)?;
-        assert_eq!(f0.jwks()?.keys[0], f1.jwks()?.keys[0]);
-        assert_eq!(f1.keys.len(), 2);
-        Ok(())
-    }
-
-    /// A small deterministic PRNG (SplitMix64) so the property runs are reproducible.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> i64 {
-            i64::try_from(self.next() % n.max(1)).unwrap_or(0)
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.next() % 100 < percent
-        }
-    }
-
-    /// Random schedules, time steps, rotate requests and revocations; after
-    /// every step the invariants users rely on must hold.
-    #[test]
-    fn rotation_invariants_hold_over_random_schedules() {
-        for seed in 0..300_u64 {
-            let mut rng = Rng(seed);
-            let interval = 60 + rng.below(10 * DAY as u64);
-            let p = KeyPolicy {
-                algorithm: SigningAlgorithm::EdDSA,
-                rotation_interval: interval,
-                pre_publish: rng.below(interval as u64),
-                retire_after: rng.below(3 * DAY as u64),
-            };
-            let mut kid = counter();
-            let mut revoked = BTreeSet::new();
-            let mut now = rng.below(1_000_000_000);
-            let mut keys: Vec<KeyMeta> = Vec::new();
-            // kid -> first time it was published; kids ever seen.
-            let mut published: BTreeMap<String, i64> = BTreeMap::new();
-            let mut last_active: Option<String> = None;
-            for i in 0..200 {
-                now += match rng.below(4) {
-                    0 => 0,
-                    1 => rng.below(60),
-                    2 => rng.below(p.pre_publish as u64 + 1),
-                    _ => rng.below(2 * interval as u64),
-                };
-                let request = rng.chance(10);
-                if rng.chance(8) && !keys.is_empty() {
-                    let victim = rng.below(keys.len() as u64) as usize;
-                    revoked.insert(keys[victim].kid.clone());
-                }
-                let active_revoked = last_active.as_ref().is_some_and(|a| revoked.contains(a));
-                let before = keys.clone();
-                let s = step(&before, &p, &revoked, request, now, &mut kid);
-                let ctx = format!("seed {seed} step {i} now {now} policy {p:?}");
-
-                // Exactly one active key, and one next key.
-                let active: Vec<&KeyMeta> = s
-                    .keys
-                    .iter()
-                    .filter(|k| k.state == KeyState::Active)
-                    .collect();
-                assert_eq!(active.len(), 1, "{ctx}: {:?}", s.keys);
-                assert_eq!(
-                    s.keys.iter().filter(|k| k.state == KeyState::Next).count(),
-                    1,
-                    "{ctx}"
-                );
-                // A revoked id never comes back; ids are never reused.
-                for k in &s.keys {
-                    assert!(
-                        !revoked.contains(&k.kid),
-                        "{ctx}: revoked {} is back",
-                        k.kid
-                    );
-                    let first = *published.entry(k.kid.clone()).or_insert(now);
-                    if !before.iter().any(|b| b.kid == k.kid) {
-                        assert_eq!(first, now, "{ctx}: id {} reused", k.kid);
-                    }
-                }
-                // No key signs before it was published for prePublish, except
-                // the realm's first key and when the active key was just revoked.
-                let a = active[0];
-                if last_active.as_deref() != Some(a.kid.as_str()) && i > 0 && !active_revoked {
-                    let since = published.get(&a.kid).copied().unwrap_or(now);
-                    assert!(
-                        now - since >= p.pre_publish,
-                        "{ctx}: {} signs after {}s published",
-                        a.kid,
-                        now - since
-                    );
-                }
-                // No key disappears before its tokens expire unless revoked:
-                // a key that signed must be retiring until retired_at + retire_after.
-                for b in &before {
-                    if revoked.contains(&b.kid) || s.keys.iter().any(|k| k.kid == b.kid) {
-                        continue;
-                    }
-                    if b.state == KeyState::Next && b.alg == p.algorithm {
-                        unreachable!("{ctx}: next key {} vanished", b.kid);
-                    }
-                    assert_eq!(b.state, KeyState::Retiring, "{ctx}: {} vanished", b.kid);
-                    let until = b.retired_at.unwrap_or(now) + p.retire_after;
-                    assert!(
-                        now >= until,
-                        "{ctx}: {} removed {}s early",
-                        b.kid,
-                        until - now
-                    );
-                }
-                // The active key is not overdue while a published next key waits.
-                let n = s.keys.iter().find(|k| k.state == KeyState::Next);
-                if let (Some(act), Some(n)) = (a.activated_at, n) {
-                    let due = act + p.rotation_interval;
-                    let ready = n.created_at + p.pre_publish;
-                    assert!(now < due || now < ready, "{ctx}: rotation overdue");
-                    assert_eq!(n.activated_at, s.next_rotation, "{ctx}");
-                }
-                // Requeue points are in the future.
-                assert!(s.next_event.is_some_and(|t| t > now), "{ctx}");
-                last_active = Some(a.kid.clone());
-                keys = s.keys;
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

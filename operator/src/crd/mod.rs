@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 /// key now (the new key still waits until it has been published for `prePublish`).
 pub const ROTATE_ANNOTATION: &str = "authrealm.io/rotate-keys";
 
-/// Default image of the auth service (MA).
-pub const DEFAULT_AUTH_SERVICE_IMAGE: &str = "authrealm/auth-service:0.1.0";
-/// Default image of the main project (OP).
-pub const DEFAULT_MAIN_PROJECT_IMAGE: &str = "authrealm/main-project:0.1.0";
+/// The auth-service (MA) image of this operator's release: what a realm
+/// runs when it does not pin `authService.image` (the chart passes the same
+/// through `--auth-service-image`).
+pub const DEFAULT_AUTH_SERVICE_IMAGE: &str =
+    concat!("authrealm/auth-service:", env!("CARGO_PKG_VERSION"));
+/// The main-project (OP) image of this operator's release.
+pub const DEFAULT_MAIN_PROJECT_IMAGE: &str =
+    concat!("authrealm/main-project:", env!("CARGO_PKG_VERSION"));
 /// Default image of the managed Redis.
 pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
 
@@ -56,8 +60,16 @@ pub const MAX_NAME_LEN: usize = 40;
     ),
     printcolumn(
         name = "Next Rotation",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextRotationTime",
+        description = "When the next key starts signing (RFC 3339; a date column would print <invalid> for a future time)",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Issuer",
+        type_ = "string",
+        json_path = ".status.issuer",
+        description = "The iss claim of the realm's tokens",
         priority = "1"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -86,6 +98,53 @@ pub struct AuthRealmSpec {
     /// Which pods may reach the auth service's port.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// Prometheus Operator scraping of the realm's pods.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+/// Per-realm monitoring with the Prometheus Operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Create a PodMonitor `<realm>` (needs the `monitoring.coreos.com/v1`
+    /// CRDs) that scrapes `/metrics` of MA and OP on their metrics ports, and
+    /// of a `redis_exporter` sidecar the managed Redis then gets.
+    #[serde(default)]
+    pub pod_monitor: bool,
+    /// Labels of the PodMonitor, e.g. the ones your Prometheus selects by.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Scrape interval, e.g. `30s`.
+    #[serde(default = "default_scrape_interval")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+[smh])+$"))]
+    pub interval: String,
+    /// Image of the Redis metrics exporter sidecar.
+    #[serde(default = "default_redis_exporter_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub redis_exporter_image: String,
+}
+
+impl Default for MonitoringSpec {
+    fn default() -> Self {
+        Self {
+            pod_monitor: false,
+            labels: BTreeMap::new(),
+            interval: default_scrape_interval(),
+            redis_exporter_image: default_redis_exporter_image(),
+        }
+    }
+}
+
+fn default_scrape_interval() -> String {
+    "30s".to_owned()
+}
+
+/// Default image of the Redis metrics exporter sidecar.
+pub const DEFAULT_REDIS_EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.67.0";
+
+fn default_redis_exporter_image() -> String {
+    DEFAULT_REDIS_EXPORTER_IMAGE.to_owned()
 }
 
 impl Default for AuthRealmSpec {
@@ -99,6 +158,7 @@ impl Default for AuthRealmSpec {
             redis: RedisSpec::default(),
             signing_keys: SigningKeysSpec::default(),
             network_policy: NetworkPolicySpec::default(),
+            monitoring: MonitoringSpec::default(),
         }
     }
 }
@@ -167,9 +227,12 @@ fn default_clock_skew() -> String {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
-    /// Container image, e.g. `authrealm/auth-service:0.1.0`.
+    /// Container image, e.g. `registry.example/authrealm/auth-service:0.1.0`.
+    /// Leave it unset to run the version the operator ships with: upgrading
+    /// the operator then rolls this realm to the new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub image: String,
+    pub image: Option<String>,
     /// Image pull policy. Defaults to the Kubernetes default for the tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
@@ -188,7 +251,7 @@ impl ServiceSpec {
     #[must_use]
     pub fn auth_service() -> Self {
         Self {
-            image: DEFAULT_AUTH_SERVICE_IMAGE.to_owned(),
+            image: None,
             image_pull_policy: None,
             replicas: 1,
             resources: ResourcesSpec::default(),
@@ -198,10 +261,7 @@ impl ServiceSpec {
     /// Defaults of the main project.
     #[must_use]
     pub fn main_project() -> Self {
-        Self {
-            image: DEFAULT_MAIN_PROJECT_IMAGE.to_owned(),
-            ..Self::auth_service()
-        }
+        Self::auth_service()
     }
 }
 
@@ -333,6 +393,11 @@ pub struct ManagedRedis {
     /// CPU and memory of the Redis container.
     #[serde(default)]
     pub resources: ResourcesSpec,
+    /// Where Redis keeps its append-only file (revocations, refresh-token
+    /// families). Default: a PersistentVolumeClaim of 1Gi, so the data
+    /// outlives the pod.
+    #[serde(default)]
+    pub storage: RedisStorage,
 }
 
 impl Default for ManagedRedis {
@@ -340,8 +405,56 @@ impl Default for ManagedRedis {
         Self {
             image: default_redis_image(),
             resources: ResourcesSpec::default(),
+            storage: RedisStorage::default(),
         }
     }
+}
+
+/// The managed Redis's volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStorage {
+    /// `PersistentVolumeClaim` (the default: the operator creates
+    /// `<realm>-redis-data`, deleted with the realm), or `EmptyDir` for a
+    /// trial only: the data is lost whenever the Redis pod is replaced, and
+    /// with it every revocation and refresh-token family (users log in again,
+    /// and a revoked token that has not expired is accepted again unless
+    /// the services still hold it).
+    #[serde(default, rename = "type")]
+    pub type_: StorageType,
+    /// Size of the claim, e.g. `1Gi` (it can grow later, never shrink).
+    #[serde(default = "default_redis_size")]
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+    /// Storage class of the claim; unset = the cluster's default class.
+    /// Fixed once the claim exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for RedisStorage {
+    fn default() -> Self {
+        Self {
+            type_: StorageType::default(),
+            size: default_redis_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+fn default_redis_size() -> String {
+    "1Gi".to_owned()
+}
+
+/// Kind of volume for the managed Redis.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StorageType {
+    /// A PersistentVolumeClaim that outlives the pod.
+    #[default]
+    PersistentVolumeClaim,
+    /// An emptyDir: lost with the pod (trials only).
+    EmptyDir,
 }
 
 fn default_redis_image() -> String {
@@ -456,75 +569,8 @@ pub struct PeerSpec {
     pub namespace_labels: Option<BTreeMap<String, String>>,
 }
 
-/// What the operator observed and did; written only by the operator.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthRealmStatus {
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready`, `KeysReady`, `RedisReady`, `AuthServiceReady`, `MainProjectReady`.
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-    /// Key id (`kid`) of the key that signs new tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_key_id: Option<String>,
-    /// Every published key with its state and times.
-    #[serde(default)]
-    pub keys: Vec<KeyStatus>,
-    /// When the current `next` key becomes active (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_rotation_time: Option<String>,
-    /// In-cluster URL of the auth service (JWKS, discovery, internal API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_service_url: Option<String>,
-    /// In-cluster URL of the main project's API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub main_project_url: Option<String>,
-}
-
-/// A condition in the Kubernetes style.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// Condition type, e.g. `Ready`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// CamelCase reason, e.g. `InvalidSpec`, `SecretNotFound`.
-    pub reason: String,
-    /// Explanation for people.
-    pub message: String,
-    /// When `status` last changed (RFC 3339).
-    pub last_transition_time: String,
-    /// The generation the condition was computed for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
-
-/// One signing key as the status shows it (never the private part).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyStatus {
-    /// Key id, the `kid` header of the tokens it signs.
-    pub kid: String,
-    /// Signature algorithm.
-    pub algorithm: String,
-    /// `next`, `active` or `retiring`.
-    pub state: String,
-    /// When it was generated and first published (RFC 3339).
-    pub created_at: String,
-    /// When it became, or is planned to become, the signing key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub activated_at: Option<String>,
-    /// When it stopped signing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retired_at: Option<String>,
-    /// When it will be removed from the JWKS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remove_after: Option<String>,
-}
+mod status;
+pub use status::{AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 
 /// The CRD as YAML, exactly as `crds/authrealm.yaml` holds it.
 ///
@@ -538,57 +584,4 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const COMMITTED_CRD: &str = include_str!("../../crds/authrealm.yaml");
-    const SAMPLE: &str = include_str!("../../examples/authrealm.yaml");
-
-    #[test]
-    fn committed_crd_matches_the_code() -> Result<(), serde_saphyr::SerializeError> {
-        let generated = crd_yaml()?;
-        assert!(
-            generated == COMMITTED_CRD,
-            "crds/authrealm.yaml is stale: run `cargo run -p operator --bin crdgen -- crds/authrealm.yaml` \
-             (and scripts/sync-chart-crd) and commit the result"
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn an_empty_spec_means_every_default() -> Result<(), serde_json::Error> {
-        let spec: AuthRealmSpec = serde_json::from_str("{}")?;
-        assert_eq!(spec, AuthRealmSpec::default());
-        assert_eq!(spec.auth_service.image, DEFAULT_AUTH_SERVICE_IMAGE);
-        assert_eq!(spec.main_project.image, DEFAULT_MAIN_PROJECT_IMAGE);
-        assert_eq!(spec.signing_keys.algorithm, Algorithm::EdDSA);
-        assert!(spec.redis.external.is_none() && spec.database.postgres.is_none());
-        // The defaults the schema advertises are the same values.
-        let crd = serde_json::to_value(AuthRealm::crd())?;
-        let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-            ["properties"];
-        assert_eq!(
-            props["signingKeys"]["default"],
-            serde_json::to_value(SigningKeysSpec::default())?
-        );
-        assert_eq!(
-            props["authService"]["default"],
-            serde_json::to_value(ServiceSpec::auth_service())?
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn the_sample_manifest_is_a_valid_realm() -> Result<(), Box<dyn std::error::Error>> {
-        let realm: AuthRealm = serde_saphyr::from_str(SAMPLE)?;
-        assert_eq!(realm.metadata.name.as_deref(), Some("demo"));
-        crate::validate::validate(
-            "demo",
-            "http://demo-auth-service.default.svc:8081",
-            &realm.spec,
-        )?;
-        assert!(realm.spec.redis.managed.is_some());
-        assert_eq!(realm.spec.auth_service.replicas, 2);
-        Ok(())
-    }
-}
+mod tests;
