@@ -1,7 +1,11 @@
 //! Random and hostile requests against the router itself
 //! (`tower::ServiceExt::oneshot`, memory store): any body, content type,
 //! credential, method and path. No request panics or answers 5xx; every
-//! refusal is a JSON error with a code.
+//! refusal is a JSON error with a code. One service serves every case (its
+//! state carries over, as it would in production): generating its keys
+//! (RSA among them) for each case would be most of the run.
+
+use std::sync::{Arc, OnceLock};
 
 use auth_service::Clock;
 use authrealm_tokens::api;
@@ -81,6 +85,27 @@ fn arb_path() -> impl Strategy<Value = String> {
     ]
 }
 
+type Shared = (Arc<auth_service::http::App>, String);
+
+/// The one service every case talks to (built without a runtime: the
+/// memory store and no key directory need none).
+fn shared() -> Result<&'static Shared, TestCaseError> {
+    static APP: OnceLock<Result<Shared, String>> = OnceLock::new();
+    APP.get_or_init(|| {
+        let config = test_config(Backend::Memory).map_err(|e| e.to_string())?;
+        let credential = config
+            .service_credential
+            .as_ref()
+            .map(|c| c.expose().to_owned())
+            .unwrap_or_default();
+        let (app, _watcher) = auth_service::build(&config, Clock::manual(1_800_000_000))
+            .map_err(|e| e.to_string())?;
+        Ok((app, credential))
+    })
+    .as_ref()
+    .map_err(|e| TestCaseError::fail(e.clone()))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -97,10 +122,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         runtime.block_on(async {
-            let config = test_config(Backend::Memory).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let credential = config.service_credential.as_ref().map(|c| c.expose().to_owned()).unwrap_or_default();
-            let (app, _watcher) = auth_service::build(&config, Clock::manual(1_800_000_000))
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (app, credential) = shared()?;
             let mut req = Request::builder().method(method).uri(&path);
             if let Some(ct) = content_type {
                 req = req.header("content-type", ct);
@@ -112,7 +134,7 @@ proptest! {
                 _ => req,
             };
             let req = req.body(Body::from(body)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let resp = auth_service::http::router(app).oneshot(req).await
+            let resp = auth_service::http::router(app.clone()).oneshot(req).await
                 .map_err(|e: std::convert::Infallible| TestCaseError::fail(format!("{e:?}")))?;
             let status = resp.status();
             prop_assert!(!status.is_server_error(), "{} {} answered {}", method, path, status);

@@ -510,7 +510,8 @@ pub async fn public_endpoints_health_and_metrics(b: Backend) -> TestResult {
         Some("public, max-age=300")
     );
     let jwks: authrealm_tokens::JwkSet = resp.json().await?;
-    assert_eq!(jwks.keys.len(), 1);
+    // The configured algorithm's key and the RS256 key for ID tokens.
+    assert_eq!(jwks.keys.len(), 2);
     let disco: serde_json::Value = app.get(api::PATH_DISCOVERY).await?.json().await?;
     assert_eq!(disco["issuer"], json!(app.base));
     assert_eq!(
