@@ -343,6 +343,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
         ("internal", &*c.internal),
         ("metrics", &*c.metrics),
     ]);
+    svc.metrics
+        .oauth_clients
+        .set(i64::try_from(svc.clients.snapshot().len()).unwrap_or(i64::MAX));
     let since = svc.keys.snapshot().active_since();
     svc.metrics
         .active_key_age

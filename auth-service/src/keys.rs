@@ -30,6 +30,7 @@ use authrealm_tokens::digest::sha256;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::reload::{self, Content};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -396,8 +397,8 @@ pub fn load_dir(dir: &Path, verify: VerifierConfig) -> Result<KeySnapshot> {
 }
 
 /// Polls the key directory every `interval` and swaps in a changed, valid
-/// key set. A refused set is logged once per distinct content, counted as a
-/// failed reload, and the previous set stays in use.
+/// key set. A refused or unreadable set is logged once per distinct
+/// content, counted as a failed reload, and the previous set stays in use.
 pub async fn watch_dir(
     ring: Arc<KeyRing>,
     dir: PathBuf,
@@ -406,49 +407,44 @@ pub async fn watch_dir(
     metrics: Arc<Metrics>,
 ) {
     let path = keyset_path(&dir);
-    // The digest of the last content looked at, valid or not; `None` after a read error.
-    let mut last_seen: Option<[u8; 32]> = Some(ring.snapshot().digest);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) => {
-                if last_seen.is_some() {
-                    metrics.key_reload_failed.inc();
-                    tracing::error!(path = %path.display(), error = %e,
-                        "cannot read the key set; keeping the current keys");
-                }
-                last_seen = None;
-                continue;
+    let shown = path.display().to_string();
+    let initial = Some(ring.snapshot().digest);
+    reload::poll(path, interval, initial, move |content| {
+        let current = ring.snapshot();
+        let bytes = match content {
+            Content::Bytes(b) => b,
+            Content::Missing => {
+                metrics.key_reload_failed.inc();
+                tracing::error!(path = %shown, "the key set is gone; keeping the current keys");
+                return;
+            }
+            Content::Unreadable(e) => {
+                metrics.key_reload_failed.inc();
+                tracing::error!(path = %shown, error = %e,
+                    "cannot read the key set; keeping the current keys");
+                return;
             }
         };
-        let digest = sha256(&bytes);
-        if last_seen == Some(digest) {
-            continue;
-        }
-        last_seen = Some(digest);
-        let current = ring.snapshot();
-        if current.digest == digest {
-            continue;
+        if current.digest == sha256(&bytes) {
+            return;
         }
         match KeySnapshot::from_bytes(&bytes, verify.clone()) {
             Ok(next) => {
                 let active = next.active().kid.clone();
+                let id_token = next.id_token_key().kid.clone();
                 let kids: Vec<String> = next.keys.keys().cloned().collect();
                 ring.replace(next);
                 metrics.key_reload_ok.inc();
-                tracing::info!(path = %path.display(), active_kid = %active, kids = ?kids,
-                    previous_active_kid = %current.active().kid, "key set reloaded");
+                tracing::info!(path = %shown, active_kid = %active, id_token_kid = %id_token,
+                    kids = ?kids, previous_active_kid = %current.active().kid, "key set reloaded");
             }
             Err(e) => {
                 metrics.key_reload_failed.inc();
-                tracing::error!(path = %path.display(), error = %e,
+                tracing::error!(path = %shown, error = %e,
                     active_kid = %current.active().kid,
                     "new key set refused; keeping the current keys");
             }
         }
-    }
+    })
+    .await;
 }

@@ -17,6 +17,7 @@
 //!   [`feed`]: the memory store's revocations streamed to verifiers.
 //! - [`metrics`], [`error`].
 
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod feed;
@@ -25,6 +26,7 @@ pub mod keys;
 pub mod metrics;
 pub mod opaque;
 pub mod refresh;
+pub mod reload;
 pub mod revocation;
 pub mod server;
 pub mod service;

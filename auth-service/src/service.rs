@@ -10,6 +10,7 @@ use authrealm_tokens::AccessClaims;
 use authrealm_tokens::api::{MintRequest, TokenPair};
 use serde_json::{Map, Value};
 
+use crate::clients::ClientRing;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::{KeyRing, SigningKey};
@@ -42,6 +43,8 @@ pub struct Settings {
     /// Clock skew verifiers tolerate past `exp`, seconds: a revoked `jti`
     /// is kept this much longer than its token.
     pub clock_skew: i64,
+    /// OP's public base URL (no trailing slash) when the code flow exists.
+    pub op_public_url: Option<String>,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -60,6 +63,10 @@ impl Settings {
             grace: secs(config.refresh_grace),
             revoke_ttl: i64::try_from(config.revocation_ttl_secs()).unwrap_or(i64::MAX),
             clock_skew: secs(config.clock_skew),
+            op_public_url: config
+                .op_public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
         }
     }
 }
@@ -79,6 +86,8 @@ pub(crate) struct AccessIds<'a> {
 pub struct AuthService {
     /// Current signing keys.
     pub keys: Arc<KeyRing>,
+    /// Current OAuth client registry.
+    pub clients: Arc<ClientRing>,
     /// Families and the revocation list.
     pub store: Store,
     /// Time source.
