@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::clients::ClientRing;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::keys::{KeyRing, SigningKey};
+use crate::keys::{JwtType, KeyRing, SigningKey};
 use crate::metrics::Metrics;
 use crate::opaque::{hash_token, random};
 use crate::store::{NewSession, Store};
@@ -75,10 +75,13 @@ impl Settings {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AccessIds<'a> {
     pub sub: &'a str,
+    pub aud: &'a str,
     pub sid: &'a str,
     pub jti: &'a str,
     pub iat: i64,
     pub exp: i64,
+    /// `JWT` for OP's sessions, `at+jwt` for OAuth clients' (RFC 9068).
+    pub typ: JwtType,
 }
 
 /// Keys, store, clock and metrics: everything an operation needs.
@@ -119,7 +122,7 @@ impl AuthService {
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: t.sub.to_owned(),
-            aud: self.settings.audience.clone(),
+            aud: t.aud.to_owned(),
             exp: t.exp,
             iat: t.iat,
             nbf: t.iat,
@@ -127,7 +130,7 @@ impl AuthService {
             sid: t.sid.to_owned(),
             extra,
         };
-        key.sign(&claims)
+        key.sign_typed(t.typ, &claims)
     }
 
     /// Mints an access token and a refresh token starting a new session.
@@ -158,10 +161,12 @@ impl AuthService {
         let keys = self.keys.snapshot();
         let ids = AccessIds {
             sub: &req.sub,
+            aud: &s.audience,
             sid: &sid,
             jti: &jti,
             iat: now,
             exp,
+            typ: JwtType::Jwt,
         };
         let access = self.sign_access(keys.active(), &ids, req.claims)?;
         self.store
@@ -169,7 +174,8 @@ impl AuthService {
                 sid: &sid,
                 sub: &req.sub,
                 claims_json: &claims_json,
-                refresh_hash: &refresh_hash,
+                client: "",
+                refresh_hash: Some(&refresh_hash),
                 refresh_exp,
                 now,
             })
