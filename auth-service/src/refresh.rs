@@ -50,15 +50,20 @@ impl AuthService {
             typ: JwtType::Jwt,
             scope: None,
         };
-        self.rotate_refresh(token, &op).await
+        self.rotate_refresh(token, &op).await.map(|(pair, _)| pair)
     }
 
     /// [`AuthService::refresh`] for `who`: a token of a session bound to
-    /// another client (or to none) changes nothing and is invalid.
+    /// another client (or to none) changes nothing and is invalid. Also
+    /// answers the `scope` claim of the new access token.
     ///
     /// # Errors
     /// As [`AuthService::refresh`].
-    pub async fn rotate_refresh(&self, token: &str, who: &Refresher<'_>) -> Result<TokenPair> {
+    pub async fn rotate_refresh(
+        &self,
+        token: &str,
+        who: &Refresher<'_>,
+    ) -> Result<(TokenPair, Option<String>)> {
         if !is_refresh_shaped(token) {
             self.metrics.refresh(RefreshResult::Invalid);
             return Err(Error::RefreshInvalid);
@@ -120,18 +125,32 @@ impl AuthService {
 
     /// Signs the access token of a successor (again, for a repeat: with the
     /// same key, claims and times, so EdDSA and RS256 give the same bytes).
+    /// A narrowed scope keeps only scopes the session was granted.
     fn successor_pair(
         &self,
         info: &SessionInfo,
         s: Successor,
         who: &Refresher<'_>,
         now: i64,
-    ) -> Result<TokenPair> {
+    ) -> Result<(TokenPair, Option<String>)> {
         let mut extra: Map<String, Value> = serde_json::from_str(&info.claims_json)
             .map_err(|e| Error::StoreProtocol(format!("stored claims: {e}")))?;
-        if let Some(scope) = &s.scope {
-            extra.insert("scope".to_owned(), Value::from(scope.as_str()));
+        if let Some(requested) = &s.scope {
+            let granted = extra.get("scope").and_then(Value::as_str).unwrap_or("");
+            let kept: Vec<&str> = requested
+                .split(' ')
+                .filter(|r| granted.split(' ').any(|g| g == *r))
+                .collect();
+            if kept.is_empty() {
+                extra.remove("scope");
+            } else {
+                extra.insert("scope".to_owned(), Value::from(kept.join(" ")));
+            }
         }
+        let scope = extra
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let keys = self.keys.snapshot();
         // A key removed since the first answer: the active key signs the same claims.
         let key = keys.by_kid(&s.kid).unwrap_or_else(|| keys.active());
@@ -145,13 +164,14 @@ impl AuthService {
             typ: who.typ,
         };
         let access = self.sign_access(key, &ids, extra)?;
-        Ok(pair(
+        let pair = pair(
             access,
             s.exp - now,
             s.refresh_token,
             s.refresh_exp - now,
             info.sid.clone(),
             info.sub.clone(),
-        ))
+        );
+        Ok((pair, scope))
     }
 }

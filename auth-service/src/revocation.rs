@@ -203,6 +203,40 @@ impl AuthService {
     }
 }
 
+impl AuthService {
+    /// Introspection for the public endpoint (RFC 7662): any access token
+    /// this service signed, whatever its audience, that is within its life
+    /// and not revoked is active; anything else — a refresh token, garbage,
+    /// another issuer's token — is `active: false`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the revocation list cannot be read (never a guess).
+    pub async fn introspect_any(&self, token: &str) -> Result<IntrospectResponse> {
+        let inactive = IntrospectResponse {
+            active: false,
+            claims: None,
+        };
+        if classify(token).ok() != Some(TokenShape::Access) {
+            return Ok(inactive);
+        }
+        let now = self.clock.now();
+        let Some(claims) = self.client_access_claims(token, now) else {
+            return Ok(inactive);
+        };
+        let state = self
+            .store
+            .revocation_state(&claims.jti, &claims.sid, &claims.sub, now)
+            .await?;
+        if state.rejects(claims.iat) {
+            return Ok(inactive);
+        }
+        Ok(IntrospectResponse {
+            active: true,
+            claims: Some(claims),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
