@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestResult, assert_error, err};
 use crate::oauth_support::{
-    Auth, OTHER_SECRET, SPA_REDIRECT, VERIFIER, WEB_REDIRECT, WEB_SECRET, WORKER_SECRET, jwt_parts,
-    spawn_oauth,
+    Auth, OTHER_SECRET, Params, SPA_REDIRECT, VERIFIER, WEB_REDIRECT, WEB_SECRET, WORKER_SECRET,
+    jwt_parts, spawn_oauth,
 };
 
 const WEB: Auth<'static> = Auth::Basic("default.web", WEB_SECRET);
@@ -193,7 +193,7 @@ pub async fn bad_code_exchanges_are_refused_and_change_nothing(b: Backend) -> Te
     let wrong_verifier = "x".repeat(43);
     let unknown_code = "A".repeat(43);
     let other = Auth::Basic("default.other", OTHER_SECRET);
-    let cases: Vec<(Auth<'_>, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<(Auth<'_>, Params<'_>, u16, &str)> = vec![
         // Wrong PKCE verifier, missing verifier, malformed verifier.
         (
             WEB,

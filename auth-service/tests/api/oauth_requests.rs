@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, TestResult, err, spawn_with, test_config};
 use crate::oauth_support::{
-    Auth, CHALLENGE, OP_URL, WEB_REDIRECT, WEB_SECRET, WORKER_SECRET, authorize_request, clients,
-    jwt_parts, spawn_oauth, write_registry,
+    Auth, CHALLENGE, OP_URL, Params, WEB_REDIRECT, WEB_SECRET, WORKER_SECRET, authorize_request,
+    clients, jwt_parts, spawn_oauth, write_registry,
 };
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
@@ -116,7 +116,7 @@ pub async fn grants_and_scopes_a_client_may_not_use_are_refused(b: Backend) -> T
     let web = Auth::Basic("default.web", WEB_SECRET);
     let worker = Auth::Basic("default.worker", WORKER_SECRET);
     let spa = Auth::Public("default.spa");
-    let cases: Vec<(Auth<'_>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<(Auth<'_>, Params<'_>, &str)> = vec![
         (web, vec![CC], "unauthorized_client"),
         (spa, vec![CC], "unauthorized_client"),
         (

@@ -171,6 +171,9 @@ impl Answer {
     }
 }
 
+/// Form parameters.
+pub type Params<'a> = Vec<(&'a str, &'a str)>;
+
 /// How a request authenticates its client.
 #[derive(Debug, Clone, Copy)]
 pub enum Auth<'a> {
