@@ -4,6 +4,7 @@
 //! (proptest), key loading and reloading, the client registry, and
 //! verification by independent libraries (PyJWT, Authlib).
 
+mod authlib;
 mod helpers;
 mod hostile;
 mod keys;

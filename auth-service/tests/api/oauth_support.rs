@@ -121,12 +121,21 @@ impl std::ops::Deref for OAuthApp {
 }
 
 pub async fn spawn_oauth(backend: Backend) -> TestResult<OAuthApp> {
+    spawn_oauth_config(backend, |_| {}).await
+}
+
+/// [`spawn_oauth`] with a change to the configuration.
+pub async fn spawn_oauth_config(
+    backend: Backend,
+    change: impl FnOnce(&mut auth_service::Config),
+) -> TestResult<OAuthApp> {
     let dir = tempfile::tempdir()?;
     write_registry(dir.path(), clients())?;
     let mut config = test_config(backend)?;
     config.clients_dir = Some(dir.path().to_path_buf());
     config.clients_poll_interval = std::time::Duration::from_millis(100);
     config.op_public_url = Some(OP_URL.to_owned());
+    change(&mut config);
     let app = spawn_with(config, Clock::manual(authrealm_tokens::unix_now())).await?;
     Ok(OAuthApp { app, dir })
 }
