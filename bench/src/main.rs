@@ -327,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
     let ma_url = format!("http://127.0.0.1:{ma_port}");
     let ma = Service::start(
         &bins.auth_service,
+        authrealm_flow::processes::Part::AuthService,
         ma_port,
         &[
             ("AUTHREALM_ISSUER", ma_url.clone()),
@@ -343,7 +344,11 @@ async fn main() -> anyhow::Result<()> {
     let db = fresh_database(&database).await?;
     let op_env = || -> Vec<(&'static str, String)> {
         vec![
-            ("AUTHREALM_AUTH_SERVICE_URL", ma_url.clone()),
+            ("AUTHREALM_AUTH_SERVICE_URL", ma.internal_url.clone()),
+            (
+                "AUTHREALM_JWKS_URL",
+                format!("{ma_url}/.well-known/jwks.json"),
+            ),
             ("AUTHREALM_ISSUER", ma_url.clone()),
             ("AUTHREALM_SERVICE_CREDENTIAL", credential.clone()),
             ("AUTHREALM_DATABASE_URL", db.clone()),
@@ -353,9 +358,23 @@ async fn main() -> anyhow::Result<()> {
         ]
     };
     let op_port = free_port()?;
-    let op = Service::start(&bins.main_project, op_port, &op_env(), ready).await?;
+    let op = Service::start(
+        &bins.main_project,
+        authrealm_flow::processes::Part::MainProject,
+        op_port,
+        &op_env(),
+        ready,
+    )
+    .await?;
     let op2_port = free_port()?;
-    let op2 = Service::start(&bins.main_project, op2_port, &op_env(), ready).await?;
+    let op2 = Service::start(
+        &bins.main_project,
+        authrealm_flow::processes::Part::MainProject,
+        op2_port,
+        &op_env(),
+        ready,
+    )
+    .await?;
     let base_port = free_port()?;
     // The baseline takes flags, not AUTHREALM_* variables: start it directly.
     let mut base_child = std::process::Command::new(&baseline_bin)

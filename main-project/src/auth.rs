@@ -6,43 +6,40 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use authrealm_tokens::{AccessClaims, VerifyError};
+use authrealm_tokens::AccessClaims;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::AppState;
 use crate::config::{RevocationPolicy, VerifyMode};
-use crate::error::{ApiError, codes};
-use crate::keys::KeyFailure;
+use crate::error::Error;
 use crate::revocation::Status;
-
-/// The stable API code for a failed token check.
-#[must_use]
-pub fn token_code(e: VerifyError) -> &'static str {
-    match e {
-        VerifyError::Malformed => "token_malformed",
-        VerifyError::BadSignature => "token_bad_signature",
-        VerifyError::UnknownKid => "token_unknown_kid",
-        VerifyError::Expired => "token_expired",
-        VerifyError::NotYetValid => "token_not_yet_valid",
-        VerifyError::WrongIssuer => "token_wrong_issuer",
-        VerifyError::WrongAudience => "token_wrong_audience",
-        VerifyError::AlgNotAllowed => "token_alg_not_allowed",
-    }
-}
+use crate::state::AppState;
 
 /// The bearer token of a request, if the header has that shape.
-#[must_use]
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+///
+/// # Errors
+/// [`Error::AmbiguousAuthorization`] when the request carries more than one
+/// `Authorization` header: which one a proxy or another server would pick is
+/// anyone's guess, so none is.
+pub fn bearer(parts: &Parts) -> Result<Option<&str>, Error> {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Error::AmbiguousAuthorization);
+    }
+    let Some(value) = first.and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
+        return Ok(None);
     }
     let token = token.trim();
-    (!token.is_empty()).then_some(token)
+    Ok((!token.is_empty()).then_some(token))
 }
 
 /// A request whose access token passed every check; the verified claims.
@@ -50,39 +47,32 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 pub struct Authenticated(pub Arc<AccessClaims>);
 
 impl FromRequestParts<Arc<AppState>> for Authenticated {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let m = &state.metrics;
-        let Some(token) = bearer(parts) else {
+        let token = bearer(parts).inspect_err(|_| m.verification("ambiguous"))?;
+        let Some(token) = token else {
             m.verification("missing");
-            return Err(ApiError::unauthorized(
-                codes::MISSING_TOKEN,
-                "an `Authorization: Bearer <access token>` header is required",
-            ));
+            return Err(Error::MissingToken);
         };
-        let now = authrealm_tokens::unix_now();
+        let now = state.clock.now();
         let claims = match state.keys.verify(token, now).await {
             Ok(c) => c,
-            Err(KeyFailure::NoKeys) => {
-                m.verification("no_keys");
-                return Err(ApiError::unavailable(
-                    codes::KEYS_UNAVAILABLE,
-                    "the signing keys have not been loaded yet; try again shortly",
-                    2,
-                ));
-            }
-            Err(KeyFailure::Token(e)) => {
-                m.verification(e.code());
-                return Err(ApiError::unauthorized(token_code(e), e.to_string()));
+            Err(e) => {
+                m.verification(match &e {
+                    Error::Token(v) => v.code(),
+                    _ => "no_keys",
+                });
+                return Err(e);
             }
         };
         let revoked = || {
             m.verification("revoked");
-            ApiError::unauthorized(codes::TOKEN_REVOKED, "the token has been revoked")
+            Error::TokenRevoked
         };
         match (state.revocations.check(&claims), state.verify_mode) {
             (Status::Revoked, _) => return Err(revoked()),
@@ -90,11 +80,7 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
             (Status::Unknown, VerifyMode::Local) => match state.revocation_policy {
                 RevocationPolicy::FailClosed => {
                     m.verification("revocation_unavailable");
-                    return Err(ApiError::unavailable(
-                        codes::REVOCATION_UNAVAILABLE,
-                        "the revocation list is unavailable; try again shortly",
-                        2,
-                    ));
+                    return Err(Error::RevocationUnavailable);
                 }
                 RevocationPolicy::FailOpen => m.revocation_fail_open.inc(),
             },
@@ -103,7 +89,7 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
                 Ok(_) => return Err(revoked()),
                 Err(e) => {
                     m.verification("introspection_unavailable");
-                    return Err(e.api_error());
+                    return Err(e);
                 }
             },
         }
@@ -127,10 +113,13 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
         if state.trust_forwarded_for
             && let Some(ip) = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
+                .get_all("x-forwarded-for")
+                .iter()
                 // The proxy in front of OP appends the address it saw: the
-                // last entry. Earlier ones are whatever the client sent.
+                // last entry of the last header line. Earlier ones (and
+                // earlier lines) are whatever the client sent.
+                .next_back()
+                .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
         {
@@ -150,20 +139,16 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        codes::PAYLOAD_TOO_LARGE,
-                        "the request body is too large",
-                    )
+                    Error::PayloadTooLarge
                 } else {
-                    ApiError::bad_request(codes::BAD_REQUEST, "the request body could not be read")
+                    Error::BadRequest("the request body could not be read".into())
                 }
             })?;
         parse_json(&bytes).map(Self)
@@ -173,13 +158,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// Parses a JSON body with OP's error answers (messages never echo values).
 ///
 /// # Errors
-/// 400 `bad_request`.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// [`Error::BadRequest`].
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let msg = match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
-                "the request body is not valid JSON".to_owned()
+                return Error::BadRequest("the request body is not valid JSON".into());
             }
             Category::Data => {
                 let text = e.to_string();
@@ -195,6 +180,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             }
         };
-        ApiError::bad_request(codes::BAD_REQUEST, msg)
+        Error::BadRequest(msg.into())
     })
 }

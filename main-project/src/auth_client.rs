@@ -1,5 +1,7 @@
 //! OP's client for the auth-service (MA) over HTTP: mint, refresh, revoke,
 //! revoke-all, introspect (with the service credential) and the public JWKS.
+//! Failures come back as domain errors ([`Error::AuthServiceUnavailable`],
+//! [`Error::RefreshInvalid`], ...); `error.rs` decides what the client sees.
 
 use std::time::Duration;
 
@@ -10,64 +12,20 @@ use authrealm_tokens::api::{
 use authrealm_tokens::{JwkSet, ServiceCredential};
 use axum::http::StatusCode;
 
-use crate::error::{ApiError, codes};
+use crate::error::Error;
 use crate::metrics::Metrics;
 
-/// Why a call to MA did not give the expected answer.
-#[derive(Debug, Clone)]
-pub enum MaError {
-    /// MA could not be reached, timed out, or answered 5xx.
-    Unavailable(String),
-    /// MA refused the request with a 4xx and an error body.
-    Rejected {
-        /// HTTP status MA answered.
-        status: u16,
-        /// MA's stable error code.
-        code: String,
-    },
-    /// MA answered something that is not the documented shape.
-    Protocol(String),
-}
-
-impl MaError {
-    /// The answer OP gives its own client for this failure.
-    #[must_use]
-    pub fn api_error(&self) -> ApiError {
-        match self {
-            Self::Unavailable(why) => {
-                tracing::warn!(reason = %why, "auth-service unavailable");
-                ApiError::unavailable(
-                    codes::AUTH_SERVICE_UNAVAILABLE,
-                    "the auth-service is unavailable; try again shortly",
-                    2,
-                )
-            }
-            Self::Rejected { code, .. } if code == api::codes::REFRESH_TOKEN_INVALID => {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    codes::REFRESH_TOKEN_INVALID,
-                    "the refresh token is unknown, expired or revoked",
-                )
-            }
-            Self::Rejected { code, .. } if code == api::codes::REFRESH_TOKEN_REUSED => {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    codes::REFRESH_TOKEN_REUSED,
-                    "the refresh token was already used; the session has been ended",
-                )
-            }
-            Self::Rejected { code, .. } if code == api::codes::UNAVAILABLE => {
-                ApiError::unavailable(
-                    codes::AUTH_SERVICE_UNAVAILABLE,
-                    "the auth-service is unavailable; try again shortly",
-                    2,
-                )
-            }
-            Self::Rejected { status, code } => ApiError::internal(&format!(
-                "auth-service refused the request: {status} {code}"
-            )),
-            Self::Protocol(why) => ApiError::internal(&format!("auth-service protocol: {why}")),
-        }
+/// What MA's refusal means for OP: the two refresh outcomes a user sees,
+/// MA's own outage, or a refusal OP has no answer for (a 500, logged).
+fn rejection(status: StatusCode, code: String) -> Error {
+    match code.as_str() {
+        api::codes::REFRESH_TOKEN_INVALID => Error::RefreshInvalid,
+        api::codes::REFRESH_TOKEN_REUSED => Error::RefreshReused,
+        api::codes::UNAVAILABLE => Error::AuthServiceUnavailable(format!("status {status}")),
+        _ => Error::AuthServiceRejected {
+            status: status.as_u16(),
+            code,
+        },
     }
 }
 
@@ -101,13 +59,13 @@ impl AuthClient {
         credential: ServiceCredential,
         timeout: Duration,
         metrics: Metrics,
-    ) -> Result<Self, crate::error::Error> {
+    ) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .map_err(crate::error::Error::AuthServiceHttp)?;
+            .map_err(Error::AuthServiceClient)?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -122,13 +80,13 @@ impl AuthClient {
         endpoint: &'static str,
         path: &str,
         body: &Req,
-    ) -> Result<Resp, MaError> {
+    ) -> Result<Resp, Error> {
         let result = self.call_inner(path, body).await;
         let label = match &result {
             Ok(_) => "ok",
-            Err(MaError::Unavailable(_)) => "unavailable",
-            Err(MaError::Rejected { .. }) => "rejected",
-            Err(MaError::Protocol(_)) => "protocol_error",
+            Err(Error::AuthServiceUnavailable(_)) => "unavailable",
+            Err(Error::AuthServiceProtocol(_)) => "protocol_error",
+            Err(_) => "rejected",
         };
         self.metrics
             .ma_requests
@@ -141,7 +99,7 @@ impl AuthClient {
         &self,
         path: &str,
         body: &Req,
-    ) -> Result<Resp, MaError> {
+    ) -> Result<Resp, Error> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -149,14 +107,14 @@ impl AuthClient {
             .json(body)
             .send()
             .await
-            .map_err(|e| MaError::Unavailable(without_url(&e)))?;
+            .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| MaError::Unavailable(without_url(&e)))?;
+            .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
         if status.is_server_error() {
-            return Err(MaError::Unavailable(format!("status {status}")));
+            return Err(Error::AuthServiceUnavailable(format!("status {status}")));
         }
         if !status.is_success() {
             let code = serde_json::from_slice::<ErrorBody>(&bytes)
@@ -165,27 +123,51 @@ impl AuthClient {
             if status == StatusCode::UNAUTHORIZED && code == api::codes::UNAUTHORIZED {
                 tracing::error!("the auth-service refused OP's service credential");
             }
-            return Err(MaError::Rejected {
-                status: status.as_u16(),
-                code,
-            });
+            return Err(rejection(status, code));
         }
         if bytes.is_empty() {
             // Endpoints answering 204/empty bodies decode from `null`.
-            return serde_json::from_slice(b"null").map_err(|e| MaError::Protocol(e.to_string()));
+            return serde_json::from_slice(b"null")
+                .map_err(|e| Error::AuthServiceProtocol(e.to_string()));
         }
-        serde_json::from_slice(&bytes).map_err(|e| MaError::Protocol(e.to_string()))
+        serde_json::from_slice(&bytes).map_err(|e| Error::AuthServiceProtocol(e.to_string()))
+    }
+
+    /// Opens MA's revocation feed (`GET /v1/revocations`, served when MA
+    /// keeps its store in memory). The body streams until MA ends it; the
+    /// follower, not a request timeout, decides when it has gone silent.
+    ///
+    /// # Errors
+    /// [`Error::AuthServiceUnavailable`] when MA cannot be reached or does
+    /// not serve the feed (it has Redis, or is not ready).
+    pub async fn revocation_feed(&self) -> Result<reqwest::Response, Error> {
+        const FOREVER: Duration = Duration::from_secs(10 * 365 * 86_400);
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, api::PATH_REVOCATION_FEED))
+            .bearer_auth(self.credential.expose())
+            .timeout(FOREVER)
+            .send()
+            .await
+            .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
+        if !resp.status().is_success() {
+            return Err(Error::AuthServiceUnavailable(format!(
+                "revocation feed answered {}",
+                resp.status()
+            )));
+        }
+        Ok(resp)
     }
 
     /// Mints a token pair for `sub` with extra claims.
     ///
     /// # Errors
-    /// [`MaError`].
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
     pub async fn mint(
         &self,
         sub: &str,
         claims: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<TokenPair, MaError> {
+    ) -> Result<TokenPair, Error> {
         let req = MintRequest {
             sub: sub.to_owned(),
             claims,
@@ -196,8 +178,8 @@ impl AuthClient {
     /// Rotates a refresh token.
     ///
     /// # Errors
-    /// [`MaError`]; `refresh_token_invalid` / `refresh_token_reused` as `Rejected`.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, MaError> {
+    /// [`Error::RefreshInvalid`], [`Error::RefreshReused`], or MA unavailable.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let req = RefreshRequest {
             refresh_token: refresh_token.to_owned(),
         };
@@ -207,8 +189,8 @@ impl AuthClient {
     /// Revokes an access or refresh token (RFC 7009).
     ///
     /// # Errors
-    /// [`MaError`].
-    pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), MaError> {
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
+    pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), Error> {
         let req = TokenRequest {
             token: token.to_owned(),
             token_type_hint: Some(hint.to_owned()),
@@ -220,8 +202,8 @@ impl AuthClient {
     /// Ends one session: its refresh family and every access token with its `sid`.
     ///
     /// # Errors
-    /// [`MaError`].
-    pub async fn revoke_session(&self, sid: &str) -> Result<(), MaError> {
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
+    pub async fn revoke_session(&self, sid: &str) -> Result<(), Error> {
         let req = api::RevokeSessionRequest {
             sid: sid.to_owned(),
         };
@@ -234,8 +216,8 @@ impl AuthClient {
     /// Ends every session of `sub`.
     ///
     /// # Errors
-    /// [`MaError`].
-    pub async fn revoke_all(&self, sub: &str) -> Result<RevokeAllResponse, MaError> {
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
+    pub async fn revoke_all(&self, sub: &str) -> Result<RevokeAllResponse, Error> {
         let req = RevokeAllRequest {
             sub: sub.to_owned(),
         };
@@ -245,8 +227,8 @@ impl AuthClient {
     /// Asks MA whether an access token is active.
     ///
     /// # Errors
-    /// [`MaError`].
-    pub async fn introspect(&self, token: &str) -> Result<IntrospectResponse, MaError> {
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
+    pub async fn introspect(&self, token: &str) -> Result<IntrospectResponse, Error> {
         let req = TokenRequest {
             token: token.to_owned(),
             token_type_hint: Some("access_token".to_owned()),
@@ -257,24 +239,27 @@ impl AuthClient {
     /// Fetches the public key set.
     ///
     /// # Errors
-    /// [`MaError`].
-    pub async fn jwks(&self) -> Result<JwkSet, MaError> {
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
+    pub async fn jwks(&self) -> Result<JwkSet, Error> {
         let result = async {
             let resp = self
                 .http
                 .get(&self.jwks_url)
                 .send()
                 .await
-                .map_err(|e| MaError::Unavailable(without_url(&e)))?;
+                .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
             let status = resp.status();
             if !status.is_success() {
-                return Err(MaError::Unavailable(format!("JWKS status {status}")));
+                return Err(Error::AuthServiceUnavailable(format!(
+                    "JWKS status {status}"
+                )));
             }
             let bytes = resp
                 .bytes()
                 .await
-                .map_err(|e| MaError::Unavailable(without_url(&e)))?;
-            serde_json::from_slice::<JwkSet>(&bytes).map_err(|e| MaError::Protocol(e.to_string()))
+                .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
+            serde_json::from_slice::<JwkSet>(&bytes)
+                .map_err(|e| Error::AuthServiceProtocol(e.to_string()))
         }
         .await;
         let label = if result.is_ok() { "ok" } else { "error" };

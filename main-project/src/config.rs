@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use authrealm_tokens::ServiceCredential;
+use authrealm_tokens::{Clock, ServiceCredential};
 
 pub use authrealm_runtime::LogFormat;
-use authrealm_runtime::{env, options};
+use authrealm_runtime::env::{self, ports};
+use authrealm_runtime::options;
 
 use crate::error::Error;
 
@@ -37,12 +38,20 @@ pub enum VerifyMode {
 
 /// Every setting of the main project. Flags are the lower-kebab names of the
 /// environment variables without the `AUTHREALM_` prefix.
-#[derive(clap::Parser, Clone, Debug)]
+///
+/// `Debug` leaves out the database and Redis URLs (they may hold passwords)
+/// and the credential.
+#[derive(clap::Parser, Clone)]
 #[command(name = "main-project", version, about = "AuthRealm main project (OP)")]
 pub struct Config {
-    /// Address the HTTP server listens on.
-    #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8080")]
+    /// Address the public API listens on.
+    #[arg(long, env = env::LISTEN, default_value_t = SocketAddr::from(([127, 0, 0, 1], ports::OP_API)))]
     pub listen: SocketAddr,
+
+    /// Address `/metrics`, `/healthz` and `/readyz` are served on (never
+    /// through the public listener, so an Ingress cannot expose them).
+    #[arg(long, env = env::METRICS_LISTEN, default_value_t = SocketAddr::from(([127, 0, 0, 1], ports::OP_METRICS)))]
+    pub metrics_listen: SocketAddr,
 
     /// Base URL of the auth-service (MA): its internal `/v1` API and its JWKS.
     #[arg(
@@ -133,9 +142,14 @@ pub struct Config {
     #[arg(long, env = env::op::JWKS_REFRESH_INTERVAL, default_value = "5m", value_parser = options::duration)]
     pub jwks_refresh_interval: Duration,
 
-    /// Least time between two refetches triggered by unknown `kid`s.
+    /// Least time between two refetches triggered by unknown `kid`s (whole seconds).
     #[arg(long, env = env::op::JWKS_MIN_REFETCH_INTERVAL, default_value = "5s", value_parser = options::duration)]
     pub jwks_min_refetch_interval: Duration,
+
+    /// How often the revocation listener pings Redis and checks the
+    /// generation marker; a link silent for longer is treated as lost.
+    #[arg(long, env = env::op::REVOCATION_PING_INTERVAL, default_value = "5s", value_parser = options::duration)]
+    pub revocation_ping_interval: Duration,
 
     /// Failed logins per account (and, times `--ip-failure-factor`, per client
     /// IP) allowed in one window before 429.
@@ -187,6 +201,32 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// The clock every time decision reads (the system clock; tests move a
+    /// manual one). Not a flag.
+    #[arg(skip)]
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("auth_service_url", &self.auth_service_url)
+            .field("jwks_url", &self.jwks_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field(
+                "database",
+                &crate::db::Backend::from_url(&self.database_url),
+            )
+            .field("redis", &self.redis_url.is_some())
+            .field("redis_prefix", &self.redis_prefix)
+            .field("revocation_policy", &self.revocation_policy)
+            .field("verify_mode", &self.verify_mode)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Lowest argon2id memory cost accepted (OWASP).
@@ -195,43 +235,18 @@ pub const MIN_ARGON2_MEMORY_KIB: u32 = 19_456;
 pub const MIN_ARGON2_ITERATIONS: u32 = 2;
 
 impl Config {
-    /// The embedded defaults of a local run: `127.0.0.1:8080`, MA at
-    /// `http://127.0.0.1:8081`, SQLite in `data/`, no Redis. The service
-    /// credential is unset: give it MA's (see `auth_service::Config::local`).
+    /// The embedded defaults of a local run: the flags' own defaults with no
+    /// environment read (`127.0.0.1:8080`, MA at `http://127.0.0.1:8081`,
+    /// SQLite in `data/`, no Redis). The service credential is unset: give it
+    /// MA's (see `auth_service::Config::local`).
     #[must_use]
     pub fn local() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            auth_service_url: "http://127.0.0.1:8081".to_owned(),
-            jwks_url: None,
-            issuer: "http://127.0.0.1:8081".to_owned(),
-            audience: "authrealm".to_owned(),
-            clock_leeway: Duration::from_secs(5),
-            service_credential: None,
-            service_credential_file: None,
-            auth_service_timeout: Duration::from_secs(5),
-            database_url: "sqlite://data/main-project.db?mode=rwc".to_owned(),
-            database_max_connections: 10,
-            database_acquire_timeout: Duration::from_secs(3),
-            redis_url: None,
-            redis_prefix: authrealm_tokens::revocation::DEFAULT_PREFIX.to_owned(),
-            revocation_policy: RevocationPolicy::FailClosed,
-            verify_mode: VerifyMode::Local,
-            jwks_refresh_interval: Duration::from_secs(300),
-            jwks_min_refetch_interval: Duration::from_secs(5),
-            login_max_failures: 5,
-            login_failure_window: Duration::from_secs(900),
-            ip_failure_factor: 4,
-            trust_forwarded_for: false,
-            hash_concurrency: 0,
-            hash_queue: 64,
-            hash_queue_timeout: Duration::from_secs(5),
-            argon2_memory_kib: MIN_ARGON2_MEMORY_KIB,
-            argon2_iterations: MIN_ARGON2_ITERATIONS,
-            max_body_bytes: 64 * 1024,
-            token_cache_entries: 100_000,
-            log_format: LogFormat::Text,
-        }
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        // Only broken defaults could fail here (a unit test parses them);
+        // clap then reports and exits, as it does for any bad setting.
+        let command = Self::command().mut_args(|a| a.env(None));
+        let matches = command.get_matches_from(["main-project"]);
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 
     /// Checks the settings and resolves the service credential.
@@ -286,6 +301,9 @@ impl Config {
         }
         if self.jwks_refresh_interval.as_secs() == 0 {
             return bad("AUTHREALM_JWKS_REFRESH_INTERVAL must be at least 1s");
+        }
+        if self.revocation_ping_interval < Duration::from_millis(10) {
+            return bad("AUTHREALM_REVOCATION_PING_INTERVAL must be at least 10ms");
         }
         if self.argon2_memory_kib < MIN_ARGON2_MEMORY_KIB {
             return bad("AUTHREALM_ARGON2_MEMORY_KIB must be at least 19456 (OWASP)");
@@ -348,6 +366,8 @@ mod tests {
         assert_eq!(c.revocation_policy, RevocationPolicy::FailClosed);
         assert_eq!(c.verify_mode, VerifyMode::Local);
         assert_eq!(c.login_failure_window, l.login_failure_window);
+        assert_eq!(c.metrics_listen, SocketAddr::from(([127, 0, 0, 1], 9080)));
+        assert_eq!(c.revocation_ping_interval, Duration::from_secs(5));
         c.validate()?;
         assert_eq!(c.jwks_url(), "http://127.0.0.1:8081/.well-known/jwks.json");
         Ok(())
@@ -380,6 +400,26 @@ mod tests {
         assert!(msg.contains("AUTHREALM_DATABASE_URL"), "{msg}");
         assert!(Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err());
         assert!(Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn debug_names_no_url_or_secret() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = Config::local();
+        c.database_url = "postgres://op:db-password-1@db:5432/op".into();
+        c.redis_url = Some("redis://:redis-password-2@redis:6379".into());
+        c.service_credential = Some(ServiceCredential::new("0123456789abcdef-secret-3")?);
+        let text = format!("{c:?}");
+        for secret in [
+            "db-password-1",
+            "redis-password-2",
+            "secret-3",
+            "postgres://",
+            "redis://",
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("Postgres"), "{text}");
         Ok(())
     }
 }

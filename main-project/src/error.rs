@@ -1,13 +1,21 @@
-//! The crate's error enum (start-up and infrastructure failures) and
-//! [`ApiError`], the one JSON error answer every endpoint gives.
+//! The crate's one error type and the one place it becomes an HTTP answer.
+//!
+//! Infrastructure (database, Redis, MA's client, the hashing pool, the key
+//! store) and the request rules return [`Error`]; handlers pass it on with
+//! `?`, and [`IntoResponse`] here picks the status, the stable code from
+//! [`codes`], the sentence, `Retry-After` and the bearer challenge. Nothing
+//! internal reaches a client: causes of a 500 go to the log only.
 
 use std::borrow::Cow;
 
+use authrealm_tokens::VerifyError;
 use authrealm_tokens::api::ErrorBody;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Everything that can go wrong outside a single request's validation.
+use crate::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+
+/// Everything that can go wrong in OP: at start, in a dependency, or in a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A setting is missing or invalid; the message names it.
@@ -19,6 +27,9 @@ pub enum Error {
     /// The database refused or could not be reached.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The schema migrations have not run yet (the database was not reachable).
+    #[error("the database is not migrated yet")]
+    DatabaseNotReady,
     /// A schema migration failed.
     #[error("database migration {version} failed")]
     Migration {
@@ -28,31 +39,120 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
-    /// The database holds a migration this build does not know, or one whose
-    /// text changed after it was applied.
+    /// The database holds a migration whose text changed after it was applied.
     #[error("database schema mismatch: {0}")]
     SchemaMismatch(String),
     /// Redis refused or could not be reached.
     #[error("redis error")]
     Redis(#[source] redis::RedisError),
-    /// MA could not be reached or answered something unexpected.
-    #[error("auth-service: {0}")]
-    AuthService(String),
-    /// MA could not be reached.
-    #[error("auth-service request failed")]
-    AuthServiceHttp(#[source] reqwest::Error),
+    /// The HTTP client for MA could not be built.
+    #[error("auth-service client")]
+    AuthServiceClient(#[source] reqwest::Error),
+    /// MA could not be reached, timed out, or answered 5xx / `unavailable`.
+    #[error("auth-service unavailable: {0}")]
+    AuthServiceUnavailable(String),
+    /// MA refused a call with a 4xx and a code OP has no answer for.
+    #[error("auth-service refused the request: {status} {code}")]
+    AuthServiceRejected {
+        /// HTTP status MA answered.
+        status: u16,
+        /// MA's error code.
+        code: String,
+    },
+    /// MA answered something that is not the documented shape.
+    #[error("auth-service protocol: {0}")]
+    AuthServiceProtocol(String),
     /// Listening or serving failed.
     #[error("server I/O")]
     Io(#[source] std::io::Error),
     /// A metric could not be registered.
     #[error("metrics")]
     Metrics(#[source] prometheus::Error),
-    /// Hashing failed (bad parameters or a broken stored hash).
+    /// Hashing failed (bad parameters, or the blocking task died).
     #[error("password hashing failed")]
     Hash,
+    /// Every hashing slot is busy and the wait queue is full (or timed out).
+    #[error("password hashing is busy")]
+    Busy,
     /// The system random source failed.
     #[error("random source unavailable")]
     Random,
+
+    /// The body is not JSON of the expected shape; the message names no value.
+    #[error("bad request: {0}")]
+    BadRequest(Cow<'static, str>),
+    /// The body exceeds the configured limit.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// No such resource (or another user's).
+    #[error("not found")]
+    NotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The email is not an address OP accepts; the message says why.
+    #[error("invalid email: {0}")]
+    InvalidEmail(&'static str),
+    /// The new password is shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("password too short")]
+    PasswordTooShort,
+    /// The password is longer than [`MAX_PASSWORD_BYTES`].
+    #[error("password too long")]
+    PasswordTooLong,
+    /// The new password is on the deny list, one repeated character, or the email.
+    #[error("password too common")]
+    PasswordTooCommon,
+    /// The display name is too long or has control characters.
+    #[error("invalid display name")]
+    InvalidDisplayName,
+    /// A note's title or body breaks a rule; the message says which.
+    #[error("invalid note: {0}")]
+    InvalidNote(&'static str),
+    /// The email is already registered.
+    #[error("email taken")]
+    EmailTaken,
+    /// Wrong email or password (never says which).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed logins for the account or address.
+    #[error("too many attempts")]
+    TooManyAttempts {
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
+    /// Login of a disabled account (403).
+    #[error("account disabled")]
+    AccountDisabled,
+    /// A refresh for a user that is gone or disabled (401; the session is ended).
+    #[error("the session's account is gone or disabled")]
+    SessionAccountDisabled,
+    /// A bearer token whose user is gone or disabled (401 with a challenge).
+    #[error("the token's account is gone or disabled")]
+    TokenAccountDisabled,
+    /// Refresh token unknown, expired or of a revoked session.
+    #[error("refresh token invalid")]
+    RefreshInvalid,
+    /// A spent refresh token was presented again; the session is ended.
+    #[error("refresh token reused")]
+    RefreshReused,
+    /// No usable `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    MissingToken,
+    /// More than one `Authorization` header: which one counts is ambiguous.
+    #[error("more than one Authorization header")]
+    AmbiguousAuthorization,
+    /// The access token failed a check.
+    #[error("token refused: {0}")]
+    Token(VerifyError),
+    /// The access token was revoked.
+    #[error("token revoked")]
+    TokenRevoked,
+    /// The revocation state is unknown under `fail-closed`.
+    #[error("revocation state unknown")]
+    RevocationUnavailable,
+    /// No JWKS has been loaded yet.
+    #[error("no keys loaded")]
+    KeysUnavailable,
 }
 
 /// Stable error codes of OP's public API.
@@ -107,100 +207,18 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
 }
 
-/// A JSON error answer: status, stable code, message, optional `Retry-After`.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable code (see [`codes`]).
-    pub code: &'static str,
-    /// Human-readable sentence; never secrets or internals.
-    pub message: Cow<'static, str>,
-    /// Seconds for `Retry-After` (429 and 503).
-    pub retry_after: Option<u64>,
-    /// Whether to add `WWW-Authenticate: Bearer` (401 on protected routes).
-    pub bearer_challenge: bool,
-}
-
-impl ApiError {
-    /// An error with a status, code and message.
-    #[must_use]
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-            bearer_challenge: false,
-        }
-    }
-
-    /// Adds `Retry-After: secs` (at least 1).
-    #[must_use]
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs.max(1));
-        self
-    }
-
-    /// 400 with a code.
-    #[must_use]
-    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 401 for a protected route, with a `WWW-Authenticate` challenge.
-    #[must_use]
-    pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        let mut e = Self::new(StatusCode::UNAUTHORIZED, code, message);
-        e.bearer_challenge = true;
-        e
-    }
-
-    /// 404 `not_found`.
-    #[must_use]
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such resource")
-    }
-
-    /// 503 with a code and `Retry-After`.
-    #[must_use]
-    pub fn unavailable(
-        code: &'static str,
-        message: impl Into<Cow<'static, str>>,
-        secs: u64,
-    ) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(secs)
-    }
-
-    /// 500 `internal`; the cause goes to the log, not to the client.
-    #[must_use]
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL,
-            "internal error; see the server log",
-        )
-    }
-
-    /// The 503 for a database failure, or 500 for anything that is not
-    /// about reaching the database.
-    #[must_use]
-    pub fn from_db(err: &sqlx::Error) -> Self {
-        if is_unavailable(err) {
-            tracing::warn!(error = %err, "database unavailable");
-            Self::unavailable(
-                codes::DATABASE_UNAVAILABLE,
-                "the database is unavailable; try again shortly",
-                2,
-            )
-        } else {
-            Self::internal(err)
-        }
+/// The stable API code for a failed token check.
+#[must_use]
+pub fn token_code(e: VerifyError) -> &'static str {
+    match e {
+        VerifyError::Malformed => "token_malformed",
+        VerifyError::BadSignature => "token_bad_signature",
+        VerifyError::UnknownKid => "token_unknown_kid",
+        VerifyError::Expired => "token_expired",
+        VerifyError::NotYetValid => "token_not_yet_valid",
+        VerifyError::WrongIssuer => "token_wrong_issuer",
+        VerifyError::WrongAudience => "token_wrong_audience",
+        VerifyError::AlgNotAllowed => "token_alg_not_allowed",
     }
 }
 
@@ -221,26 +239,266 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }))
 }
 
-impl From<sqlx::Error> for ApiError {
+impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        Self::from_db(&err)
+        Self::Database(err)
     }
 }
 
-impl IntoResponse for ApiError {
+/// How one error answers: everything [`IntoResponse`] needs.
+struct Answer {
+    status: StatusCode,
+    code: &'static str,
+    message: Cow<'static, str>,
+    retry_after: Option<u64>,
+    challenge: bool,
+}
+
+impl Answer {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            challenge: false,
+        }
+    }
+
+    fn unavailable(code: &'static str, message: &'static str, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, code, message)
+        }
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal error; see the server log",
+        )
+    }
+}
+
+const DATABASE_DOWN: &str = "the database is unavailable; try again shortly";
+const MA_DOWN: &str = "the auth-service is unavailable; try again shortly";
+
+impl Error {
+    /// The HTTP status this error answers with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.answer().status
+    }
+
+    /// The stable code this error answers with.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.answer().code
+    }
+
+    #[allow(clippy::too_many_lines)] // one arm per variant: the whole mapping in one place
+    fn answer(&self) -> Answer {
+        use StatusCode as S;
+        match self {
+            Self::Database(e) if is_unavailable(e) => {
+                Answer::unavailable(codes::DATABASE_UNAVAILABLE, DATABASE_DOWN, 2)
+            }
+            Self::DatabaseNotReady => Answer::unavailable(
+                codes::DATABASE_UNAVAILABLE,
+                "the database is not ready yet; try again shortly",
+                2,
+            ),
+            Self::AuthServiceUnavailable(_) => {
+                Answer::unavailable(codes::AUTH_SERVICE_UNAVAILABLE, MA_DOWN, 2)
+            }
+            Self::Busy => Answer::unavailable(
+                codes::BUSY,
+                "the server is busy checking passwords; try again shortly",
+                1,
+            ),
+            Self::RevocationUnavailable => Answer::unavailable(
+                codes::REVOCATION_UNAVAILABLE,
+                "the revocation list is unavailable; try again shortly",
+                2,
+            ),
+            Self::KeysUnavailable => Answer::unavailable(
+                codes::KEYS_UNAVAILABLE,
+                "the signing keys have not been loaded yet; try again shortly",
+                2,
+            ),
+            Self::BadRequest(msg) => Answer::new(S::BAD_REQUEST, codes::BAD_REQUEST, msg.clone()),
+            Self::AmbiguousAuthorization => Answer::new(
+                S::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "send exactly one Authorization header",
+            ),
+            Self::PayloadTooLarge => Answer::new(
+                S::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            ),
+            Self::NotFound => Answer::new(S::NOT_FOUND, codes::NOT_FOUND, "no such resource"),
+            Self::MethodNotAllowed => Answer::new(
+                S::METHOD_NOT_ALLOWED,
+                codes::METHOD_NOT_ALLOWED,
+                "this method is not allowed on this path",
+            ),
+            Self::InvalidEmail(why) => Answer::new(S::BAD_REQUEST, codes::INVALID_EMAIL, *why),
+            Self::PasswordTooShort => Answer::new(
+                S::BAD_REQUEST,
+                codes::PASSWORD_TOO_SHORT,
+                format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
+            ),
+            Self::PasswordTooLong => Answer::new(
+                S::BAD_REQUEST,
+                codes::PASSWORD_TOO_LONG,
+                format!("the password must be at most {MAX_PASSWORD_BYTES} bytes"),
+            ),
+            Self::PasswordTooCommon => Answer::new(
+                S::BAD_REQUEST,
+                codes::PASSWORD_TOO_COMMON,
+                "the password is too common; choose another",
+            ),
+            Self::InvalidDisplayName => Answer::new(
+                S::BAD_REQUEST,
+                codes::INVALID_DISPLAY_NAME,
+                format!(
+                    "the display name must have at most {} characters and no control characters",
+                    crate::accounts::MAX_DISPLAY_NAME_CHARS
+                ),
+            ),
+            Self::InvalidNote(why) => Answer::new(S::BAD_REQUEST, codes::INVALID_NOTE, *why),
+            Self::EmailTaken => Answer::new(
+                S::CONFLICT,
+                codes::EMAIL_TAKEN,
+                "this email is already registered",
+            ),
+            Self::InvalidCredentials => Answer::new(
+                S::UNAUTHORIZED,
+                codes::INVALID_CREDENTIALS,
+                "wrong email or password",
+            ),
+            Self::TooManyAttempts { retry_after } => Answer {
+                retry_after: Some((*retry_after).max(1)),
+                ..Answer::new(
+                    S::TOO_MANY_REQUESTS,
+                    codes::TOO_MANY_ATTEMPTS,
+                    "too many failed logins; try again later",
+                )
+            },
+            Self::AccountDisabled => Answer::new(
+                S::FORBIDDEN,
+                codes::ACCOUNT_DISABLED,
+                "this account is disabled",
+            ),
+            Self::SessionAccountDisabled => Answer::new(
+                S::UNAUTHORIZED,
+                codes::ACCOUNT_DISABLED,
+                "the account no longer exists or is disabled",
+            ),
+            Self::TokenAccountDisabled => Answer::unauthorized(
+                codes::ACCOUNT_DISABLED,
+                "the account no longer exists or is disabled",
+            ),
+            Self::RefreshInvalid => Answer::new(
+                S::UNAUTHORIZED,
+                codes::REFRESH_TOKEN_INVALID,
+                "the refresh token is unknown, expired or revoked",
+            ),
+            Self::RefreshReused => Answer::new(
+                S::UNAUTHORIZED,
+                codes::REFRESH_TOKEN_REUSED,
+                "the refresh token was already used; the session has been ended",
+            ),
+            Self::MissingToken => Answer::unauthorized(
+                codes::MISSING_TOKEN,
+                "an `Authorization: Bearer <access token>` header is required",
+            ),
+            Self::Token(e) => Answer::unauthorized(token_code(*e), e.to_string()),
+            Self::TokenRevoked => {
+                Answer::unauthorized(codes::TOKEN_REVOKED, "the token has been revoked")
+            }
+            Self::Config(_)
+            | Self::Credential(_)
+            | Self::Database(_)
+            | Self::Migration { .. }
+            | Self::SchemaMismatch(_)
+            | Self::Redis(_)
+            | Self::AuthServiceClient(_)
+            | Self::AuthServiceRejected { .. }
+            | Self::AuthServiceProtocol(_)
+            | Self::Io(_)
+            | Self::Metrics(_)
+            | Self::Hash
+            | Self::Random => Answer::internal(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let body = ErrorBody::new(self.code, self.message);
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
+        let a = self.answer();
+        if a.status.is_server_error() {
+            let source = std::error::Error::source(&self).map(ToString::to_string);
+            if a.status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(error = %self, source, code = a.code, "dependency unavailable");
+            } else {
+                tracing::error!(error = %self, source, code = a.code, "internal error");
+            }
+        }
+        let mut resp = (a.status, axum::Json(ErrorBody::new(a.code, a.message))).into_response();
+        if let Some(secs) = a.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.bearer_challenge {
+        if a.challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"authrealm\""),
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_failures_answer_503_with_retry_after_and_nothing_internal() {
+        let cases = [
+            Error::Database(sqlx::Error::PoolTimedOut),
+            Error::DatabaseNotReady,
+            Error::AuthServiceUnavailable("connection refused at 10.0.0.7".into()),
+            Error::Busy,
+            Error::RevocationUnavailable,
+            Error::KeysUnavailable,
+        ];
+        for e in cases {
+            let resp = e.into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        }
+        let internal = Error::AuthServiceProtocol("secret detail".into());
+        assert_eq!(internal.code(), codes::INTERNAL);
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn bearer_refusals_carry_a_challenge_and_login_refusals_do_not() {
+        let token = Error::Token(VerifyError::Expired).into_response();
+        assert_eq!(token.status(), StatusCode::UNAUTHORIZED);
+        assert!(token.headers().contains_key(header::WWW_AUTHENTICATE));
+        let login = Error::InvalidCredentials.into_response();
+        assert!(!login.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 }

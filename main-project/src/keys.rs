@@ -9,21 +9,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use authrealm_tokens::{AccessClaims, JwkSet, Verifier, VerifierConfig, VerifyError};
+use authrealm_tokens::{AccessClaims, Clock, JwkSet, Verifier, VerifierConfig, VerifyError};
 
 use crate::auth_client::AuthClient;
+use crate::error::Error;
 use crate::metrics::Metrics;
-
-/// Why a token could not be verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyFailure {
-    /// The token itself failed a check.
-    Token(VerifyError),
-    /// No JWKS has been loaded yet.
-    NoKeys,
-}
 
 /// One JWKS and the verifier and cache that go with it.
 struct Snapshot {
@@ -37,8 +29,11 @@ pub struct KeyStore {
     current: RwLock<Option<Arc<Snapshot>>>,
     client: AuthClient,
     config: VerifierConfig,
-    min_refetch: Duration,
-    last_fetch: Mutex<Option<Instant>>,
+    /// Least seconds between two unknown-`kid` refetches.
+    min_refetch: i64,
+    /// When the last fetch started (Unix seconds of `clock`).
+    last_fetch: Mutex<Option<i64>>,
+    clock: Clock,
     fetching: tokio::sync::Mutex<()>,
     cache_entries: usize,
     metrics: Metrics,
@@ -62,13 +57,15 @@ impl KeyStore {
         min_refetch: Duration,
         cache_entries: usize,
         metrics: Metrics,
+        clock: Clock,
     ) -> Self {
         Self {
             current: RwLock::new(None),
             client,
             config,
-            min_refetch,
+            min_refetch: i64::try_from(min_refetch.as_secs()).unwrap_or(i64::MAX),
             last_fetch: Mutex::new(None),
+            clock,
             fetching: tokio::sync::Mutex::new(()),
             cache_entries,
             metrics,
@@ -114,7 +111,7 @@ impl KeyStore {
     pub async fn refresh(&self, reason: &'static str) -> Result<(), String> {
         let _one_at_a_time = self.fetching.lock().await;
         if let Ok(mut last) = self.last_fetch.lock() {
-            *last = Some(Instant::now());
+            *last = Some(self.clock.now());
         }
         let result = match self.client.jwks().await {
             Ok(jwks) => {
@@ -144,14 +141,14 @@ impl KeyStore {
 
     /// Claims the right to refetch because of an unknown `kid`: true at most
     /// once per `min_refetch` (any fetch, periodic too, resets the interval).
-    fn claim_refetch(&self) -> bool {
+    fn claim_refetch(&self, now: i64) -> bool {
         let Ok(mut last) = self.last_fetch.lock() else {
             return false;
         };
         match *last {
-            Some(t) if t.elapsed() < self.min_refetch => false,
+            Some(t) if now.saturating_sub(t) < self.min_refetch => false,
             _ => {
-                *last = Some(Instant::now());
+                *last = Some(now);
                 true
             }
         }
@@ -161,23 +158,24 @@ impl KeyStore {
     /// unknown `kid`, one rate-limited refetch and a second try.
     ///
     /// # Errors
-    /// [`KeyFailure`].
-    pub async fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, KeyFailure> {
-        let snap = self.snapshot().ok_or(KeyFailure::NoKeys)?;
+    /// [`Error::Token`] for a token that fails a check, [`Error::KeysUnavailable`]
+    /// before the first JWKS.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, Error> {
+        let snap = self.snapshot().ok_or(Error::KeysUnavailable)?;
         match self.verify_with(&snap, token, now) {
-            Err(KeyFailure::Token(VerifyError::UnknownKid)) => {
+            Err(VerifyError::UnknownKid) => {
                 // Only a token whose header names a kid can be helped by a refetch.
                 let has_kid = matches!(authrealm_tokens::verify::peek_kid(token), Ok(Some(_)));
-                if !has_kid || !self.claim_refetch() {
-                    return Err(KeyFailure::Token(VerifyError::UnknownKid));
+                if !has_kid || !self.claim_refetch(now) {
+                    return Err(Error::Token(VerifyError::UnknownKid));
                 }
                 if let Err(e) = self.refresh("unknown_kid").await {
                     tracing::warn!(error = %e, "JWKS refetch failed");
                 }
-                let snap = self.snapshot().ok_or(KeyFailure::NoKeys)?;
-                self.verify_with(&snap, token, now)
+                let snap = self.snapshot().ok_or(Error::KeysUnavailable)?;
+                self.verify_with(&snap, token, now).map_err(Error::Token)
             }
-            other => other,
+            other => other.map_err(Error::Token),
         }
     }
 
@@ -186,26 +184,22 @@ impl KeyStore {
         snap: &Snapshot,
         token: &str,
         now: i64,
-    ) -> Result<Arc<AccessClaims>, KeyFailure> {
+    ) -> Result<Arc<AccessClaims>, VerifyError> {
         let leeway = self.config.leeway_secs;
         if self.cache_entries > 0 {
             let hit = snap.cache.read().ok().and_then(|c| c.get(token).cloned());
             if let Some(claims) = hit {
                 self.metrics.token_cache_hits.inc();
                 if now >= claims.exp.saturating_add(leeway) {
-                    return Err(KeyFailure::Token(VerifyError::Expired));
+                    return Err(VerifyError::Expired);
                 }
                 if now.saturating_add(leeway) < claims.nbf {
-                    return Err(KeyFailure::Token(VerifyError::NotYetValid));
+                    return Err(VerifyError::NotYetValid);
                 }
                 return Ok(claims);
             }
         }
-        let claims = Arc::new(
-            snap.verifier
-                .verify(token, now)
-                .map_err(KeyFailure::Token)?,
-        );
+        let claims = Arc::new(snap.verifier.verify(token, now)?);
         if self.cache_entries > 0
             && let Ok(mut c) = snap.cache.write()
         {

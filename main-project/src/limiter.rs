@@ -55,12 +55,34 @@ if i == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
 return {a, i, redis.call('TTL', KEYS[1]), redis.call('TTL', KEYS[2])}
 ";
 
-const SUCCESS_SCRIPT: &str = r"
-redis.call('DEL', KEYS[1])
+/// ARGV[1]: `forgive` (a correct password: the account starts over) or
+/// `undo` (the attempt never got an answer: it does not count).
+const RELEASE_SCRIPT: &str = r"
+local a = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[1] == 'forgive' then redis.call('DEL', KEYS[1])
+elseif a > 0 then redis.call('DECR', KEYS[1]) end
 local i = tonumber(redis.call('GET', KEYS[2]) or '0')
 if i > 0 then redis.call('DECR', KEYS[2]) end
 return 0
 ";
+
+/// How a counted attempt is let go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// The password was right: the account's failures are forgiven.
+    Forgive,
+    /// The attempt failed for OP's own reasons (503): it does not count.
+    Undo,
+}
+
+impl Release {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Forgive => "forgive",
+            Self::Undo => "undo",
+        }
+    }
+}
 
 /// A lazily connected, self-reconnecting Redis connection shared by the
 /// limiter (the revocation listener keeps its own connections).
@@ -156,9 +178,18 @@ impl MemoryCounters {
         [count(account), ip_count]
     }
 
-    fn succeeded(&self, account: &str, ip: &str) {
+    fn release(&self, account: &str, ip: &str, how: Release) {
         if let Ok(mut map) = self.map.lock() {
-            map.remove(account);
+            match how {
+                Release::Forgive => {
+                    map.remove(account);
+                }
+                Release::Undo => {
+                    if let Some(e) = map.get_mut(account) {
+                        e.0 = e.0.saturating_sub(1);
+                    }
+                }
+            }
             if let Some(e) = map.get_mut(ip) {
                 e.0 = e.0.saturating_sub(1);
             }
@@ -175,7 +206,7 @@ pub struct LoginLimiter {
     max_ip: u32,
     window: i64,
     begin_script: Arc<redis::Script>,
-    success_script: Arc<redis::Script>,
+    release_script: Arc<redis::Script>,
     metrics: Metrics,
 }
 
@@ -192,12 +223,11 @@ impl std::fmt::Debug for LoginLimiter {
 
 fn key_hash(s: &str) -> String {
     // Emails and addresses are not stored in Redis key names in the clear.
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
-    d.as_ref()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::hex(
+        crate::ids::sha256(s.as_bytes())
+            .get(..16)
+            .unwrap_or_default(),
+    )
 }
 
 impl LoginLimiter {
@@ -219,7 +249,7 @@ impl LoginLimiter {
             max_ip,
             window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX).max(1),
             begin_script: Arc::new(redis::Script::new(BEGIN_SCRIPT)),
-            success_script: Arc::new(redis::Script::new(SUCCESS_SCRIPT)),
+            release_script: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
             metrics,
         }
     }
@@ -285,23 +315,35 @@ impl LoginLimiter {
     /// Forgives the attempt after a correct password: the account's count is
     /// reset, the address's count goes down by one.
     pub async fn succeeded(&self, account: &str, ip: &str) {
+        self.release(account, ip, Release::Forgive).await;
+    }
+
+    /// Takes back an attempt that got no answer (the database or the hashing
+    /// pool was unavailable): a client retrying through an outage must not
+    /// lock its own account.
+    pub async fn undo(&self, account: &str, ip: &str) {
+        self.release(account, ip, Release::Undo).await;
+    }
+
+    async fn release(&self, account: &str, ip: &str, how: Release) {
         let (ka, ki) = self.keys(account, ip);
         if let Some((link, _)) = &self.redis {
             let res: redis::RedisResult<i64> = async {
                 let mut conn = link.get().await?;
-                self.success_script
+                self.release_script
                     .key(&ka)
                     .key(&ki)
+                    .arg(how.as_str())
                     .invoke_async(&mut conn)
                     .await
             }
             .await;
             if let Err(e) = res {
-                tracing::warn!(error = %e, "login limiter: Redis failed on success");
+                tracing::warn!(error = %e, "login limiter: Redis failed releasing an attempt");
                 self.metrics.limiter_backend_errors.inc();
             }
         }
-        self.memory.succeeded(&ka, &ki);
+        self.memory.release(&ka, &ki, how);
     }
 }
 
@@ -349,6 +391,22 @@ mod tests {
         assert_eq!(l.begin("a@x.test", "ip", 0).await, Decision::Allowed);
         l.succeeded("a@x.test", "ip").await;
         assert_eq!(l.begin("a@x.test", "ip", 0).await, Decision::Allowed);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_undone_attempt_does_not_count() -> Result<(), Box<dyn std::error::Error>> {
+        let l = LoginLimiter::new(None, 2, 100, Duration::from_secs(60), Metrics::new()?);
+        for _ in 0..10 {
+            assert_eq!(l.begin("a@x.test", "ip", 0).await, Decision::Allowed);
+            l.undo("a@x.test", "ip").await;
+        }
+        assert_eq!(l.begin("a@x.test", "ip", 0).await, Decision::Allowed);
+        assert_eq!(l.begin("a@x.test", "ip", 0).await, Decision::Allowed);
+        assert!(matches!(
+            l.begin("a@x.test", "ip", 0).await,
+            Decision::Locked { .. }
+        ));
         Ok(())
     }
 

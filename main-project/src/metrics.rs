@@ -1,9 +1,10 @@
 //! Prometheus metrics of one OP instance, on its own registry (several
 //! instances can live in one process, as in the tests).
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::Error;
@@ -33,10 +34,20 @@ pub struct Metrics {
     pub revocation_events: IntCounterVec,
     /// `authrealm_op_revocation_resyncs_total`: full SCANs of the revocation list.
     pub revocation_resyncs: IntCounter,
+    /// `authrealm_op_revocation_pings_total`: keep-alive pings Redis answered.
+    pub revocation_pings: IntCounter,
     /// `authrealm_op_revocation_state_known`: 1 while the local view is known to be current.
     pub revocation_known: IntGauge,
-    /// `authrealm_op_revocation_entries`: entries in the local revocation view.
-    pub revocation_entries: IntGauge,
+    /// `authrealm_op_revocation_entries{kind}`: entries in the local revocation view.
+    pub revocation_entries: IntGaugeVec,
+    /// `authrealm_op_revocation_last_resync_seconds`: how long the last full
+    /// load from Redis took (scan, and the heal when there was one).
+    pub revocation_last_resync_seconds: Gauge,
+    /// `authrealm_op_revocation_data_losses_total`: times Redis was found to
+    /// have lost the revocation list (generation marker gone or replaced).
+    pub revocation_data_losses: IntCounter,
+    /// `authrealm_op_revocation_healed_entries_total`: entries written back to Redis.
+    pub revocation_healed: IntCounter,
     /// `authrealm_op_revocation_fail_open_total`: tokens accepted while the state was unknown.
     pub revocation_fail_open: IntCounter,
     /// `authrealm_op_argon2_queue_depth`: requests waiting for a hashing slot.
@@ -54,6 +65,18 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
 }
 
+/// Registers a freshly made metric on `registry` and hands it back.
+fn register<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    made: Result<C, prometheus::Error>,
+) -> Result<C, Error> {
+    let metric = made.map_err(Error::Metrics)?;
+    registry
+        .register(Box::new(metric.clone()))
+        .map_err(Error::Metrics)?;
+    Ok(metric)
+}
+
 impl Metrics {
     /// Creates and registers every metric on a fresh registry.
     ///
@@ -61,49 +84,31 @@ impl Metrics {
     /// [`Error::Metrics`] (only on a programming error: duplicate names).
     pub fn new() -> Result<Self, Error> {
         let registry = Registry::new();
-        let counter_vec =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, Error> {
-                let c =
-                    IntCounterVec::new(Opts::new(name, help), labels).map_err(Error::Metrics)?;
-                registry
-                    .register(Box::new(c.clone()))
-                    .map_err(Error::Metrics)?;
-                Ok(c)
-            };
-        let counter = |name: &str, help: &str| -> Result<IntCounter, Error> {
-            let c = IntCounter::new(name, help).map_err(Error::Metrics)?;
-            registry
-                .register(Box::new(c.clone()))
-                .map_err(Error::Metrics)?;
-            Ok(c)
+        let r = &registry;
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(r, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let gauge = |name: &str, help: &str| -> Result<IntGauge, Error> {
-            let g = IntGauge::new(name, help).map_err(Error::Metrics)?;
-            registry
-                .register(Box::new(g.clone()))
-                .map_err(Error::Metrics)?;
-            Ok(g)
-        };
+        let counter = |name: &str, help: &str| register(r, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| register(r, IntGauge::new(name, help));
         let verifications = counter_vec(
             "authrealm_op_token_verifications_total",
             "Access token verifications by result.",
             &["result"],
         )?;
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "authrealm_op_http_request_duration_seconds",
-                "HTTP request durations by route and status.",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5, 5.0,
-            ]),
-            &["method", "route", "status"],
-        )
-        .map_err(Error::Metrics)?;
-        registry
-            .register(Box::new(http_duration.clone()))
-            .map_err(Error::Metrics)?;
+        let http_duration = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "authrealm_op_http_request_duration_seconds",
+                    "HTTP request durations by route and status.",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5, 5.0,
+                ]),
+                &["method", "route", "status"],
+            ),
+        )?;
         Ok(Self {
             registrations: counter_vec(
                 "authrealm_op_registrations_total",
@@ -141,13 +146,38 @@ impl Metrics {
                 "authrealm_op_revocation_resyncs_total",
                 "Full reloads of the revocation list from Redis (start and reconnect).",
             )?,
+            revocation_pings: counter(
+                "authrealm_op_revocation_pings_total",
+                "Keep-alive pings of the revocation listener that Redis answered.",
+            )?,
             revocation_known: gauge(
                 "authrealm_op_revocation_state_known",
                 "1 while the local revocation view is known to be current.",
             )?,
-            revocation_entries: gauge(
-                "authrealm_op_revocation_entries",
-                "Entries in the local revocation view.",
+            revocation_entries: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "authrealm_op_revocation_entries",
+                        "Entries in the local revocation view, by kind.",
+                    ),
+                    &["kind"],
+                ),
+            )?,
+            revocation_last_resync_seconds: register(
+                r,
+                Gauge::new(
+                    "authrealm_op_revocation_last_resync_seconds",
+                    "Duration of the last full load of the revocation list from Redis (with the heal, if any).",
+                ),
+            )?,
+            revocation_data_losses: counter(
+                "authrealm_op_revocation_data_losses_total",
+                "Times Redis was found to have lost the revocation list (its generation marker gone or replaced).",
+            )?,
+            revocation_healed: counter(
+                "authrealm_op_revocation_healed_entries_total",
+                "Revocation entries this replica wrote back to Redis after a data loss.",
             )?,
             revocation_fail_open: counter(
                 "authrealm_op_revocation_fail_open_total",

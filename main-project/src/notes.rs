@@ -9,11 +9,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::auth::{ApiJson, Authenticated};
-use crate::db::{Note, looks_like_id, new_id};
-use crate::error::{ApiError, codes};
-use crate::users::require_db;
+use crate::db::Note;
+use crate::db::notes::NoteText;
+use crate::error::Error;
+use crate::ids::{looks_like_id, new_id};
+use crate::state::AppState;
 
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -32,6 +33,15 @@ pub struct NoteInput {
     pub body: String,
 }
 
+impl NoteInput {
+    fn text(&self) -> NoteText<'_> {
+        NoteText {
+            title: self.title.trim(),
+            body: &self.body,
+        }
+    }
+}
+
 /// Query of `GET /api/v1/notes`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -48,8 +58,8 @@ pub struct NoteList {
     pub notes: Vec<Note>,
 }
 
-fn check(input: &NoteInput) -> Result<(), ApiError> {
-    let bad = |m: &'static str| ApiError::bad_request(codes::INVALID_NOTE, m);
+fn check(input: &NoteInput) -> Result<(), Error> {
+    let bad = Error::InvalidNote;
     let title = input.title.trim();
     if title.is_empty() {
         return Err(bad("the title must not be empty"));
@@ -75,10 +85,10 @@ fn check(input: &NoteInput) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn note_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+fn note_id(path: Result<Path<String>, PathRejection>) -> Result<String, Error> {
     match path {
         Ok(Path(id)) if looks_like_id(&id) => Ok(id),
-        _ => Err(ApiError::not_found()),
+        _ => Err(Error::NotFound),
     }
 }
 
@@ -87,19 +97,17 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Authenticated(claims): Authenticated,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<NoteList>, ApiError> {
-    let Query(q) = query.map_err(|_| {
-        ApiError::bad_request(codes::BAD_REQUEST, "`limit` and `offset` must be integers")
-    })?;
+) -> Result<Json<NoteList>, Error> {
+    let Query(q) =
+        query.map_err(|_| Error::BadRequest("`limit` and `offset` must be integers".into()))?;
     let limit = q.limit.unwrap_or(50);
     let offset = q.offset.unwrap_or(0);
     if !(1..=MAX_LIMIT).contains(&limit) || offset < 0 {
-        return Err(ApiError::bad_request(
-            codes::BAD_REQUEST,
-            "`limit` must be 1 to 200 and `offset` not negative",
+        return Err(Error::BadRequest(
+            "`limit` must be 1 to 200 and `offset` not negative".into(),
         ));
     }
-    require_db(&state)?;
+    state.require_db()?;
     let notes = state.db.list_notes(&claims.sub, limit, offset).await?;
     Ok(Json(NoteList { notes }))
 }
@@ -109,14 +117,14 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     Authenticated(claims): Authenticated,
     ApiJson(input): ApiJson<NoteInput>,
-) -> Result<(StatusCode, Json<Note>), ApiError> {
+) -> Result<(StatusCode, Json<Note>), Error> {
     check(&input)?;
-    require_db(&state)?;
-    let id = new_id().map_err(|e| ApiError::internal(&e))?;
-    let now = authrealm_tokens::unix_now();
+    state.require_db()?;
+    let id = new_id()?;
+    let now = state.clock.now();
     let note = state
         .db
-        .insert_note(&claims.sub, &id, input.title.trim(), &input.body, now)
+        .insert_note(&claims.sub, &id, input.text(), now)
         .await?;
     Ok((StatusCode::CREATED, Json(note)))
 }
@@ -126,15 +134,15 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     Authenticated(claims): Authenticated,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Note>, ApiError> {
+) -> Result<Json<Note>, Error> {
     let id = note_id(path)?;
-    require_db(&state)?;
+    state.require_db()?;
     state
         .db
         .get_note(&claims.sub, &id)
         .await?
         .map(Json)
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Error::NotFound)
 }
 
 /// `PUT /api/v1/notes/{id}`.
@@ -143,17 +151,17 @@ pub async fn update(
     Authenticated(claims): Authenticated,
     path: Result<Path<String>, PathRejection>,
     ApiJson(input): ApiJson<NoteInput>,
-) -> Result<Json<Note>, ApiError> {
+) -> Result<Json<Note>, Error> {
     let id = note_id(path)?;
     check(&input)?;
-    require_db(&state)?;
-    let now = authrealm_tokens::unix_now();
+    state.require_db()?;
+    let now = state.clock.now();
     state
         .db
-        .update_note(&claims.sub, &id, input.title.trim(), &input.body, now)
+        .update_note(&claims.sub, &id, input.text(), now)
         .await?
         .map(Json)
-        .ok_or_else(ApiError::not_found)
+        .ok_or(Error::NotFound)
 }
 
 /// `DELETE /api/v1/notes/{id}`.
@@ -161,12 +169,12 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     Authenticated(claims): Authenticated,
     path: Result<Path<String>, PathRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     let id = note_id(path)?;
-    require_db(&state)?;
+    state.require_db()?;
     if state.db.delete_note(&claims.sub, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found())
+        Err(Error::NotFound)
     }
 }

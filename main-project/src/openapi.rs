@@ -24,7 +24,9 @@ pub fn document() -> Value {
     let unavailable = error_response(
         "database_unavailable, auth_service_unavailable, revocation_unavailable, keys_unavailable, busy (with Retry-After)",
     );
-    let bad = error_response("bad_request (broken JSON, missing fields), invalid_* codes");
+    let bad = error_response(
+        "bad_request (broken JSON, missing fields, more than one Authorization header), invalid_* codes",
+    );
     let too_large = error_response("payload_too_large");
     let not_found = error_response("not_found (also for another user's note)");
     json!({

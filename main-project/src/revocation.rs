@@ -1,23 +1,27 @@
 //! The local view of the revocation list: revoked `jti`s, revoked sessions
 //! and per-user not-before times, each with the time after which it can be
 //! forgotten. Checked on every protected request with one read lock and
-//! three hash lookups.
+//! three lookups in compact tables ([`table`]).
 //!
-//! With Redis, a listener keeps it current: it SUBSCRIBEs to the channel
-//! first, then SCANs the whole list (so nothing published during the scan is
-//! missed; applying an event twice is harmless), and starts over after any
-//! disconnect. Until the scan has finished the state is *unknown*. Without
-//! Redis (one local replica) OP records the revocations it makes itself.
+//! Redis is where revocations are shared, not the only memory: the view only
+//! ever *adds* what it learns (events, scans) and forgets an entry only after
+//! its own expiry. With Redis, [`follow_redis`] keeps it current and heals
+//! Redis when it lost its data ([`redis`]). Without Redis, [`follow_feed`]
+//! reads the same revocations from MA's in-memory store ([`feed`]).
 
-use std::collections::HashMap;
+pub mod feed;
+pub mod redis;
+pub mod table;
+
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use authrealm_tokens::AccessClaims;
-use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
-use futures::StreamExt as _;
+use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
 
+pub use self::feed::follow_feed;
+pub use self::redis::follow_redis;
+use self::table::Table;
 use crate::metrics::Metrics;
 
 /// What the view says about one token.
@@ -31,48 +35,61 @@ pub enum Status {
     Unknown,
 }
 
+/// A per-user not-before time and when it may be forgotten (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NotBefore {
+    at: u32,
+    until: u32,
+}
+
+/// Unix seconds as stored in the tables (until 2106; earlier clamps to 0).
+fn secs(t: i64) -> u32 {
+    u32::try_from(t.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX)
+}
+
 #[derive(Default)]
 struct Entries {
-    jti: HashMap<String, i64>,
-    sid: HashMap<String, i64>,
-    // sub -> (not before, forget after)
-    not_before: HashMap<String, (i64, i64)>,
-    // Without Redis only: sub -> sessions this instance minted (sid -> forget after).
-    sessions: HashMap<String, HashMap<String, i64>>,
+    /// jti -> forget after.
+    jti: Table<u32>,
+    /// sid -> forget after.
+    sid: Table<u32>,
+    /// sub -> not before.
+    user: Table<NotBefore>,
 }
 
 impl Entries {
-    fn len(&self) -> usize {
-        self.jti.len() + self.sid.len() + self.not_before.len()
-    }
-
-    fn apply(&mut self, ev: &RevocationEvent) {
+    fn add(&mut self, ev: &RevocationEvent) {
+        let until = secs(ev.expires);
         match ev.kind {
-            RevocationKind::Jti => {
-                self.jti.insert(ev.id.clone(), ev.expires);
-            }
-            RevocationKind::Session => {
-                self.sid.insert(ev.id.clone(), ev.expires);
-            }
+            RevocationKind::Jti => self.jti.upsert(&ev.id, until, u32::max),
+            RevocationKind::Session => self.sid.upsert(&ev.id, until, u32::max),
             RevocationKind::User => {
-                let e = self
-                    .not_before
-                    .entry(ev.id.clone())
-                    .or_insert((ev.at, ev.expires));
-                e.0 = e.0.max(ev.at);
-                e.1 = e.1.max(ev.expires);
+                let nb = NotBefore {
+                    at: secs(ev.at),
+                    until,
+                };
+                self.user.upsert(&ev.id, nb, |a, b| NotBefore {
+                    at: a.at.max(b.at),
+                    until: a.until.max(b.until),
+                });
             }
         }
     }
 
+    fn revokes(&self, claims: &AccessClaims) -> bool {
+        self.jti.get(&claims.jti).is_some()
+            || self.sid.get(&claims.sid).is_some()
+            || self
+                .user
+                .get(&claims.sub)
+                .is_some_and(|nb| claims.iat < i64::from(nb.at))
+    }
+
     fn purge(&mut self, now: i64) {
-        self.jti.retain(|_, until| *until > now);
-        self.sid.retain(|_, until| *until > now);
-        self.not_before.retain(|_, (_, until)| *until > now);
-        self.sessions.retain(|_, s| {
-            s.retain(|_, until| *until > now);
-            !s.is_empty()
-        });
+        let now32 = secs(now);
+        self.jti.retain(|until| *until > now32);
+        self.sid.retain(|until| *until > now32);
+        self.user.retain(|nb| nb.until > now32);
     }
 }
 
@@ -109,7 +126,7 @@ impl RevocationView {
         self.known.load(Ordering::Acquire)
     }
 
-    fn set_known(&self, known: bool) {
+    pub(crate) fn set_known(&self, known: bool) {
         self.known.store(known, Ordering::Release);
         self.metrics.revocation_known.set(i64::from(known));
     }
@@ -118,13 +135,7 @@ impl RevocationView {
     #[must_use]
     pub fn check(&self, claims: &AccessClaims) -> Status {
         let revoked = match self.entries.read() {
-            Ok(e) => {
-                e.jti.contains_key(&claims.jti)
-                    || e.sid.contains_key(&claims.sid)
-                    || e.not_before
-                        .get(&claims.sub)
-                        .is_some_and(|(nb, _)| claims.iat < *nb)
-            }
+            Ok(e) => e.revokes(claims),
             // A poisoned lock means a panic elsewhere; do not guess.
             Err(_) => return Status::Unknown,
         };
@@ -143,26 +154,17 @@ impl RevocationView {
             .revocation_events
             .with_label_values(&[ev.kind.as_str()])
             .inc();
-        if let Ok(mut e) = self.entries.write() {
-            e.apply(ev);
-            self.metrics
-                .revocation_entries
-                .set(i64::try_from(e.len()).unwrap_or(i64::MAX));
-        }
+        self.merge(std::slice::from_ref(ev));
     }
 
-    /// Replaces everything with a fresh snapshot (after a SCAN).
-    fn replace(&self, events: &[RevocationEvent]) {
-        let mut fresh = Entries::default();
-        for ev in events {
-            fresh.apply(ev);
-        }
+    /// Adds a batch (one page of a scan). Nothing already known is lost: an
+    /// entry present in both keeps the later expiry.
+    pub fn merge(&self, events: &[RevocationEvent]) {
         if let Ok(mut e) = self.entries.write() {
-            fresh.sessions = std::mem::take(&mut e.sessions);
-            self.metrics
-                .revocation_entries
-                .set(i64::try_from(fresh.len()).unwrap_or(i64::MAX));
-            *e = fresh;
+            for ev in events {
+                e.add(ev);
+            }
+            self.count(&e);
         }
     }
 
@@ -170,166 +172,99 @@ impl RevocationView {
     pub fn purge(&self, now: i64) {
         if let Ok(mut e) = self.entries.write() {
             e.purge(now);
-            self.metrics
-                .revocation_entries
-                .set(i64::try_from(e.len()).unwrap_or(i64::MAX));
+            self.count(&e);
         }
     }
 
-    /// Without Redis: remembers that this instance handed out a token of
-    /// session `sid` to `sub`, valid until `until`, so logout-all can end it.
-    pub fn note_session(&self, sub: &str, sid: &str, until: i64) {
-        if let Ok(mut e) = self.entries.write() {
-            let s = e.sessions.entry(sub.to_owned()).or_default();
-            let slot = s.entry(sid.to_owned()).or_insert(until);
-            *slot = (*slot).max(until);
-        }
-    }
-
-    /// Without Redis: the sessions of `sub` this instance knows, with their
-    /// forget-after times.
+    /// Every entry still live at `now`, as the events that would recreate it
+    /// (the heal writes these back to Redis).
     #[must_use]
-    pub fn sessions_of(&self, sub: &str) -> Vec<(String, i64)> {
-        self.entries
-            .read()
-            .map(|e| {
-                e.sessions
-                    .get(sub)
-                    .map(|s| s.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// Keeps `view` current from Redis until the task is dropped: subscribe,
-/// scan, apply events; on any failure mark the state unknown and start over.
-pub async fn follow_redis(
-    client: redis::Client,
-    keys: RevocationKeys,
-    view: std::sync::Arc<RevocationView>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let resyncs_before = view.metrics.revocation_resyncs.get();
-        if let Err(e) = follow_once(&client, &keys, &view).await {
-            tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
-        }
-        // A link that got as far as a full scan was healthy: retry quickly.
-        if view.metrics.revocation_resyncs.get() > resyncs_before {
-            backoff = Duration::from_millis(100);
-        }
-        view.set_known(false);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-async fn follow_once(
-    client: &redis::Client,
-    keys: &RevocationKeys,
-    view: &RevocationView,
-) -> redis::RedisResult<()> {
-    let connect = Duration::from_secs(2);
-    let pubsub = tokio::time::timeout(connect, client.get_async_pubsub())
-        .await
-        .map_err(|_| io_err("connect timed out"))??;
-    let (mut sink, mut stream) = pubsub.split();
-    sink.subscribe(keys.channel()).await?;
-    // Subscribed: anything revoked from now on arrives on the stream (buffered
-    // while we scan). Now load everything revoked before.
-    let mut conn = tokio::time::timeout(connect, client.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| io_err("connect timed out"))??;
-    let now = authrealm_tokens::unix_now();
-    let mut events = Vec::new();
-    for (pattern, kind) in [
-        (keys.jti_pattern(), RevocationKind::Jti),
-        (keys.session_pattern(), RevocationKind::Session),
-        (keys.not_before_pattern(), RevocationKind::User),
-    ] {
-        let prefix_len = pattern.len() - 1;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !found.is_empty() {
-                let mut pipe = redis::pipe();
-                for k in &found {
-                    pipe.get(k).pttl(k);
-                }
-                let values: Vec<(Option<String>, i64)> = pipe.query_async(&mut conn).await?;
-                for (k, (value, pttl)) in found.iter().zip(values) {
-                    let Some(value) = value else { continue }; // expired meanwhile
-                    let id = k.get(prefix_len..).unwrap_or_default().to_owned();
-                    // No TTL (-1) should not happen; keep such entries for a day.
-                    let expires = if pttl > 0 {
-                        now + pttl / 1000 + 1
-                    } else {
-                        now + 86_400
-                    };
-                    let at = if kind == RevocationKind::User {
-                        value.parse().unwrap_or(now)
-                    } else {
-                        expires
-                    };
-                    events.push(RevocationEvent {
+    pub fn live(&self, now: i64) -> Vec<RevocationEvent> {
+        let Ok(e) = self.entries.read() else {
+            return Vec::new();
+        };
+        let now32 = secs(now);
+        let mut out = Vec::with_capacity(e.jti.len() + e.sid.len() + e.user.len());
+        for (table, kind) in [
+            (&e.jti, RevocationKind::Jti),
+            (&e.sid, RevocationKind::Session),
+        ] {
+            table.for_each(|id, until| {
+                if until > now32 {
+                    let t = i64::from(until);
+                    out.push(RevocationEvent {
                         kind,
                         id,
-                        at,
-                        expires,
+                        at: t,
+                        expires: t,
                     });
                 }
+            });
+        }
+        e.user.for_each(|id, nb| {
+            if nb.until > now32 {
+                out.push(RevocationEvent {
+                    kind: RevocationKind::User,
+                    id,
+                    at: i64::from(nb.at),
+                    expires: i64::from(nb.until),
+                });
             }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
+        });
+        out
+    }
+
+    /// Entries by kind: jti, session, user.
+    #[must_use]
+    pub fn counts(&self) -> [usize; 3] {
+        self.entries
+            .read()
+            .map(|e| [e.jti.len(), e.sid.len(), e.user.len()])
+            .unwrap_or_default()
+    }
+
+    fn count(&self, e: &Entries) {
+        let m = &self.metrics.revocation_entries;
+        for (kind, n) in [
+            (RevocationKind::Jti, e.jti.len()),
+            (RevocationKind::Session, e.sid.len()),
+            (RevocationKind::User, e.user.len()),
+        ] {
+            m.with_label_values(&[kind.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
-    view.replace(&events);
-    view.metrics.revocation_resyncs.inc();
-    view.set_known(true);
-    tracing::info!(entries = events.len(), "revocation list loaded from Redis");
-    drop(conn);
 
-    let mut ping = tokio::time::interval(Duration::from_secs(5));
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            msg = stream.next() => {
-                let Some(msg) = msg else {
-                    return Err(io_err("subscription closed"));
-                };
-                match serde_json::from_slice::<RevocationEvent>(msg.get_payload_bytes()) {
-                    Ok(ev) => view.apply(&ev),
-                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation event"),
-                }
-            }
-            _ = ping.tick() => {
-                // A silent network failure would otherwise leave a stale view "known".
-                // On a subscribed RESP2 connection PING answers ["pong", ""],
-                // not "PONG": any non-error reply means the link is alive.
-                let pong: Result<redis::RedisResult<redis::Value>, _> =
-                    tokio::time::timeout(Duration::from_secs(3), sink.ping()).await;
-                match pong {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(io_err("ping timed out")),
-                }
-            }
-        }
+    /// Records what logout-all ended, effective here at once: every token of
+    /// `claims.sub` issued before `not_before`, for `life` seconds, and the
+    /// session of `claims` itself (tokens minted in the same second as
+    /// `not_before`; MA's events end the user's other sessions).
+    pub fn end_user(&self, claims: &AccessClaims, not_before: i64, life: i64) {
+        let until = not_before.saturating_add(life);
+        self.apply(&RevocationEvent {
+            kind: RevocationKind::User,
+            id: claims.sub.clone(),
+            at: not_before,
+            expires: until,
+        });
+        self.apply(&RevocationEvent {
+            kind: RevocationKind::Session,
+            id: claims.sid.clone(),
+            at: not_before,
+            expires: until,
+        });
     }
-}
 
-fn io_err(msg: &'static str) -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, msg))
+    /// Records that the session of `claims` ended (logout), effective here at
+    /// once whatever the channel does, until every token of it has expired.
+    pub fn end_session(&self, claims: &AccessClaims, now: i64, life: i64) {
+        self.apply(&RevocationEvent {
+            kind: RevocationKind::Session,
+            id: claims.sid.clone(),
+            at: now,
+            expires: now.saturating_add(life),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -350,32 +285,26 @@ mod tests {
         }
     }
 
+    fn ev(kind: RevocationKind, id: &str, at: i64, expires: i64) -> RevocationEvent {
+        RevocationEvent {
+            kind,
+            id: id.into(),
+            at,
+            expires,
+        }
+    }
+
     #[test]
     fn each_kind_revokes_what_it_names() -> Result<(), Box<dyn std::error::Error>> {
         let v = RevocationView::new(true, Metrics::new()?);
         let c = claims("j1", "s1", "u1", 1000);
         assert_eq!(v.check(&c), Status::Valid);
-        v.apply(&RevocationEvent {
-            kind: RevocationKind::Jti,
-            id: "j1".into(),
-            at: 1300,
-            expires: 1300,
-        });
+        v.apply(&ev(RevocationKind::Jti, "j1", 1300, 1300));
         assert_eq!(v.check(&c), Status::Revoked);
         assert_eq!(v.check(&claims("j2", "s1", "u1", 1000)), Status::Valid);
-        v.apply(&RevocationEvent {
-            kind: RevocationKind::Session,
-            id: "s1".into(),
-            at: 1360,
-            expires: 1360,
-        });
+        v.apply(&ev(RevocationKind::Session, "s1", 1360, 1360));
         assert_eq!(v.check(&claims("j2", "s1", "u1", 1000)), Status::Revoked);
-        v.apply(&RevocationEvent {
-            kind: RevocationKind::User,
-            id: "u2".into(),
-            at: 1100,
-            expires: 1460,
-        });
+        v.apply(&ev(RevocationKind::User, "u2", 1100, 1460));
         assert_eq!(v.check(&claims("j3", "s3", "u2", 1099)), Status::Revoked);
         // Issued at or after the not-before time: a new login, accepted.
         assert_eq!(v.check(&claims("j4", "s4", "u2", 1100)), Status::Valid);
@@ -385,21 +314,37 @@ mod tests {
         v.purge(1500);
         assert_eq!(v.check(&c), Status::Valid);
         assert_eq!(v.check(&claims("j3", "s3", "u2", 1099)), Status::Valid);
+        // While the view may be stale, what it knows is still revoked.
+        v.set_known(false);
+        assert_eq!(v.check(&c), Status::Unknown);
+        v.apply(&ev(RevocationKind::Jti, "j1", 1800, 1800));
+        assert_eq!(v.check(&c), Status::Revoked);
         Ok(())
     }
 
     #[test]
-    fn unknown_state_still_reports_known_revocations() -> Result<(), Box<dyn std::error::Error>> {
-        let v = RevocationView::new(false, Metrics::new()?);
-        let c = claims("j1", "s1", "u1", 1000);
-        assert_eq!(v.check(&c), Status::Unknown);
-        v.apply(&RevocationEvent {
-            kind: RevocationKind::Jti,
-            id: "j1".into(),
-            at: 1300,
-            expires: 1300,
-        });
-        assert_eq!(v.check(&c), Status::Revoked);
+    fn a_merge_adds_and_never_shortens() -> Result<(), Box<dyn std::error::Error>> {
+        let v = RevocationView::new(true, Metrics::new()?);
+        v.apply(&ev(RevocationKind::Jti, "j1", 2000, 2000));
+        v.apply(&ev(RevocationKind::User, "u1", 1500, 2000));
+        // A rescan of a Redis that lost j1 and knows an older not-before.
+        v.merge(&[
+            ev(RevocationKind::Session, "s9", 1800, 1800),
+            ev(RevocationKind::User, "u1", 1200, 1900),
+        ]);
+        assert_eq!(v.check(&claims("j1", "s1", "u0", 1000)), Status::Revoked);
+        assert_eq!(v.check(&claims("j2", "s9", "u0", 1000)), Status::Revoked);
+        assert_eq!(v.check(&claims("j3", "s3", "u1", 1400)), Status::Revoked);
+        assert_eq!(v.counts(), [1, 1, 1]);
+        let mut live = v.live(1850);
+        live.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(
+            live,
+            vec![
+                ev(RevocationKind::Jti, "j1", 2000, 2000),
+                ev(RevocationKind::User, "u1", 1500, 2000),
+            ]
+        );
         Ok(())
     }
 }

@@ -120,6 +120,9 @@ pub mod op {
     pub const ARGON2_ITERATIONS: &str = "AUTHREALM_ARGON2_ITERATIONS";
     /// Capacity of the verified-token cache.
     pub const TOKEN_CACHE_ENTRIES: &str = "AUTHREALM_TOKEN_CACHE_ENTRIES";
+    /// How often the revocation listener pings Redis and rereads the
+    /// generation marker.
+    pub const REVOCATION_PING_INTERVAL: &str = "AUTHREALM_REVOCATION_PING_INTERVAL";
 }
 
 /// Variables of the local runner (`cargo run --release` at the root).
@@ -202,6 +205,7 @@ mod tests {
             op::ARGON2_MEMORY_KIB,
             op::ARGON2_ITERATIONS,
             op::TOKEN_CACHE_ENTRIES,
+            op::REVOCATION_PING_INTERVAL,
             local::OP_LISTEN,
             local::MA_LISTEN,
             local::DATA_DIR,

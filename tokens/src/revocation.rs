@@ -1,12 +1,24 @@
-//! The revocation contract in Redis, shared by MA (writer) and OP (reader):
-//! key names, the pub/sub channel, and the event published on it.
+//! The revocation contract in Redis, shared by MA (writer) and OP (reader
+//! and healer): key names, values, the pub/sub channel, the event published
+//! on it, and the generation marker that tells a reader Redis lost its data.
 //!
-//! - `{prefix}:revoked:jti:{jti}` — a revoked access token, TTL = its remaining life.
-//! - `{prefix}:revoked:sid:{sid}` — a revoked session, TTL = the longest access token life.
+//! - `{prefix}:revoked:jti:{jti}` — a revoked access token. Value: the Unix
+//!   second after which it may be forgotten; TTL ends then too.
+//! - `{prefix}:revoked:sid:{sid}` — a revoked session. Value and TTL as above
+//!   (the longest access token life from the revocation).
 //! - `{prefix}:notbefore:{sub}` — Unix seconds; tokens of `sub` issued earlier are
 //!   rejected. TTL = the longest access token life (older tokens have expired by then).
+//! - `{prefix}:revocation-generation` — a random value with no TTL, written
+//!   (`SET NX`) by the first reader that finds it missing. It disappears only
+//!   when Redis loses its data (a restart without persistence, a flush, a
+//!   failover to an empty replica). A reader that knew one value and finds
+//!   none, or another, knows the list above was lost and writes back what it
+//!   still holds, each entry with its remaining life (`SET NX` with the same
+//!   value format, so nothing MA wrote meanwhile is overwritten; not-before
+//!   times only ever move later).
 //!
-//! Every write is followed by a [`RevocationEvent`] on `{prefix}:revocations`.
+//! Every write by MA is followed by a [`RevocationEvent`] on
+//! `{prefix}:revocations`; a write-back is not (every reader heals itself).
 
 use serde::{Deserialize, Serialize};
 
@@ -114,9 +126,36 @@ impl RevocationKeys {
         format!("{}:notbefore:*", self.prefix)
     }
 
+    /// The generation marker: present, with the same value, as long as Redis
+    /// has kept the revocation list.
+    #[must_use]
+    pub fn generation(&self) -> String {
+        format!("{}:revocation-generation", self.prefix)
+    }
+
     /// The pub/sub channel revocation events go to.
     #[must_use]
     pub fn channel(&self) -> String {
         format!("{}:revocations", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generation_marker_matches_no_scan_pattern() {
+        let k = RevocationKeys::new("realm-a");
+        let marker = k.generation();
+        for pattern in [k.jti_pattern(), k.session_pattern(), k.not_before_pattern()] {
+            let prefix = pattern.trim_end_matches('*');
+            assert!(!marker.starts_with(prefix), "{marker} ~ {pattern}");
+        }
+        assert_eq!(
+            k.jti("j")
+                .strip_prefix(k.jti_pattern().trim_end_matches('*')),
+            Some("j")
+        );
     }
 }

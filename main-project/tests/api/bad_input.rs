@@ -96,15 +96,7 @@ async fn registration_input(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn registration_input_postgres_redis() -> TestResult {
-    registration_input(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn registration_input_sqlite_memory() -> TestResult {
-    registration_input(Mode::SqliteMemory).await
-}
+both_modes!(registration_input: registration_input_postgres_redis, registration_input_sqlite_memory);
 
 async fn concurrent_duplicate_registration(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -134,15 +126,7 @@ async fn concurrent_duplicate_registration(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_duplicate_registration_postgres_redis() -> TestResult {
-    concurrent_duplicate_registration(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_duplicate_registration_sqlite_memory() -> TestResult {
-    concurrent_duplicate_registration(Mode::SqliteMemory).await
-}
+both_modes!(concurrent_duplicate_registration: concurrent_duplicate_registration_postgres_redis, concurrent_duplicate_registration_sqlite_memory);
 
 async fn note_input(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -196,15 +180,7 @@ async fn note_input(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn note_input_postgres_redis() -> TestResult {
-    note_input(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn note_input_sqlite_memory() -> TestResult {
-    note_input(Mode::SqliteMemory).await
-}
+both_modes!(note_input: note_input_postgres_redis, note_input_sqlite_memory);
 
 fn b64(v: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -351,12 +327,4 @@ async fn bad_tokens(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_tokens_postgres_redis() -> TestResult {
-    bad_tokens(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_tokens_sqlite_memory() -> TestResult {
-    bad_tokens(Mode::SqliteMemory).await
-}
+both_modes!(bad_tokens: bad_tokens_postgres_redis, bad_tokens_sqlite_memory);

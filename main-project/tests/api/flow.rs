@@ -5,23 +5,20 @@
 
 use std::time::Duration;
 
-use main_project::VerifyMode;
 use serde_json::json;
 
-use crate::helpers::{Api, Mode, TestResult, eventually, op_config, s, stack};
+use crate::helpers::{
+    Api, Env, Mode, TestResult, eventually, op_config, s, stack, start_ma_on, start_op,
+};
 
 /// Generous: propagation is measured in the benchmarks, not asserted here.
 const PROPAGATION_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn full_flow(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
-    // The second replica: with Redis it follows the revocation channel; without
-    // Redis only MA knows what another replica revoked, so it introspects.
-    let mut second = op_config(&st.env, &st.ma);
-    if mode == Mode::SqliteMemory {
-        second.verify_mode = VerifyMode::Introspect;
-    }
-    let op2 = crate::helpers::start_op(second).await?;
+    // The second replica follows the same revocations as the first: the
+    // Redis channel, or without Redis MA's revocation feed.
+    let op2 = crate::helpers::start_op(op_config(&st.env, &st.ma)).await?;
     let api = &st.api;
     let api2 = Api::new(&op2.base);
 
@@ -172,14 +169,7 @@ async fn full_flow(mode: Mode) -> TestResult {
         .login("alice@example.com", "tangerine-oboe-42")
         .await?
         .body;
-    // Without Redis, replica 1 only knows the sessions it handed out itself
-    // (multi-replica revocation needs Redis), so both logins go through it.
-    let login_via = if mode == Mode::PostgresRedis {
-        &api2
-    } else {
-        api
-    };
-    let s2 = login_via
+    let s2 = api2
         .login("alice@example.com", "tangerine-oboe-42")
         .await?
         .body;
@@ -242,15 +232,79 @@ async fn full_flow(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn full_flow_postgres_redis() -> TestResult {
-    full_flow(Mode::PostgresRedis).await
+both_modes!(full_flow: full_flow_postgres_redis, full_flow_sqlite_memory);
+
+/// Replaying a spent refresh token ends its session on every replica at
+/// once, with Redis and with MA's in-memory store alike (the stores have
+/// one semantics; without Redis the replicas follow MA's revocation feed).
+async fn reuse_ends_the_session_everywhere(mode: Mode) -> TestResult {
+    let env = Env::new(mode).await?;
+    // MA on a clock the test moves past the grace window (no sleeping).
+    let clock = authrealm_tokens::Clock::manual(authrealm_tokens::unix_now());
+    let ma = start_ma_on(&env, clock.clone(), |c| {
+        c.refresh_grace = Duration::from_secs(1);
+    })
+    .await?;
+    let op1 = start_op(op_config(&env, &ma)).await?;
+    let op2 = start_op(op_config(&env, &ma)).await?;
+    let (api, api2) = (Api::new(&op1.base), Api::new(&op2.base));
+    let pair = api
+        .user("carol@example.com", "quince-harpsichord-9")
+        .await?;
+    let spent = s(&pair, "refresh_token")?;
+    let next = api
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": spent }),
+            None,
+        )
+        .await?;
+    assert_eq!(next.status, 200, "{next:?}");
+    let access = s(&next.body, "access_token")?;
+    let successor = s(&next.body, "refresh_token")?;
+    for op in [&api, &api2] {
+        assert_eq!(op.get("/api/v1/session", Some(&access)).await?.status, 200);
+    }
+    clock.advance(2);
+    let replay = api
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": spent }),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (replay.status, replay.code()),
+        (401, "refresh_token_reused"),
+        "{replay:?}"
+    );
+    for (name, op) in [("first", &api), ("second", &api2)] {
+        eventually(
+            &format!("the {name} replica rejects the reused session's access token"),
+            PROPAGATION_DEADLINE,
+            || {
+                let op = op.clone();
+                let access = access.clone();
+                async move {
+                    let r = op.get("/api/v1/session", Some(&access)).await?;
+                    Ok(r.status == 401 && r.code() == "token_revoked")
+                }
+            },
+        )
+        .await?;
+    }
+    let dead = api2
+        .post(
+            "/api/v1/token/refresh",
+            &json!({ "refresh_token": successor }),
+            None,
+        )
+        .await?;
+    assert_eq!(dead.status, 401, "{dead:?}");
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn full_flow_sqlite_memory() -> TestResult {
-    full_flow(Mode::SqliteMemory).await
-}
+both_modes!(reuse_ends_the_session_everywhere: reuse_ends_the_session_everywhere_postgres_redis, reuse_ends_the_session_everywhere_sqlite_memory);
 
 async fn disabled_user_cannot_refresh(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -310,15 +364,7 @@ async fn disabled_user_cannot_refresh(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn disabled_user_cannot_refresh_postgres_redis() -> TestResult {
-    disabled_user_cannot_refresh(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn disabled_user_cannot_refresh_sqlite_memory() -> TestResult {
-    disabled_user_cannot_refresh(Mode::SqliteMemory).await
-}
+both_modes!(disabled_user_cannot_refresh: disabled_user_cannot_refresh_postgres_redis, disabled_user_cannot_refresh_sqlite_memory);
 
 async fn operations_endpoints(mode: Mode) -> TestResult {
     let st = stack(mode).await?;
@@ -349,12 +395,4 @@ async fn operations_endpoints(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operations_endpoints_postgres_redis() -> TestResult {
-    operations_endpoints(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operations_endpoints_sqlite_memory() -> TestResult {
-    operations_endpoints(Mode::SqliteMemory).await
-}
+both_modes!(operations_endpoints: operations_endpoints_postgres_redis, operations_endpoints_sqlite_memory);

@@ -213,6 +213,24 @@ pub fn metric_value(text: &str, name: &str) -> TestResult<u64> {
 
 /// Starts MA in-process with the env's key set and storage.
 pub async fn start_ma(env: &Env) -> TestResult<Ma> {
+    start_ma_with(env, |_| {}).await
+}
+
+/// [`start_ma`] with a last word on MA's configuration.
+pub async fn start_ma_with(
+    env: &Env,
+    tweak: impl FnOnce(&mut auth_service::Config),
+) -> TestResult<Ma> {
+    start_ma_on(env, authrealm_tokens::Clock::System, tweak).await
+}
+
+/// [`start_ma_with`] on a given clock (a manual one crosses MA's grace
+/// windows without sleeping).
+pub async fn start_ma_on(
+    env: &Env,
+    clock: authrealm_tokens::Clock,
+    tweak: impl FnOnce(&mut auth_service::Config),
+) -> TestResult<Ma> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let issuer = format!("http://{addr}");
@@ -223,6 +241,7 @@ pub async fn start_ma(env: &Env) -> TestResult<Ma> {
     config.keys_dir = Some(env.keys_dir.path().to_path_buf());
     config.redis_url = env.redis_url.clone().map(Into::into);
     config.redis_prefix = env.prefix.clone();
+    tweak(&mut config);
     let credential = config
         .service_credential
         .clone()
@@ -232,7 +251,7 @@ pub async fn start_ma(env: &Env) -> TestResult<Ma> {
         let shutdown = async move {
             let _ = rx.await;
         };
-        if let Err(e) = auth_service::serve(config, listener, shutdown).await {
+        if let Err(e) = auth_service::serve_with_clock(config, clock, listener, shutdown).await {
             eprintln!("auth-service stopped: {e}");
         }
     });
@@ -321,6 +340,36 @@ where
     }
 }
 
+/// Polls OP's metric `name` until `pred` holds for its value (20 s at most).
+pub async fn wait_metric(
+    api: &Api,
+    what: &str,
+    name: &'static str,
+    pred: impl Fn(u64) -> bool + Clone,
+) -> TestResult {
+    eventually(what, Duration::from_secs(20), || {
+        let api = api.clone();
+        let pred = pred.clone();
+        async move { Ok(pred(metric_value(&api.metrics().await?, name)?)) }
+    })
+    .await
+}
+
+/// Polls `GET /api/v1/session` with `token` until the answer passes `pred`.
+pub async fn wait_session(
+    api: &Api,
+    token: &str,
+    what: &str,
+    pred: fn(&Answer) -> bool,
+) -> TestResult {
+    eventually(what, Duration::from_secs(20), || {
+        let api = api.clone();
+        let token = token.to_owned();
+        async move { Ok(pred(&api.get("/api/v1/session", Some(&token)).await?)) }
+    })
+    .await
+}
+
 /// A small HTTP client for OP's API.
 #[derive(Clone)]
 pub struct Api {
@@ -334,6 +383,7 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub retry_after: Option<String>,
+    pub cache_control: Option<String>,
 }
 
 impl Answer {
@@ -353,11 +403,14 @@ impl Api {
     pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResult<Answer> {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("retry-after");
+        let cache_control = header("cache-control");
         let bytes = resp.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
@@ -369,6 +422,7 @@ impl Api {
             status,
             body,
             retry_after,
+            cache_control,
         })
     }
 

@@ -1,9 +1,11 @@
 //! The JWKS cache: a new key is picked up on its first token (one refetch),
 //! and a flood of made-up `kid`s causes at most one refetch per interval
-//! (counted by MA's own `authrealm_ma_jwks_requests_total`).
+//! (counted by MA's own `authrealm_ma_jwks_requests_total`). OP runs on a
+//! manual clock: the refetch interval passes when the test moves it.
 
 use std::time::Duration;
 
+use authrealm_tokens::Clock;
 use authrealm_tokens::keyset::{KeyEntry, KeyState, SigningAlgorithm};
 use authrealm_tokens::testsupport::{claims_for, header_for, sign_raw};
 use serde_json::json;
@@ -11,14 +13,17 @@ use serde_json::json;
 use crate::helpers::{AUDIENCE, Mode, TestResult, eventually, random_suffix, stack_with};
 
 async fn unknown_kids(mode: Mode) -> TestResult {
-    let mut st = stack_with(mode, |c| {
+    let now = authrealm_tokens::unix_now();
+    let clock = Clock::manual(now);
+    let op_clock = clock.clone();
+    let mut st = stack_with(mode, move |c| {
         c.jwks_min_refetch_interval = Duration::from_secs(3);
         c.jwks_refresh_interval = Duration::from_secs(3600);
+        c.clock = op_clock;
     })
     .await?;
     let http = reqwest::Client::new();
     let iss = st.ma.issuer.clone();
-    let now = authrealm_tokens::unix_now();
 
     // MA publishes a new (next) key; OP has not seen it yet.
     let next = KeyEntry::generate(
@@ -40,7 +45,7 @@ async fn unknown_kids(mode: Mode) -> TestResult {
 
     // Let the start-up fetch's interval pass, then a token of the new key:
     // one refetch, then accepted.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    clock.advance(3);
     let before = st.ma.jwks_requests(&http).await?;
     let token = sign_raw(
         &next,
@@ -70,7 +75,7 @@ async fn unknown_kids(mode: Mode) -> TestResult {
     let fetched = st.ma.jwks_requests(&http).await? - before;
     assert!(fetched <= 1, "{fetched} JWKS fetches for one flood");
     // After the interval, another unknown kid may trigger one more fetch.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    clock.advance(3);
     let before = st.ma.jwks_requests(&http).await?;
     let header = json!({ "alg": "EdDSA", "kid": "made-up-later", "typ": "JWT" });
     let t = sign_raw(&active, &header, &claims_for(&iss, AUDIENCE, "user-9", now))?;
@@ -81,12 +86,4 @@ async fn unknown_kids(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unknown_kids_postgres_redis() -> TestResult {
-    unknown_kids(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unknown_kids_sqlite_memory() -> TestResult {
-    unknown_kids(Mode::SqliteMemory).await
-}
+both_modes!(unknown_kids: unknown_kids_postgres_redis, unknown_kids_sqlite_memory);

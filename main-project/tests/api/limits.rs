@@ -75,15 +75,7 @@ async fn parallel_wrong_logins_are_limited(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_wrong_logins_are_limited_postgres_redis() -> TestResult {
-    parallel_wrong_logins_are_limited(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_wrong_logins_are_limited_sqlite_memory() -> TestResult {
-    parallel_wrong_logins_are_limited(Mode::SqliteMemory).await
-}
+both_modes!(parallel_wrong_logins_are_limited: parallel_wrong_logins_are_limited_postgres_redis, parallel_wrong_logins_are_limited_sqlite_memory);
 
 async fn the_ip_limit_spans_accounts(mode: Mode) -> TestResult {
     let st = stack_with(mode, |c| {
@@ -114,41 +106,36 @@ async fn made_up_forwarded_for_entries_do_not_escape_the_ip_limit() -> TestResul
         c.trust_forwarded_for = true;
     })
     .await?;
-    let mut codes = Vec::new();
-    for i in 0..7 {
-        let r = st
-            .api
-            .http
-            .post(format!("{}/api/v1/login", st.api.base))
-            .header("x-forwarded-for", format!("10.9.8.{i}, 203.0.113.7"))
-            .json(&json!({"email": format!("nobody{i}@example.com"), "password": "wrong-password-000"}))
-            .send()
-            .await?;
-        codes.push(r.status().as_u16());
-    }
-    assert_eq!(codes, vec![401, 401, 401, 401, 401, 401, 429]);
+    // Wrong logins for fresh emails, each with these X-Forwarded-For lines.
+    let codes = |lines: fn(usize) -> Vec<String>| {
+        let api = st.api.clone();
+        async move {
+            let mut codes = Vec::new();
+            for i in 0..7 {
+                let mut r = api.http.post(format!("{}/api/v1/login", api.base));
+                for line in lines(i) {
+                    r = r.header("x-forwarded-for", line);
+                }
+                let body = json!({"email": format!("nobody{i}@example.com"), "password": "wrong-password-000"});
+                codes.push(r.json(&body).send().await?.status().as_u16());
+            }
+            TestResult::Ok(codes)
+        }
+    };
+    let locked_on_the_seventh = vec![401, 401, 401, 401, 401, 401, 429];
+    // The client's own entries come first on the line the proxy appended to.
+    let made_up = codes(|i| vec![format!("10.9.8.{i}, 203.0.113.7")]).await?;
+    assert_eq!(made_up, locked_on_the_seventh);
     // Another client behind the same proxy is not affected.
-    let other = st
-        .api
-        .http
-        .post(format!("{}/api/v1/login", st.api.base))
-        .header("x-forwarded-for", "203.0.113.8")
-        .json(&json!({"email": "nobody@example.com", "password": "wrong-password-000"}))
-        .send()
-        .await?;
-    assert_eq!(other.status().as_u16(), 401);
+    assert_eq!(codes(|_| vec!["203.0.113.8".to_owned()]).await?[0], 401);
+    // A proxy that adds its own header line instead of appending to the
+    // client's: the client's made-up line comes first and must not count.
+    let two_lines = codes(|i| vec![format!("10.7.7.{i}"), "203.0.113.9".to_owned()]).await?;
+    assert_eq!(two_lines, locked_on_the_seventh);
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_ip_limit_spans_accounts_postgres_redis() -> TestResult {
-    the_ip_limit_spans_accounts(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_ip_limit_spans_accounts_sqlite_memory() -> TestResult {
-    the_ip_limit_spans_accounts(Mode::SqliteMemory).await
-}
+both_modes!(the_ip_limit_spans_accounts: the_ip_limit_spans_accounts_postgres_redis, the_ip_limit_spans_accounts_sqlite_memory);
 
 async fn a_login_burst_gets_503_not_unbounded_queues(mode: Mode) -> TestResult {
     // One hashing slot, no queue: concurrent logins beyond one are refused at once.
@@ -199,12 +186,4 @@ async fn a_login_burst_gets_503_not_unbounded_queues(mode: Mode) -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_login_burst_gets_503_not_unbounded_queues_postgres_redis() -> TestResult {
-    a_login_burst_gets_503_not_unbounded_queues(Mode::PostgresRedis).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_login_burst_gets_503_not_unbounded_queues_sqlite_memory() -> TestResult {
-    a_login_burst_gets_503_not_unbounded_queues(Mode::SqliteMemory).await
-}
+both_modes!(a_login_burst_gets_503_not_unbounded_queues: a_login_burst_gets_503_not_unbounded_queues_postgres_redis, a_login_burst_gets_503_not_unbounded_queues_sqlite_memory);

@@ -1,0 +1,224 @@
+//! HTTP: the routers, the request-metrics middleware, the fallbacks, the
+//! operations endpoints (`/healthz`, `/readyz`, `/metrics`), and the two
+//! ways to run: [`serve`] (everything on one listener: tests, embedding, the
+//! local runner) and [`serve_split`] (the binary: the public API on one
+//! listener, the operations endpoints on another that no Ingress routes to).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, RevocationPolicy, VerifyMode};
+use crate::error::Error;
+use crate::state::{AppState, build};
+use crate::{accounts, notes, openapi, sessions};
+
+/// The whole router of OP over a built state: the public API and the
+/// operations endpoints together.
+pub fn app(state: Arc<AppState>) -> Router {
+    finish(api_routes().merge(ops_routes()), state)
+}
+
+fn api_routes() -> Router<Arc<AppState>> {
+    let api = Router::new()
+        .route("/register", post(accounts::register))
+        .route("/login", post(accounts::login))
+        .route("/token/refresh", post(sessions::refresh))
+        .route("/logout", post(sessions::logout))
+        .route("/logout-all", post(sessions::logout_all))
+        .route("/me", get(accounts::me))
+        .route("/session", get(sessions::session))
+        .route("/notes", get(notes::list).post(notes::create))
+        .route(
+            "/notes/{id}",
+            get(notes::get).put(notes::update).delete(notes::delete),
+        )
+        // Answers carry tokens or a user's own data: never stored by a cache.
+        .layer(axum::middleware::from_fn(no_store))
+        .route("/openapi.json", get(openapi_json));
+    Router::new().nest("/api/v1", api)
+}
+
+fn ops_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+}
+
+fn finish(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state)
+}
+
+/// Runs OP on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// Settings that cannot work, or a failing listener.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (state, background) = build(&config).await?;
+    let addr = listener.local_addr().map_err(Error::Io)?;
+    tracing::info!(%addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening (API and operations endpoints)");
+    let result = run(listener, app(state.clone()), shutdown).await;
+    drop(background);
+    state.db.close().await;
+    result
+}
+
+/// Runs OP with the public API on `api` and `/metrics`, `/healthz`,
+/// `/readyz` on `ops` (see `AUTHREALM_METRICS_LISTEN`) until `shutdown`
+/// resolves. Either listener failing stops both.
+///
+/// # Errors
+/// Settings that cannot work, or a failing listener.
+pub async fn serve_split(
+    config: Config,
+    api: TcpListener,
+    ops: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    use futures::FutureExt as _;
+    let (state, background) = build(&config).await?;
+    let api_addr = api.local_addr().map_err(Error::Io)?;
+    let ops_addr = ops.local_addr().map_err(Error::Io)?;
+    tracing::info!(%api_addr, %ops_addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening");
+    let shutdown = shutdown.shared();
+    let result = tokio::try_join!(
+        // The public API alone (the operations endpoints answer 404 there),
+        // and the operations endpoints alone.
+        run(api, finish(api_routes(), state.clone()), shutdown.clone()),
+        run(ops, finish(ops_routes(), state.clone()), shutdown),
+    )
+    .map(|_| ());
+    drop(background);
+    state.db.close().await;
+    result
+}
+
+async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(Error::Io)
+}
+
+/// `Cache-Control: no-store` (RFC 6749 §5.1, RFC 9111) and `Pragma: no-cache`
+/// for HTTP/1.0 caches.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The method as a metric label: the standard ones by name, anything a
+/// client made up as `other`, so the label set stays bounded.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Records each request's duration by method, route template (`unmatched`
+/// for any path no route knows) and status.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = method_label(req.method());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[method, route.as_str(), resp.status().as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn not_found() -> Error {
+    Error::NotFound
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let database = state.db.is_migrated()
+        && tokio::time::timeout(Duration::from_secs(2), state.db.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+    let keys = state.keys.is_loaded();
+    let revocation = state.verify_mode == VerifyMode::Introspect
+        || state.revocation_policy == RevocationPolicy::FailOpen
+        || state.revocations.is_known();
+    let ready = database && keys && revocation;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": { "database": database, "keys": keys, "revocation": revocation },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+static OPENAPI: LazyLock<String> = LazyLock::new(|| openapi::document().to_string());
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI.as_str(),
+    )
+        .into_response()
+}

@@ -1,0 +1,382 @@
+//! Keeping the view current from Redis, and healing Redis from the view.
+//!
+//! One connection cycle: SUBSCRIBE to the channel first (anything revoked
+//! from then on is buffered), check the generation marker, SCAN the list
+//! page by page into the view (adding only), write back what the view holds
+//! if Redis lost its data, then mark the state known and apply events as
+//! they arrive. Every `ping_every` the link is pinged and the marker read
+//! again; any failure marks the state unknown and starts a new cycle. The
+//! generation this instance last saw survives the reconnects, which is how
+//! a Redis that came back empty is told apart from one that never failed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authrealm_tokens::Clock;
+use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
+use futures::StreamExt as _;
+use redis::aio::MultiplexedConnection;
+
+use super::RevocationView;
+
+/// Keys asked for in one SCAN round trip (and values in one MGET).
+const SCAN_PAGE: usize = 10_000;
+/// Entries written back in one pipeline.
+const HEAL_BATCH: usize = 1_000;
+/// How long a scanned entry without a readable expiry is kept.
+const UNKNOWN_LIFE_SECS: i64 = 86_400;
+
+/// Moves a not-before time only later, with the entry's own end.
+/// KEYS: notbefore key. ARGV: not-before, forget-after (Unix seconds).
+const HEAL_NOT_BEFORE_LUA: &str = r"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == nil or cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+end
+return 0
+";
+
+/// What the generation marker said at the start of a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    /// The value this instance saw before: Redis kept its data.
+    Same,
+    /// First sight of an existing marker: nothing to compare with.
+    Joined,
+    /// No marker and none seen before: a new Redis, or one that failed
+    /// before this instance knew it. What the view holds is written back.
+    Fresh,
+    /// The marker this instance knew is gone or replaced: Redis lost the
+    /// revocation list. Counted, logged, healed.
+    Lost,
+}
+
+/// Keeps `view` current from Redis until the task is dropped: subscribe,
+/// scan, heal if needed, apply events; on any failure mark the state unknown
+/// and start over.
+pub async fn follow_redis(
+    client: redis::Client,
+    keys: RevocationKeys,
+    view: Arc<RevocationView>,
+    ping_every: Duration,
+    clock: Clock,
+) {
+    let mut generation = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let resyncs_before = view.metrics.revocation_resyncs.get();
+        let cycle = Cycle {
+            client: &client,
+            keys: &keys,
+            view: &view,
+            ping_every,
+            clock: &clock,
+        };
+        if let Err(e) = cycle.run(&mut generation).await {
+            tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
+        }
+        // A link that got as far as a full scan was healthy: retry quickly.
+        if view.metrics.revocation_resyncs.get() > resyncs_before {
+            backoff = Duration::from_millis(100);
+        }
+        view.set_known(false);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+struct Cycle<'a> {
+    client: &'a redis::Client,
+    keys: &'a RevocationKeys,
+    view: &'a RevocationView,
+    ping_every: Duration,
+    clock: &'a Clock,
+}
+
+impl Cycle<'_> {
+    async fn run(&self, generation: &mut Option<String>) -> redis::RedisResult<()> {
+        let connect = Duration::from_secs(2);
+        let pubsub = tokio::time::timeout(connect, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| io_err("connect timed out"))??;
+        let (mut sink, mut stream) = pubsub.split();
+        sink.subscribe(self.keys.channel()).await?;
+        // Subscribed: anything revoked from now on arrives on the stream
+        // (buffered while we scan). Now load everything revoked before.
+        let mut conn =
+            tokio::time::timeout(connect, self.client.get_multiplexed_async_connection())
+                .await
+                .map_err(|_| io_err("connect timed out"))??;
+        self.resync(&mut conn, generation).await?;
+
+        let mut ping = tokio::time::interval(self.ping_every);
+        ping.tick().await;
+        let deadline = self.ping_every.max(Duration::from_secs(3));
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else {
+                        return Err(io_err("subscription closed"));
+                    };
+                    match serde_json::from_slice::<RevocationEvent>(msg.get_payload_bytes()) {
+                        Ok(ev) => self.view.apply(&ev),
+                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation event"),
+                    }
+                }
+                _ = ping.tick() => {
+                    // A silent network failure would otherwise leave a stale
+                    // view "known". On a subscribed RESP2 connection PING
+                    // answers ["pong", ""]: any non-error reply means alive.
+                    let pong = tokio::time::timeout(deadline, sink.ping::<redis::Value>()).await;
+                    pong.map_err(|_| io_err("ping timed out"))??;
+                    let marker = tokio::time::timeout(deadline, read_marker(&mut conn, self.keys)).await;
+                    if marker.map_err(|_| io_err("marker read timed out"))?? != *generation {
+                        return Err(io_err("the revocation generation marker changed"));
+                    }
+                    self.view.metrics.revocation_pings.inc();
+                }
+            }
+        }
+    }
+
+    /// Generation check, scan, heal; then the view is known.
+    async fn resync(
+        &self,
+        conn: &mut MultiplexedConnection,
+        generation: &mut Option<String>,
+    ) -> redis::RedisResult<()> {
+        let started = Instant::now();
+        let (outcome, marker) = check_generation(conn, self.keys, generation.as_deref()).await?;
+        // What this replica held before the scan is what Redis may have lost;
+        // what the scan finds is in Redis already.
+        let held = if matches!(outcome, Generation::Lost | Generation::Fresh) {
+            self.view.live(self.clock.now())
+        } else {
+            Vec::new()
+        };
+        let scanned = self.load(conn).await?;
+        let m = &self.view.metrics;
+        if matches!(outcome, Generation::Lost | Generation::Fresh) {
+            let healed = self.heal(conn, &held).await?;
+            m.revocation_healed
+                .inc_by(u64::try_from(healed).unwrap_or(u64::MAX));
+            if outcome == Generation::Lost {
+                // Counted once the heal is done: a heal cut short and
+                // repeated is still one loss.
+                m.revocation_data_losses.inc();
+                tracing::warn!(
+                    healed,
+                    "Redis lost the revocation list (generation marker gone); wrote back every live entry this replica holds"
+                );
+            } else if healed > 0 {
+                tracing::info!(
+                    healed,
+                    "no revocation generation marker; wrote back what this replica holds"
+                );
+            }
+        }
+        *generation = Some(marker);
+        m.revocation_last_resync_seconds
+            .set(started.elapsed().as_secs_f64());
+        m.revocation_resyncs.inc();
+        self.view.set_known(true);
+        let [jti, session, user] = self.view.counts();
+        tracing::info!(scanned, jti, session, user, generation = ?outcome, "revocation list loaded from Redis");
+        Ok(())
+    }
+
+    /// Scans every revocation key into the view, one page at a time. The
+    /// values of one page are read while the next page is scanned (the
+    /// connection is multiplexed), so the two round trips overlap.
+    async fn load(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<usize> {
+        let now = self.clock.now();
+        let mut total = 0;
+        for (pattern, kind) in [
+            (self.keys.jti_pattern(), RevocationKind::Jti),
+            (self.keys.session_pattern(), RevocationKind::Session),
+            (self.keys.not_before_pattern(), RevocationKind::User),
+        ] {
+            let prefix_len = pattern.len() - 1;
+            let mut scan_conn = conn.clone();
+            let mut next = Some(0u64);
+            let mut pending: Vec<String> = Vec::new();
+            while next.is_some() || !pending.is_empty() {
+                let scan = async {
+                    match next {
+                        Some(cursor) => scan_page(&mut scan_conn, &pattern, cursor).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let read = async {
+                    if pending.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        read_page(&mut conn.clone(), kind, &pending, prefix_len, now).await
+                    }
+                };
+                let (scanned, page) = tokio::try_join!(scan, read)?;
+                total += page.len();
+                self.view.merge(&page);
+                (next, pending) = match scanned {
+                    Some((0, found)) => (None, found),
+                    Some((cursor, found)) => (Some(cursor), found),
+                    None => (None, Vec::new()),
+                };
+            }
+        }
+        Ok(total)
+    }
+
+    /// Writes `live` entries back, never overwriting what MA wrote meanwhile.
+    async fn heal(
+        &self,
+        conn: &mut MultiplexedConnection,
+        live: &[RevocationEvent],
+    ) -> redis::RedisResult<usize> {
+        for chunk in live.chunks(HEAL_BATCH) {
+            let mut pipe = redis::pipe();
+            for ev in chunk {
+                match ev.kind {
+                    RevocationKind::Jti | RevocationKind::Session => {
+                        let key = if ev.kind == RevocationKind::Jti {
+                            self.keys.jti(&ev.id)
+                        } else {
+                            self.keys.session(&ev.id)
+                        };
+                        pipe.cmd("SET")
+                            .arg(key)
+                            .arg(ev.expires)
+                            .arg("EXAT")
+                            .arg(ev.expires)
+                            .arg("NX")
+                            .ignore();
+                    }
+                    RevocationKind::User => {
+                        pipe.cmd("EVAL")
+                            .arg(HEAL_NOT_BEFORE_LUA)
+                            .arg(1)
+                            .arg(self.keys.not_before(&ev.id))
+                            .arg(ev.at)
+                            .arg(ev.expires)
+                            .ignore();
+                    }
+                }
+            }
+            pipe.query_async::<()>(conn).await?;
+        }
+        Ok(live.len())
+    }
+}
+
+/// One SCAN page: the next cursor (0 at the end) and the keys found.
+async fn scan_page(
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+    cursor: u64,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_PAGE)
+        .query_async(conn)
+        .await
+}
+
+/// The values of one SCAN page as events. MA writes each `jti` / `sid` entry
+/// with its forget-after time as the value; a not-before entry's value is
+/// the time itself and its TTL says when it goes.
+async fn read_page(
+    conn: &mut MultiplexedConnection,
+    kind: RevocationKind,
+    found: &[String],
+    prefix_len: usize,
+    now: i64,
+) -> redis::RedisResult<Vec<RevocationEvent>> {
+    let id = |k: &String| k.get(prefix_len..).unwrap_or_default().to_owned();
+    let mut page = Vec::with_capacity(found.len());
+    if kind == RevocationKind::User {
+        let mut pipe = redis::pipe();
+        for k in found {
+            pipe.get(k).pttl(k);
+        }
+        let values: Vec<(Option<String>, i64)> = pipe.query_async(conn).await?;
+        for (k, (value, pttl)) in found.iter().zip(values) {
+            let Some(value) = value else { continue }; // expired meanwhile
+            let expires = if pttl > 0 {
+                now + pttl / 1000 + 1
+            } else {
+                now + UNKNOWN_LIFE_SECS
+            };
+            page.push(RevocationEvent {
+                kind,
+                id: id(k),
+                at: value.parse().unwrap_or(now),
+                expires,
+            });
+        }
+    } else {
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(found).query_async(conn).await?;
+        for (k, value) in found.iter().zip(values) {
+            let Some(value) = value else { continue };
+            let expires = value.parse().unwrap_or(now + UNKNOWN_LIFE_SECS);
+            page.push(RevocationEvent {
+                kind,
+                id: id(k),
+                at: expires,
+                expires,
+            });
+        }
+    }
+    Ok(page)
+}
+
+async fn read_marker(
+    conn: &mut MultiplexedConnection,
+    keys: &RevocationKeys,
+) -> redis::RedisResult<Option<String>> {
+    redis::cmd("GET")
+        .arg(keys.generation())
+        .query_async(conn)
+        .await
+}
+
+/// Reads the marker (creating it when missing) and compares it with the
+/// one this instance saw last. Returns the outcome and the marker now in
+/// Redis; the caller adopts it only once its resync (and heal) succeeded, so
+/// a heal cut short is done again on the next cycle.
+async fn check_generation(
+    conn: &mut MultiplexedConnection,
+    keys: &RevocationKeys,
+    seen: Option<&str>,
+) -> redis::RedisResult<(Generation, String)> {
+    let Some(current) = read_marker(conn, keys).await? else {
+        let fresh = authrealm_tokens::random_token(16)
+            .map_err(|_| io_err("the system random source failed"))?;
+        // NX: of replicas racing here, one value wins and all adopt it.
+        let _: Option<String> = redis::cmd("SET")
+            .arg(keys.generation())
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(conn)
+            .await?;
+        let winner = read_marker(conn, keys).await?.unwrap_or(fresh);
+        let outcome = if seen.is_some() {
+            Generation::Lost
+        } else {
+            Generation::Fresh
+        };
+        return Ok((outcome, winner));
+    };
+    let outcome = match seen {
+        Some(before) if before == current => Generation::Same,
+        Some(_) => Generation::Lost,
+        None => Generation::Joined,
+    };
+    Ok((outcome, current))
+}
+
+fn io_err(msg: &'static str) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, msg))
+}
