@@ -22,7 +22,8 @@ async fn start(store: &Store, now: i64) -> Chain {
         sid: "bench-sid",
         sub: "bench-user",
         claims_json: "{}",
-        refresh_hash: &hash_token(&first),
+        client: "",
+        refresh_hash: Some(&hash_token(&first)),
         refresh_exp: now + 3600,
         now,
     };
@@ -39,12 +40,14 @@ async fn step(store: &Store, chain: &mut Chain, now: i64) -> bool {
         exp: now + 300,
         kid: "k".into(),
         refresh_exp: now + 3600,
+        scope: None,
     };
     let Ok(successor_json) = serde_json::to_string(&successor) else {
         return false;
     };
     let rotation = Rotation {
         old_hash: &hash_token(&chain.current),
+        client: "",
         new_hash: &hash_token(&next),
         successor_json: &successor_json,
         refresh_exp: now + 3600,

@@ -77,6 +77,22 @@ pub struct Config {
     #[arg(long, env = env::ma::EPHEMERAL_KEY_ALG, default_value = "EdDSA")]
     pub ephemeral_key_alg: SigningAlgorithm,
 
+    /// Directory holding `clients.json`, the OAuth client registry (a
+    /// mounted Secret). Unset, or no file in it: no OAuth clients.
+    #[arg(long, env = env::ma::CLIENTS_DIR)]
+    pub clients_dir: Option<PathBuf>,
+
+    /// How often the clients directory is checked for a changed registry.
+    #[arg(long, env = env::ma::CLIENTS_POLL_INTERVAL, default_value = "1s", value_parser = options::duration)]
+    pub clients_poll_interval: Duration,
+
+    /// OP's public base URL (`https://login.example.com`): discovery
+    /// publishes `authorization_endpoint`, `userinfo_endpoint` and
+    /// `end_session_endpoint` under it. Unset: a deployment without the
+    /// code flow, and discovery says so.
+    #[arg(long, env = env::ma::OP_PUBLIC_URL)]
+    pub op_public_url: Option<String>,
+
     /// The bearer secret OP presents on `/v1/...` (at least 16 characters).
     #[arg(long, env = env::SERVICE_CREDENTIAL, value_parser = options::credential, hide_env_values = true)]
     pub service_credential: Option<ServiceCredential>,
@@ -159,6 +175,16 @@ impl Config {
         if self.keys_poll_interval.is_zero() {
             return bad("AUTHREALM_KEYS_POLL_INTERVAL must be at least 1s");
         }
+        if self.clients_poll_interval.is_zero() {
+            return bad("AUTHREALM_CLIENTS_POLL_INTERVAL must be at least 1s");
+        }
+        if let Some(url) = &self.op_public_url
+            && !is_base_url(url)
+        {
+            return bad(
+                "AUTHREALM_OP_PUBLIC_URL must be an http:// or https:// URL without query or fragment",
+            );
+        }
         if !(self.issuer.starts_with("http://") || self.issuer.starts_with("https://")) {
             return bad("AUTHREALM_ISSUER must be an http:// or https:// URL");
         }
@@ -206,6 +232,20 @@ impl Config {
     pub fn issuer_trimmed(&self) -> &str {
         self.issuer.trim_end_matches('/')
     }
+}
+
+/// An absolute http(s) URL with a host and without query, fragment or
+/// whitespace: something endpoint paths can be appended to.
+fn is_base_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes().all(|b| b.is_ascii_graphic())
+            && !r.contains(['?', '#', '@'])
+    })
 }
 
 #[cfg(test)]
@@ -276,6 +316,28 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.to_string().contains("AUTHREALM_INTERNAL_LISTEN"))
         );
+        for bad_url in [
+            "login.example.com",
+            "https://",
+            "https://a.example/?x=1",
+            "ftp://a",
+        ] {
+            let c = Config {
+                op_public_url: Some(bad_url.into()),
+                ..Config::local()?
+            };
+            assert!(
+                c.validate()
+                    .err()
+                    .is_some_and(|e| e.to_string().contains("AUTHREALM_OP_PUBLIC_URL")),
+                "{bad_url}"
+            );
+        }
+        let op = Config {
+            op_public_url: Some("https://login.example.com/base".into()),
+            ..Config::local()?
+        };
+        assert!(op.validate().is_ok());
         let short_refresh = Config {
             refresh_ttl: Duration::from_secs(10),
             ..Config::local()?

@@ -2,8 +2,11 @@
 //! a stable code from `authrealm_tokens::api::codes`, a sentence, and never
 //! an internal detail.
 
+use std::borrow::Cow;
+
 use authrealm_tokens::api::{ErrorBody, codes};
-use axum::http::StatusCode;
+use authrealm_tokens::oauth::{AuthorizeRejection, ErrorCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Everything that can go wrong in the auth-service.
@@ -71,6 +74,55 @@ pub enum Error {
     /// A spent refresh token was presented again.
     #[error("refresh token was already used")]
     RefreshReused,
+    /// An OAuth request refused with an RFC 6749 error code. The public
+    /// OAuth endpoints answer it as RFC 6749 §5.2 JSON; the internal
+    /// code-flow endpoints as an `AuthorizeRejection`.
+    #[error("oauth {}: {description}", code.as_str())]
+    OAuth {
+        /// The error code.
+        code: ErrorCode,
+        /// What was wrong, for the developer; never a secret.
+        description: Cow<'static, str>,
+        /// Whether OP may send the browser back to the redirect URI with
+        /// it (authorization requests only).
+        redirectable: bool,
+    },
+}
+
+impl Error {
+    /// An OAuth refusal that goes back to the client (redirectable at the
+    /// authorization endpoint).
+    #[must_use]
+    pub fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::OAuth {
+            code,
+            description: description.into(),
+            redirectable: true,
+        }
+    }
+
+    /// An OAuth refusal OP must show on its own page, never redirect.
+    #[must_use]
+    pub fn oauth_page(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::OAuth {
+            code,
+            description: description.into(),
+            redirectable: false,
+        }
+    }
+
+    /// The OAuth error code this error answers with on the OAuth endpoints.
+    #[must_use]
+    pub fn oauth_code(&self) -> ErrorCode {
+        match self {
+            Self::OAuth { code, .. } => *code,
+            Self::BadRequest(_) | Self::PayloadTooLarge(_) => ErrorCode::InvalidRequest,
+            Self::RefreshInvalid | Self::RefreshReused => ErrorCode::InvalidGrant,
+            Self::Unauthorized => ErrorCode::InvalidClient,
+            Self::Store(_) | Self::StoreProtocol(_) => ErrorCode::TemporarilyUnavailable,
+            _ => ErrorCode::ServerError,
+        }
+    }
 }
 
 impl Error {
@@ -84,6 +136,7 @@ impl Error {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE),
             Self::RefreshInvalid => (StatusCode::BAD_REQUEST, codes::REFRESH_TOKEN_INVALID),
             Self::RefreshReused => (StatusCode::BAD_REQUEST, codes::REFRESH_TOKEN_REUSED),
+            Self::OAuth { code, .. } => (StatusCode::BAD_REQUEST, code.as_str()),
             Self::Store(_) | Self::StoreProtocol(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE)
             }
@@ -98,7 +151,9 @@ impl Error {
         }
     }
 
-    fn public_message(&self) -> String {
+    /// The sentence an answer carries: never a secret or an internal detail.
+    #[must_use]
+    pub fn public_message(&self) -> String {
         match self {
             Self::Unauthorized => {
                 "this endpoint requires the service credential as `Authorization: Bearer <secret>`"
@@ -117,6 +172,7 @@ impl Error {
                 "the token store is unavailable; nothing was issued or changed, retry later"
                     .to_owned()
             }
+            Self::OAuth { description, .. } => description.to_string(),
             _ => "internal error; see the auth-service log".to_owned(),
         }
     }
@@ -125,18 +181,46 @@ impl Error {
 /// Shortcut for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+impl Error {
+    /// Logs the error: server errors with their source, refusals at debug.
+    pub fn log(&self) {
         let (status, code) = self.status_and_code();
         if status.is_server_error() {
-            tracing::error!(error = %self, source = ?std::error::Error::source(&self).map(ToString::to_string), code, "request failed");
+            tracing::error!(error = %self, source = ?std::error::Error::source(self).map(ToString::to_string), code, "request failed");
         } else {
             tracing::debug!(error = %self, code, "request refused");
         }
-        (
-            status,
-            axum::Json(ErrorBody::new(code, self.public_message())),
-        )
-            .into_response()
+    }
+
+    /// Whether a retry may succeed (the store was unreachable): such
+    /// answers carry `Retry-After`.
+    #[must_use]
+    pub fn retry_later(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::StoreProtocol(_))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.log();
+        let (status, code) = self.status_and_code();
+        let detail = ErrorBody::new(code, self.public_message());
+        let mut response = match &self {
+            Self::OAuth { redirectable, .. } => (
+                status,
+                axum::Json(AuthorizeRejection {
+                    error: detail.error,
+                    redirectable: *redirectable,
+                }),
+            )
+                .into_response(),
+            _ => (status, axum::Json(detail)).into_response(),
+        };
+        if self.retry_later() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP surface, one router per listener: public key endpoints; the
+//! The HTTP surface, one router per listener: public key endpoints,
+//! discovery and the OAuth endpoints ([`oauth`], [`discovery`]); the
 //! internal `/v1` API behind the service credential (every answer
 //! `no-store`); health, readiness and metrics — or all of them on one router
 //! for the one-listener form. Handlers only parse,
@@ -24,6 +25,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::service::AuthService;
+
+mod discovery;
+mod oauth;
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug)]
@@ -114,7 +118,8 @@ pub fn router(app: AppState) -> Router {
 fn public_routes() -> Router<AppState> {
     Router::new()
         .route(api::PATH_JWKS, get(jwks))
-        .route(api::PATH_DISCOVERY, get(discovery))
+        .route(api::PATH_DISCOVERY, get(discovery::document))
+        .merge(oauth::public_routes())
 }
 
 fn internal_routes(app: AppState) -> Router<AppState> {
@@ -126,6 +131,7 @@ fn internal_routes(app: AppState) -> Router<AppState> {
         .route(api::PATH_REVOKE_ALL, post(revoke_all))
         .route(api::PATH_REVOKE_SESSION, post(revoke_session))
         .route(api::PATH_REVOCATION_FEED, get(revocation_feed))
+        .merge(oauth::internal_routes())
         .route_layer(middleware::from_fn_with_state(app, require_credential))
         // Outermost, so refusals carry it too: no answer of the internal API
         // (tokens, claims, errors) may be kept by a cache.
@@ -178,6 +184,7 @@ fn status_label(status: StatusCode) -> &'static str {
         200 => "200",
         400 => "400",
         401 => "401",
+        403 => "403",
         404 => "404",
         405 => "405",
         408 => "408",
@@ -291,25 +298,6 @@ async fn jwks(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn discovery(State(app): State<AppState>) -> Response {
-    let issuer = &app.service.settings.issuer;
-    let keys = app.service.keys.snapshot();
-    let algs = keys.algorithms();
-    let doc = serde_json::json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{issuer}{}", api::PATH_JWKS),
-        "id_token_signing_alg_values_supported": algs,
-        "subject_types_supported": ["public"],
-        "response_types_supported": ["id_token"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid"],
-    });
-    (
-        [(header::CACHE_CONTROL, app.jwks_cache_control.clone())],
-        Json(doc),
-    )
-        .into_response()
-}
-
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -343,6 +331,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
         ("internal", &*c.internal),
         ("metrics", &*c.metrics),
     ]);
+    svc.metrics
+        .oauth_clients
+        .set(i64::try_from(svc.clients.snapshot().len()).unwrap_or(i64::MAX));
     let since = svc.keys.snapshot().active_since();
     svc.metrics
         .active_key_age

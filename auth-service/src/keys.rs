@@ -1,7 +1,9 @@
 //! Signing keys: the key set loaded from the key directory (or an ephemeral
-//! key), parsed once per load into ready-to-use signers, the pre-rendered
+//! set), parsed once per load into ready-to-use signers, the pre-rendered
 //! JWKS, and the watcher that swaps in a changed set without dropping a
-//! request and keeps the old set when the new one is refused.
+//! request and keeps the old set when the new one is refused. A set has an
+//! access-token key and an ID-token key (the active RS256 key when there is
+//! one; see `authrealm_tokens::keyset`).
 //!
 //! Signing uses aws-lc-rs key pairs parsed once per load (the provider
 //! `jsonwebtoken` uses too): `jsonwebtoken::encode` would re-parse the
@@ -28,6 +30,7 @@ use authrealm_tokens::digest::sha256;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::reload::{self, Content};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -39,7 +42,16 @@ enum KeyPair {
     Rsa(sig::RsaKeyPair),
 }
 
-/// One key ready to sign: the private key parsed once, the JWS header
+/// The `typ` header of a signed token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtType {
+    /// `JWT`: the internal API's access tokens and ID tokens.
+    Jwt,
+    /// `at+jwt`: OAuth 2.0 access tokens (RFC 9068 §2.1).
+    AccessToken,
+}
+
+/// One key ready to sign: the private key parsed once, the JWS headers
 /// (`alg`, `kid`, `typ`) already encoded.
 pub struct SigningKey {
     kid: String,
@@ -48,6 +60,7 @@ pub struct SigningKey {
     activated_at: Option<i64>,
     created_at: i64,
     header_b64: String,
+    at_header_b64: String,
     pair: KeyPair,
 }
 
@@ -80,15 +93,18 @@ impl SigningKey {
                 KeyPair::Rsa(sig::RsaKeyPair::from_pkcs8(&der).map_err(|_| bad())?)
             }
         };
-        let header =
-            serde_json::json!({ "alg": entry.alg.as_str(), "kid": entry.kid, "typ": "JWT" });
+        let header = |typ: &str| {
+            let h = serde_json::json!({ "alg": entry.alg.as_str(), "kid": entry.kid, "typ": typ });
+            b64(h.to_string().as_bytes())
+        };
         Ok(Self {
             kid: entry.kid.clone(),
             alg: entry.alg,
             state: entry.state,
             activated_at: entry.activated_at,
             created_at: entry.created_at,
-            header_b64: b64(header.to_string().as_bytes()),
+            header_b64: header("JWT"),
+            at_header_b64: header("at+jwt"),
             pair,
         })
     }
@@ -105,15 +121,28 @@ impl SigningKey {
         self.alg
     }
 
-    /// Signs `claims` as a compact JWS (`header.payload.signature`).
+    /// Signs `claims` as a compact JWS (`header.payload.signature`) with
+    /// `typ: JWT`.
     ///
     /// # Errors
     /// [`Error::Sign`]-like failures: serialisation or the crypto library refusing.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String> {
+        self.sign_typed(JwtType::Jwt, claims)
+    }
+
+    /// Signs `claims` as a compact JWS with the given `typ` header.
+    ///
+    /// # Errors
+    /// As [`SigningKey::sign`].
+    pub fn sign_typed<T: Serialize>(&self, typ: JwtType, claims: &T) -> Result<String> {
         let payload = serde_json::to_vec(claims)
             .map_err(|e| Error::Sign(jsonwebtoken::errors::Error::from(e)))?;
-        let mut out = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
-        out.push_str(&self.header_b64);
+        let header = match typ {
+            JwtType::Jwt => &self.header_b64,
+            JwtType::AccessToken => &self.at_header_b64,
+        };
+        let mut out = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+        out.push_str(header);
         out.push('.');
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
         let signature: Vec<u8> = match &self.pair {
@@ -139,11 +168,13 @@ impl SigningKey {
     }
 }
 
-/// One loaded key set: signers for every key, the active one, the JWKS as
-/// served, and a verifier for introspection. Immutable; replaced whole.
+/// One loaded key set: signers for every key, the access-token and ID-token
+/// keys, the JWKS as served, and a verifier for introspection. Immutable;
+/// replaced whole.
 pub struct KeySnapshot {
     keys: HashMap<String, Arc<SigningKey>>,
     active: Arc<SigningKey>,
+    id_token: Arc<SigningKey>,
     jwks_json: Bytes,
     verifier: Verifier,
     digest: [u8; 32],
@@ -154,6 +185,7 @@ impl std::fmt::Debug for KeySnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySnapshot")
             .field("active", &self.active.kid)
+            .field("id_token", &self.id_token.kid)
             .field("kids", &self.keys.keys().collect::<Vec<_>>())
             .field("ephemeral", &self.ephemeral)
             .finish_non_exhaustive()
@@ -176,14 +208,14 @@ impl KeySnapshot {
         for entry in &set.keys {
             keys.insert(entry.kid.clone(), Arc::new(SigningKey::from_entry(entry)?));
         }
-        let active_kid = set
-            .active()
-            .map(|k| k.kid.clone())
-            .ok_or(KeySetError::ActiveCount(0))?;
-        let active = keys
-            .get(&active_kid)
-            .cloned()
-            .ok_or(KeySetError::ActiveCount(0))?;
+        let signer = |entry: Option<&KeyEntry>| {
+            entry
+                .and_then(|k| keys.get(&k.kid))
+                .cloned()
+                .ok_or(KeySetError::NoActiveKey)
+        };
+        let active = signer(set.access_token_key())?;
+        let id_token = signer(set.id_token_key())?;
         let jwks = set.jwks()?;
         let jwks_json = Bytes::from(serde_json::to_vec(&jwks).map_err(KeySetError::Json)?);
         let (verifier, skipped) = Verifier::new(&jwks, verify);
@@ -200,6 +232,7 @@ impl KeySnapshot {
         Ok(Self {
             keys,
             active,
+            id_token,
             jwks_json,
             verifier,
             digest,
@@ -216,7 +249,9 @@ impl KeySnapshot {
         Self::from_set(&set, verify, sha256(bytes), false)
     }
 
-    /// A single freshly generated key, for a run without a key directory.
+    /// Freshly generated keys for a run without a key directory: one of
+    /// `alg`, which signs access tokens, and (unless `alg` is RS256) an
+    /// RS256 key for ID tokens, as the operator's RS256 track would.
     ///
     /// # Errors
     /// When key generation fails.
@@ -225,21 +260,38 @@ impl KeySnapshot {
         now: i64,
         verify: VerifierConfig,
     ) -> Result<Self, KeySetError> {
-        let kid = format!(
-            "ephemeral-{}",
-            authrealm_tokens::random_token(6).map_err(|_| KeySetError::Generate)?
-        );
+        let kid = || -> Result<String, KeySetError> {
+            let id = authrealm_tokens::random_token(6).map_err(|_| KeySetError::Generate)?;
+            Ok(format!("ephemeral-{id}"))
+        };
+        let mut keys = vec![KeyEntry::generate(alg, kid()?, KeyState::Active, now)?];
+        if alg != SigningAlgorithm::RS256 {
+            keys.push(KeyEntry::generate(
+                SigningAlgorithm::RS256,
+                kid()?,
+                KeyState::Active,
+                now,
+            )?);
+        }
         let set = KeySetFile {
             version: FORMAT_VERSION,
-            keys: vec![KeyEntry::generate(alg, kid, KeyState::Active, now)?],
+            access_token_alg: Some(alg),
+            keys,
         };
         Self::from_set(&set, verify, [0u8; 32], true)
     }
 
-    /// The key that signs new tokens.
+    /// The key that signs access tokens.
     #[must_use]
     pub fn active(&self) -> &Arc<SigningKey> {
         &self.active
+    }
+
+    /// The key that signs ID tokens: the active RS256 key when the set has
+    /// one, else the access-token key.
+    #[must_use]
+    pub fn id_token_key(&self) -> &Arc<SigningKey> {
+        &self.id_token
     }
 
     /// A key of the set by id (any state).
@@ -248,10 +300,16 @@ impl KeySnapshot {
         self.keys.get(kid)
     }
 
-    /// The algorithms of the set's keys, each once.
+    /// The algorithms of the set's active keys, each once (what discovery
+    /// advertises: keys that only wait or retire sign nothing new).
     #[must_use]
     pub fn algorithms(&self) -> Vec<&'static str> {
-        let mut algs: Vec<&'static str> = self.keys.values().map(|k| k.alg.as_str()).collect();
+        let mut algs: Vec<&'static str> = self
+            .keys
+            .values()
+            .filter(|k| k.state == KeyState::Active)
+            .map(|k| k.alg.as_str())
+            .collect();
         algs.sort_unstable();
         algs.dedup();
         algs
@@ -339,8 +397,8 @@ pub fn load_dir(dir: &Path, verify: VerifierConfig) -> Result<KeySnapshot> {
 }
 
 /// Polls the key directory every `interval` and swaps in a changed, valid
-/// key set. A refused set is logged once per distinct content, counted as a
-/// failed reload, and the previous set stays in use.
+/// key set. A refused or unreadable set is logged once per distinct
+/// content, counted as a failed reload, and the previous set stays in use.
 pub async fn watch_dir(
     ring: Arc<KeyRing>,
     dir: PathBuf,
@@ -349,49 +407,44 @@ pub async fn watch_dir(
     metrics: Arc<Metrics>,
 ) {
     let path = keyset_path(&dir);
-    // The digest of the last content looked at, valid or not; `None` after a read error.
-    let mut last_seen: Option<[u8; 32]> = Some(ring.snapshot().digest);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) => {
-                if last_seen.is_some() {
-                    metrics.key_reload_failed.inc();
-                    tracing::error!(path = %path.display(), error = %e,
-                        "cannot read the key set; keeping the current keys");
-                }
-                last_seen = None;
-                continue;
+    let shown = path.display().to_string();
+    let initial = Some(ring.snapshot().digest);
+    reload::poll(path, interval, initial, move |content| {
+        let current = ring.snapshot();
+        let bytes = match content {
+            Content::Bytes(b) => b,
+            Content::Missing => {
+                metrics.key_reload_failed.inc();
+                tracing::error!(path = %shown, "the key set is gone; keeping the current keys");
+                return;
+            }
+            Content::Unreadable(e) => {
+                metrics.key_reload_failed.inc();
+                tracing::error!(path = %shown, error = %e,
+                    "cannot read the key set; keeping the current keys");
+                return;
             }
         };
-        let digest = sha256(&bytes);
-        if last_seen == Some(digest) {
-            continue;
-        }
-        last_seen = Some(digest);
-        let current = ring.snapshot();
-        if current.digest == digest {
-            continue;
+        if current.digest == sha256(&bytes) {
+            return;
         }
         match KeySnapshot::from_bytes(&bytes, verify.clone()) {
             Ok(next) => {
                 let active = next.active().kid.clone();
+                let id_token = next.id_token_key().kid.clone();
                 let kids: Vec<String> = next.keys.keys().cloned().collect();
                 ring.replace(next);
                 metrics.key_reload_ok.inc();
-                tracing::info!(path = %path.display(), active_kid = %active, kids = ?kids,
-                    previous_active_kid = %current.active().kid, "key set reloaded");
+                tracing::info!(path = %shown, active_kid = %active, id_token_kid = %id_token,
+                    kids = ?kids, previous_active_kid = %current.active().kid, "key set reloaded");
             }
             Err(e) => {
                 metrics.key_reload_failed.inc();
-                tracing::error!(path = %path.display(), error = %e,
+                tracing::error!(path = %shown, error = %e,
                     active_kid = %current.active().kid,
                     "new key set refused; keeping the current keys");
             }
         }
-    }
+    })
+    .await;
 }

@@ -15,16 +15,23 @@
 //! - [`keys`]: the signing key set and its reloading.
 //! - [`store`]: families and the revocation list, in Redis or memory;
 //!   [`feed`]: the memory store's revocations streamed to verifiers.
+//! - [`oauth`]: OAuth 2.0 / OpenID Connect — client authentication, the
+//!   token endpoint's grants, authorization requests and codes for OP;
+//!   [`clients`]: the client registry and its reloading ([`reload`]: the
+//!   file poller it shares with the key set).
 //! - [`metrics`], [`error`].
 
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod oauth;
 pub mod opaque;
 pub mod refresh;
+pub mod reload;
 pub mod revocation;
 pub mod server;
 pub mod service;

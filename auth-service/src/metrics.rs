@@ -11,6 +11,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use authrealm_tokens::clients::GrantType;
+use authrealm_tokens::oauth::ErrorCode;
 use authrealm_tokens::revocation::RevocationKind;
 
 /// Outcome of a refresh, as counted.
@@ -24,6 +26,36 @@ pub enum RefreshResult {
     Reused,
     /// Unknown, expired or revoked.
     Invalid,
+}
+
+/// An OAuth endpoint, as counted in `authrealm_ma_oauth_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthEndpoint {
+    /// `POST /oauth2/revoke`.
+    Revoke,
+    /// `POST /oauth2/introspect`.
+    Introspect,
+    /// `POST /v1/oauth2/authorize` (OP validating a request).
+    Authorize,
+    /// `POST /v1/oauth2/codes`.
+    Codes,
+}
+
+impl OAuthEndpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoke => "revoke",
+            Self::Introspect => "introspect",
+            Self::Authorize => "authorize",
+            Self::Codes => "codes",
+        }
+    }
+}
+
+/// The `outcome` label: `ok`, or the OAuth error code answered (a bounded set).
+#[must_use]
+pub fn outcome_label(outcome: Result<(), ErrorCode>) -> &'static str {
+    outcome.map_or_else(ErrorCode::as_str, |()| "ok")
 }
 
 /// Every metric of the service.
@@ -45,6 +77,18 @@ pub struct Metrics {
     pub active_key_age: IntGauge,
     /// `authrealm_ma_http_request_duration_seconds{route,status}`.
     pub request_duration: HistogramVec,
+    /// `authrealm_ma_client_registry_reloads_total{result="ok"}`.
+    pub client_reload_ok: IntCounter,
+    /// `authrealm_ma_client_registry_reloads_total{result="failed"}`.
+    pub client_reload_failed: IntCounter,
+    /// `authrealm_ma_oauth_clients`, set at scrape time.
+    pub oauth_clients: IntGauge,
+    /// `authrealm_ma_oauth_codes_issued_total`.
+    pub codes_issued: IntCounter,
+    /// `authrealm_ma_oauth_code_reuse_detected_total`.
+    pub code_reuse_detected: IntCounter,
+    token_requests: IntCounterVec,
+    oauth_requests: IntCounterVec,
     connections_open: IntGaugeVec,
     connections_closed: IntCounterVec,
     /// Serialises copying the listener counters (deltas must not be added twice).
@@ -162,6 +206,57 @@ impl Metrics {
                 &["listener", "reason"],
             )?,
         )?;
+        let client_reloads = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_client_registry_reloads_total",
+                    "OAuth client registry loads and reloads, by result: ok, failed (previous registry kept).",
+                ),
+                &["result"],
+            )?,
+        )?;
+        let oauth_clients = reg(
+            &registry,
+            IntGauge::new(
+                "authrealm_ma_oauth_clients",
+                "OAuth clients in the registry in use.",
+            )?,
+        )?;
+        let codes_issued = reg(
+            &registry,
+            IntCounter::new(
+                "authrealm_ma_oauth_codes_issued_total",
+                "Authorization codes issued to OP after a login.",
+            )?,
+        )?;
+        let code_reuse_detected = reg(
+            &registry,
+            IntCounter::new(
+                "authrealm_ma_oauth_code_reuse_detected_total",
+                "Authorization codes presented again after their exchange (each revoked the session the code created).",
+            )?,
+        )?;
+        let token_requests = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_oauth_token_requests_total",
+                    "Token endpoint requests by grant_type (authorization_code, refresh_token, client_credentials, other) and outcome (ok or the OAuth error code).",
+                ),
+                &["grant_type", "outcome"],
+            )?,
+        )?;
+        let oauth_requests = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "authrealm_ma_oauth_requests_total",
+                    "Other OAuth requests by endpoint (revoke, introspect, authorize, codes) and outcome (ok or the OAuth error code).",
+                ),
+                &["endpoint", "outcome"],
+            )?,
+        )?;
         let refreshes = ["rotated", "repeat", "reused", "invalid"]
             .map(|r| refreshes_vec.with_label_values(&[r]));
         let revocations = [
@@ -181,6 +276,13 @@ impl Metrics {
             key_reload_failed: reloads.with_label_values(&["failed"]),
             active_key_age,
             request_duration,
+            client_reload_ok: client_reloads.with_label_values(&["ok"]),
+            client_reload_failed: client_reloads.with_label_values(&["failed"]),
+            oauth_clients,
+            codes_issued,
+            code_reuse_detected,
+            token_requests,
+            oauth_requests,
             connections_open,
             connections_closed,
             connections_sync: Mutex::new(()),
@@ -216,6 +318,22 @@ impl Metrics {
             RefreshResult::Invalid => 3,
         };
         self.refreshes[i].inc();
+    }
+
+    /// Counts a token endpoint request. `grant` is the `grant_type` when it
+    /// is one of the three known ones (anything else counts as `other`).
+    pub fn token_request(&self, grant: Option<GrantType>, outcome: Result<(), ErrorCode>) {
+        let grant = grant.map_or("other", GrantType::as_str);
+        self.token_requests
+            .with_label_values(&[grant, outcome_label(outcome)])
+            .inc();
+    }
+
+    /// Counts a request of another OAuth endpoint.
+    pub fn oauth_request(&self, endpoint: OAuthEndpoint, outcome: Result<(), ErrorCode>) {
+        self.oauth_requests
+            .with_label_values(&[endpoint.as_str(), outcome_label(outcome)])
+            .inc();
     }
 
     /// Counts `n` revocations of `kind`.

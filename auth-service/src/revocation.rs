@@ -65,6 +65,21 @@ pub enum Revoked {
 }
 
 impl AuthService {
+    /// The claims of an access token this service signed that is within its
+    /// life, whatever its audience (OAuth clients' tokens may name their
+    /// own); `None` for anything else.
+    pub(crate) fn client_access_claims(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Option<authrealm_tokens::AccessClaims> {
+        let keys = self.keys.snapshot();
+        let verifier = keys.verifier();
+        let claims: authrealm_tokens::AccessClaims = verifier.decode(token).ok()?;
+        verifier.check_times(&claims, now).ok()?;
+        (claims.iss == verifier.issuer()).then_some(claims)
+    }
+
     /// Revokes an access token (its `jti`, until it expires) or a refresh
     /// token (its whole session).
     ///
@@ -72,11 +87,29 @@ impl AuthService {
     /// [`Error::BadRequest`] for a malformed token, [`Error::Store`] when the
     /// revocation cannot be recorded.
     pub async fn revoke(&self, token: &str) -> Result<Revoked> {
+        self.revoke_for(token, None).await
+    }
+
+    /// [`AuthService::revoke`] on behalf of an OAuth client (RFC 7009 §2.1):
+    /// with `client` set, only that client's tokens are revoked; another
+    /// client's, or OP's, are [`Revoked::Nothing`].
+    ///
+    /// # Errors
+    /// As [`AuthService::revoke`].
+    pub async fn revoke_for(&self, token: &str, client: Option<&str>) -> Result<Revoked> {
         let now = self.clock.now();
         match classify(token)? {
             TokenShape::Access => {
-                let keys = self.keys.snapshot();
-                let Ok(claims) = keys.verifier().verify(token, now) else {
+                let claims = match client {
+                    None => self.keys.snapshot().verifier().verify(token, now).ok(),
+                    Some(c) => self.client_access_claims(token, now).filter(|cl| {
+                        cl.extra
+                            .get("client_id")
+                            .and_then(serde_json::Value::as_str)
+                            == Some(c)
+                    }),
+                };
+                let Some(claims) = claims else {
                     return Ok(Revoked::Nothing);
                 };
                 // Kept past `exp` by the skew verifiers allow, or the token
@@ -90,7 +123,7 @@ impl AuthService {
                 let ttl = self.settings.revoke_ttl;
                 match self
                     .store
-                    .revoke_refresh(&hash_token(token), now, ttl)
+                    .revoke_refresh(&hash_token(token), client, now, ttl)
                     .await?
                 {
                     Some(_) => {
@@ -154,6 +187,40 @@ impl AuthService {
         let now = self.clock.now();
         let keys = self.keys.snapshot();
         let Ok(claims) = keys.verifier().verify(token, now) else {
+            return Ok(inactive);
+        };
+        let state = self
+            .store
+            .revocation_state(&claims.jti, &claims.sid, &claims.sub, now)
+            .await?;
+        if state.rejects(claims.iat) {
+            return Ok(inactive);
+        }
+        Ok(IntrospectResponse {
+            active: true,
+            claims: Some(claims),
+        })
+    }
+}
+
+impl AuthService {
+    /// Introspection for the public endpoint (RFC 7662): any access token
+    /// this service signed, whatever its audience, that is within its life
+    /// and not revoked is active; anything else — a refresh token, garbage,
+    /// another issuer's token — is `active: false`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the revocation list cannot be read (never a guess).
+    pub async fn introspect_any(&self, token: &str) -> Result<IntrospectResponse> {
+        let inactive = IntrospectResponse {
+            active: false,
+            claims: None,
+        };
+        if classify(token).ok() != Some(TokenShape::Access) {
+            return Ok(inactive);
+        }
+        let now = self.clock.now();
+        let Some(claims) = self.client_access_claims(token, now) else {
             return Ok(inactive);
         };
         let state = self

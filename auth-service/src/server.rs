@@ -13,6 +13,7 @@ use axum::Router;
 use axum::http::HeaderValue;
 use tokio::net::TcpListener;
 
+use crate::clients::{self, ClientRing};
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{self, App, ListenerStats};
@@ -188,20 +189,21 @@ async fn run(
         .map_err(Error::Io)
 }
 
-/// The key watcher task, stopped when the server ends.
+/// The key and client registry watcher tasks, stopped when the server ends.
 #[derive(Debug)]
-pub struct Watcher(Option<tokio::task::JoinHandle<()>>);
+pub struct Watcher(Vec<tokio::task::JoinHandle<()>>);
 
 impl Watcher {
     fn abort_on_end(self) {
-        if let Some(w) = self.0 {
+        for w in self.0 {
             w.abort();
         }
     }
 }
 
-/// Builds the shared state from `config` and starts the key watcher (when a
-/// key directory is configured). Needs a Tokio runtime.
+/// Builds the shared state from `config` and starts the key and client
+/// registry watchers (for the directories configured; a Tokio runtime is
+/// needed only then).
 ///
 /// # Errors
 /// Invalid settings, a missing credential, or an unusable key set.
@@ -244,15 +246,29 @@ pub fn build(config: &Config, clock: Clock) -> Result<(Arc<App>, Watcher), Error
             Store::Memory(store::memory::MemoryStore::new())
         }
     };
-    let watcher = config.keys_dir.clone().map(|dir| {
-        tokio::spawn(keys::watch_dir(
+    let registry = match &config.clients_dir {
+        Some(dir) => clients::load_dir(dir, &metrics),
+        None => clients::empty(),
+    };
+    let client_ring = Arc::new(ClientRing::new(registry));
+    let mut watchers = Vec::new();
+    if let Some(dir) = config.keys_dir.clone() {
+        watchers.push(tokio::spawn(keys::watch_dir(
             ring.clone(),
             dir,
             config.keys_poll_interval,
             verify,
             metrics.clone(),
-        ))
-    });
+        )));
+    }
+    if let Some(dir) = config.clients_dir.clone() {
+        watchers.push(tokio::spawn(clients::watch_dir(
+            client_ring.clone(),
+            dir,
+            config.clients_poll_interval,
+            metrics.clone(),
+        )));
+    }
     let jwks_cache_control = HeaderValue::from_str(&format!(
         "public, max-age={}",
         config.jwks_max_age.as_secs()
@@ -261,6 +277,7 @@ pub fn build(config: &Config, clock: Clock) -> Result<(Arc<App>, Watcher), Error
     let app = Arc::new(App {
         service: AuthService {
             keys: ring,
+            clients: client_ring,
             store,
             clock,
             metrics,
@@ -272,5 +289,5 @@ pub fn build(config: &Config, clock: Clock) -> Result<(Arc<App>, Watcher), Error
         connections: ListenerStats::default(),
         stopping: tokio::sync::watch::channel(false).0,
     });
-    Ok((app, Watcher(watcher)))
+    Ok((app, Watcher(watchers)))
 }

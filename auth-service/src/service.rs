@@ -10,9 +10,10 @@ use authrealm_tokens::AccessClaims;
 use authrealm_tokens::api::{MintRequest, TokenPair};
 use serde_json::{Map, Value};
 
+use crate::clients::ClientRing;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::keys::{KeyRing, SigningKey};
+use crate::keys::{JwtType, KeyRing, SigningKey};
 use crate::metrics::Metrics;
 use crate::opaque::{hash_token, random};
 use crate::store::{NewSession, Store};
@@ -42,6 +43,8 @@ pub struct Settings {
     /// Clock skew verifiers tolerate past `exp`, seconds: a revoked `jti`
     /// is kept this much longer than its token.
     pub clock_skew: i64,
+    /// OP's public base URL (no trailing slash) when the code flow exists.
+    pub op_public_url: Option<String>,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -60,6 +63,10 @@ impl Settings {
             grace: secs(config.refresh_grace),
             revoke_ttl: i64::try_from(config.revocation_ttl_secs()).unwrap_or(i64::MAX),
             clock_skew: secs(config.clock_skew),
+            op_public_url: config
+                .op_public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
         }
     }
 }
@@ -68,10 +75,13 @@ impl Settings {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AccessIds<'a> {
     pub sub: &'a str,
+    pub aud: &'a str,
     pub sid: &'a str,
     pub jti: &'a str,
     pub iat: i64,
     pub exp: i64,
+    /// `JWT` for OP's sessions, `at+jwt` for OAuth clients' (RFC 9068).
+    pub typ: JwtType,
 }
 
 /// Keys, store, clock and metrics: everything an operation needs.
@@ -79,6 +89,8 @@ pub(crate) struct AccessIds<'a> {
 pub struct AuthService {
     /// Current signing keys.
     pub keys: Arc<KeyRing>,
+    /// Current OAuth client registry.
+    pub clients: Arc<ClientRing>,
     /// Families and the revocation list.
     pub store: Store,
     /// Time source.
@@ -110,7 +122,7 @@ impl AuthService {
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             sub: t.sub.to_owned(),
-            aud: self.settings.audience.clone(),
+            aud: t.aud.to_owned(),
             exp: t.exp,
             iat: t.iat,
             nbf: t.iat,
@@ -118,7 +130,7 @@ impl AuthService {
             sid: t.sid.to_owned(),
             extra,
         };
-        key.sign(&claims)
+        key.sign_typed(t.typ, &claims)
     }
 
     /// Mints an access token and a refresh token starting a new session.
@@ -149,10 +161,12 @@ impl AuthService {
         let keys = self.keys.snapshot();
         let ids = AccessIds {
             sub: &req.sub,
+            aud: &s.audience,
             sid: &sid,
             jti: &jti,
             iat: now,
             exp,
+            typ: JwtType::Jwt,
         };
         let access = self.sign_access(keys.active(), &ids, req.claims)?;
         self.store
@@ -160,7 +174,8 @@ impl AuthService {
                 sid: &sid,
                 sub: &req.sub,
                 claims_json: &claims_json,
-                refresh_hash: &refresh_hash,
+                client: "",
+                refresh_hash: Some(&refresh_hash),
                 refresh_exp,
                 now,
             })

@@ -66,6 +66,14 @@ pub mod ma {
     pub const EPHEMERAL_KEY_ALG: &str = "AUTHREALM_EPHEMERAL_KEY_ALG";
     /// Clock skew verifiers may allow; revocations outlive tokens by it.
     pub const CLOCK_SKEW: &str = "AUTHREALM_CLOCK_SKEW";
+    /// Directory holding `clients.json`, the OAuth client registry (the
+    /// operator's mounted Secret); unset: no OAuth clients.
+    pub const CLIENTS_DIR: &str = "AUTHREALM_CLIENTS_DIR";
+    /// How often the clients directory is checked for changes.
+    pub const CLIENTS_POLL_INTERVAL: &str = "AUTHREALM_CLIENTS_POLL_INTERVAL";
+    /// OP's public base URL: MA publishes OP's authorization, UserInfo and
+    /// logout endpoints under it in discovery; unset: no code flow.
+    pub const OP_PUBLIC_URL: &str = "AUTHREALM_OP_PUBLIC_URL";
 }
 
 /// Variables only the main project (OP) reads.
@@ -173,6 +181,9 @@ mod tests {
             ma::KEYS_POLL_INTERVAL,
             ma::EPHEMERAL_KEY_ALG,
             ma::CLOCK_SKEW,
+            ma::CLIENTS_DIR,
+            ma::CLIENTS_POLL_INTERVAL,
+            ma::OP_PUBLIC_URL,
             op::AUTH_SERVICE_URL,
             op::JWKS_URL,
             op::CLOCK_LEEWAY,

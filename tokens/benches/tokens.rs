@@ -23,6 +23,7 @@ fn algorithms(c: &mut Criterion) {
         };
         let set = KeySetFile {
             version: FORMAT_VERSION,
+            access_token_alg: None,
             keys: vec![key.clone()],
         };
         let Ok(jwks) = set.jwks() else { return };

@@ -1,6 +1,13 @@
 //! The signing-key-set file: the operator writes it into a Secret (key
 //! [`FILE_NAME`]), MA reads it from the mounted directory. Private keys are
 //! PKCS#8 PEM (see [`crate::keypair`]); times are Unix seconds.
+//!
+//! A set holds one key track per algorithm: at most one `active` key of each
+//! algorithm. Access tokens are signed by the active key of
+//! [`KeySetFile::access_token_alg`] (when absent: the only active key), ID
+//! tokens by the active RS256 key when there is one (OpenID Connect expects
+//! RS256), else by the access-token key. A file with a single active key and
+//! no `accessTokenAlg` means what it always meant.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -20,7 +27,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum KeyState {
     /// Published in the JWKS, not yet signing.
     Next,
-    /// The one key that signs new tokens.
+    /// Signs new tokens (at most one active key per algorithm).
     Active,
     /// No longer signing; published until every token it signed has expired.
     Retiring,
@@ -70,6 +77,11 @@ impl std::fmt::Debug for KeyEntry {
 pub struct KeySetFile {
     /// Format version; see [`FORMAT_VERSION`].
     pub version: u32,
+    /// Algorithm of the active key that signs access tokens (`accessTokenAlg`).
+    /// Required when several keys are active (one per algorithm); absent, the
+    /// only active key signs them.
+    #[serde(default, rename = "accessTokenAlg")]
+    pub access_token_alg: Option<SigningAlgorithm>,
     /// Every published key.
     pub keys: Vec<KeyEntry>,
 }
@@ -83,9 +95,21 @@ pub enum KeySetError {
     /// An unknown format version.
     #[error("key set format version {0} is not supported (expected {FORMAT_VERSION})")]
     Version(u32),
-    /// No key, or not exactly one `active` key.
-    #[error("key set must have exactly one active key, found {0}")]
-    ActiveCount(usize),
+    /// No key is `active`.
+    #[error("key set has no active key")]
+    NoActiveKey,
+    /// Two keys of one algorithm are `active`.
+    #[error("key set has more than one active {0:?} key (at most one active key per algorithm)")]
+    TwoActive(SigningAlgorithm),
+    /// Several keys are active and `accessTokenAlg` does not say which one
+    /// signs access tokens.
+    #[error(
+        "key set has several active keys (one per algorithm) but no accessTokenAlg naming the one that signs access tokens"
+    )]
+    AmbiguousAccessAlg,
+    /// `accessTokenAlg` names an algorithm without an active key.
+    #[error("accessTokenAlg is {0:?} but no {0:?} key is active")]
+    AccessAlgNotActive(SigningAlgorithm),
     /// Two keys share a `kid`.
     #[error("key id {0:?} appears more than once")]
     DuplicateKid(String),
@@ -106,8 +130,20 @@ pub enum KeySetError {
 }
 
 impl KeySetFile {
+    /// A set of `keys` in the current format, without `accessTokenAlg` (right
+    /// for a set with one active key).
+    #[must_use]
+    pub fn new(keys: Vec<KeyEntry>) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            access_token_alg: None,
+            keys,
+        }
+    }
+
     /// Parses and validates a key-set file: version, unique printable kids,
-    /// exactly one active key, and every private key parses for its algorithm.
+    /// at most one active key per algorithm and a defined access-token key,
+    /// and every private key parses for its algorithm.
     ///
     /// # Errors
     /// The first [`KeySetError`] found; nothing is partially accepted.
@@ -138,21 +174,49 @@ impl KeySetFile {
             }
             key.public_jwk()?;
         }
-        let active = self
-            .keys
-            .iter()
-            .filter(|k| k.state == KeyState::Active)
-            .count();
-        if active != 1 {
-            return Err(KeySetError::ActiveCount(active));
+        let mut algs = std::collections::HashSet::new();
+        for key in self.active_keys() {
+            if !algs.insert(key.alg) {
+                return Err(KeySetError::TwoActive(key.alg));
+            }
         }
-        Ok(())
+        match (self.access_token_alg, algs.len()) {
+            (_, 0) => Err(KeySetError::NoActiveKey),
+            (Some(alg), _) if !algs.contains(&alg) => Err(KeySetError::AccessAlgNotActive(alg)),
+            (None, n) if n > 1 => Err(KeySetError::AmbiguousAccessAlg),
+            _ => Ok(()),
+        }
     }
 
-    /// The one active key. Present whenever [`KeySetFile::validate`] passed.
+    /// Every `active` key (one per algorithm in a valid set).
+    pub fn active_keys(&self) -> impl Iterator<Item = &KeyEntry> {
+        self.keys.iter().filter(|k| k.state == KeyState::Active)
+    }
+
+    /// The key that signs access tokens: the active key of `accessTokenAlg`,
+    /// or the only active key. Present whenever [`KeySetFile::validate`] passed.
+    #[must_use]
+    pub fn access_token_key(&self) -> Option<&KeyEntry> {
+        match self.access_token_alg {
+            Some(alg) => self.active_keys().find(|k| k.alg == alg),
+            None => self.active_keys().next(),
+        }
+    }
+
+    /// The key that signs ID tokens: the active RS256 key when there is one,
+    /// else the access-token key.
+    #[must_use]
+    pub fn id_token_key(&self) -> Option<&KeyEntry> {
+        self.active_keys()
+            .find(|k| k.alg == SigningAlgorithm::RS256)
+            .or_else(|| self.access_token_key())
+    }
+
+    /// The access-token key (the name from before the RS256 track; see
+    /// [`KeySetFile::access_token_key`]).
     #[must_use]
     pub fn active(&self) -> Option<&KeyEntry> {
-        self.keys.iter().find(|k| k.state == KeyState::Active)
+        self.access_token_key()
     }
 
     /// The public JWKS of every key in the set (next, active and retiring).
@@ -200,10 +264,13 @@ impl Serialize for SerializeSecrets<'_> {
         #[derive(Serialize)]
         struct File<'a> {
             version: u32,
+            #[serde(rename = "accessTokenAlg", skip_serializing_if = "Option::is_none")]
+            access_token_alg: Option<SigningAlgorithm>,
             keys: Vec<Entry<'a>>,
         }
         File {
             version: self.0.version,
+            access_token_alg: self.0.access_token_alg,
             keys: self
                 .0
                 .keys
@@ -229,10 +296,7 @@ mod tests {
     use super::*;
 
     fn set_of(keys: Vec<KeyEntry>) -> KeySetFile {
-        KeySetFile {
-            version: FORMAT_VERSION,
-            keys,
-        }
+        KeySetFile::new(keys)
     }
 
     #[test]
@@ -265,11 +329,11 @@ mod tests {
         ]);
         assert!(matches!(
             KeySetFile::parse(&two_active.to_json()?),
-            Err(KeySetError::ActiveCount(2))
+            Err(KeySetError::TwoActive(SigningAlgorithm::EdDSA))
         ));
         assert!(matches!(
             KeySetFile::parse(&set_of(vec![]).to_json()?),
-            Err(KeySetError::ActiveCount(0))
+            Err(KeySetError::NoActiveKey)
         ));
         let dup = set_of(vec![
             a()?,
@@ -301,6 +365,60 @@ mod tests {
             KeySetFile::parse(b"{\"version\":1,\"keys\":[{\"kid\":"),
             Err(KeySetError::Json(_))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn an_rs256_track_beside_the_realm_algorithm() -> Result<(), KeySetError> {
+        let gen_key = |alg, kid: &str, state| KeyEntry::generate(alg, kid.into(), state, 1);
+        let ed = gen_key(SigningAlgorithm::EdDSA, "ed", KeyState::Active)?;
+        let ed_next = gen_key(SigningAlgorithm::EdDSA, "ed-next", KeyState::Next)?;
+        let rs = gen_key(SigningAlgorithm::RS256, "rs", KeyState::Active)?;
+        let mut both = set_of(vec![ed.clone(), ed_next, rs.clone()]);
+        // Two active keys and nothing saying which signs access tokens: refused.
+        assert!(matches!(
+            KeySetFile::parse(&both.to_json()?),
+            Err(KeySetError::AmbiguousAccessAlg)
+        ));
+        both.access_token_alg = Some(SigningAlgorithm::EdDSA);
+        let json = both.to_json()?;
+        assert!(String::from_utf8_lossy(&json).contains("\"accessTokenAlg\": \"EdDSA\""));
+        let back = KeySetFile::parse(&json)?;
+        assert_eq!(back.access_token_key().map(|k| k.kid.as_str()), Some("ed"));
+        assert_eq!(back.active().map(|k| k.kid.as_str()), Some("ed"));
+        assert_eq!(back.id_token_key().map(|k| k.kid.as_str()), Some("rs"));
+        assert_eq!(back.jwks()?.keys.len(), 3);
+        // The RS256 track may sign access tokens too.
+        both.access_token_alg = Some(SigningAlgorithm::RS256);
+        let rs_only = KeySetFile::parse(&both.to_json()?)?;
+        assert_eq!(
+            rs_only.access_token_key().map(|k| k.kid.as_str()),
+            Some("rs")
+        );
+        // accessTokenAlg naming an algorithm without an active key: refused.
+        let mut missing = set_of(vec![ed.clone()]);
+        missing.access_token_alg = Some(SigningAlgorithm::ES256);
+        assert!(matches!(
+            KeySetFile::parse(&missing.to_json()?),
+            Err(KeySetError::AccessAlgNotActive(SigningAlgorithm::ES256))
+        ));
+        // Two active keys of one algorithm, even with accessTokenAlg: refused.
+        let mut two = set_of(vec![
+            ed.clone(),
+            rs,
+            gen_key(SigningAlgorithm::RS256, "rs2", KeyState::Active)?,
+        ]);
+        two.access_token_alg = Some(SigningAlgorithm::EdDSA);
+        assert!(matches!(
+            KeySetFile::parse(&two.to_json()?),
+            Err(KeySetError::TwoActive(SigningAlgorithm::RS256))
+        ));
+        // A file written before the RS256 track (one active key, no
+        // accessTokenAlg) means what it meant: that key signs everything.
+        let old = KeySetFile::parse(&set_of(vec![ed]).to_json()?)?;
+        assert!(old.access_token_alg.is_none());
+        assert_eq!(old.access_token_key().map(|k| k.kid.as_str()), Some("ed"));
+        assert_eq!(old.id_token_key().map(|k| k.kid.as_str()), Some("ed"));
         Ok(())
     }
 

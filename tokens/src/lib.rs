@@ -13,6 +13,8 @@ pub mod duration;
 pub mod jwks;
 pub mod keypair;
 pub mod keyset;
+pub mod oauth;
+pub mod oidc;
 pub mod revocation;
 pub mod verify;
 

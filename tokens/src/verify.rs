@@ -158,6 +158,30 @@ impl Verifier {
     /// # Errors
     /// The first check that fails, as a [`VerifyError`].
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
+        let claims: AccessClaims = self.decode(token)?;
+        self.check_times(&claims, now)?;
+        if claims.iss != self.config.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if claims.aud != self.config.audience {
+            return Err(VerifyError::WrongAudience);
+        }
+        Ok(claims)
+    }
+
+    /// The issuer tokens must name (for checks of other token kinds).
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// Checks size, header (`crit`, `alg`, `kid`) and signature, and reads
+    /// the claims as `T`; no claim is checked.
+    ///
+    /// # Errors
+    /// [`VerifyError::Malformed`], [`VerifyError::AlgNotAllowed`],
+    /// [`VerifyError::UnknownKid`] or [`VerifyError::BadSignature`].
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::Malformed);
         }
@@ -171,21 +195,13 @@ impl Verifier {
         if key.alg != alg {
             return Err(VerifyError::AlgNotAllowed);
         }
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &key.validation)
+        Ok(jsonwebtoken::decode::<T>(token, &key.key, &key.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::BadSignature,
                 jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => VerifyError::AlgNotAllowed,
                 _ => VerifyError::Malformed,
             })?
-            .claims;
-        self.check_times(&claims, now)?;
-        if claims.iss != self.config.issuer {
-            return Err(VerifyError::WrongIssuer);
-        }
-        if claims.aud != self.config.audience {
-            return Err(VerifyError::WrongAudience);
-        }
-        Ok(claims)
+            .claims)
     }
 }
 

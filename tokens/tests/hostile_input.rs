@@ -110,6 +110,7 @@ fn fixture() -> Result<(KeyEntry, Verifier), TestCaseError> {
         .map_err(fail)?;
     let set = KeySetFile {
         version: FORMAT_VERSION,
+        access_token_alg: None,
         keys: vec![key.clone()],
     };
     let (v, _) = Verifier::new(

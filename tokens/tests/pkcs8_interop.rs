@@ -143,6 +143,7 @@ fn entry_from_pem(kid: &str, alg: SigningAlgorithm, pem_text: String) -> KeyEntr
 fn signs_and_verifies(entry: KeyEntry) -> TestResult {
     let set = KeySetFile {
         version: FORMAT_VERSION,
+        access_token_alg: None,
         keys: vec![entry],
     };
     let set = KeySetFile::parse(&set.to_json()?)?;

@@ -20,6 +20,7 @@ fn key(alg: SigningAlgorithm, kid: &str) -> Result<KeyEntry, Box<dyn std::error:
 fn verifier_for(keys: &[&KeyEntry]) -> Result<Verifier, Box<dyn std::error::Error>> {
     let mut set = KeySetFile {
         version: FORMAT_VERSION,
+        access_token_alg: None,
         keys: keys.iter().map(|k| (*k).clone()).collect(),
     };
     // Only one key may be active in a file; the others are published as next.
@@ -253,6 +254,7 @@ fn none_hmac_and_mismatched_algorithms_are_not_allowed() -> TestResult {
     let jwks = serde_json::to_value(
         KeySetFile {
             version: FORMAT_VERSION,
+            access_token_alg: None,
             keys: vec![k.clone()],
         }
         .jwks()?,

@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
 use tokio::sync::broadcast;
 
-use super::{NewSession, RevocationState, RotateOutcome, Rotation, SessionInfo};
+use super::{
+    CodeRecord, NewSession, RedeemOutcome, Redemption, RevocationState, RotateOutcome, Rotation,
+    SessionInfo, StoredCode,
+};
 
 #[derive(Debug)]
 struct TokenRec {
@@ -22,6 +25,7 @@ struct TokenRec {
 struct Family {
     sub: String,
     claims_json: String,
+    client: String,
     created: i64,
     exp: i64,
 }
@@ -37,6 +41,8 @@ struct State {
     revoked_sid: HashMap<String, i64>,
     /// Not-before time and when it may be forgotten, by user.
     not_before: HashMap<String, (i64, i64)>,
+    /// Authorization codes by hash.
+    codes: HashMap<String, StoredCode>,
     last_purge: i64,
 }
 
@@ -60,6 +66,42 @@ impl State {
         self.revoked_jti.retain(|_, until| *until > now);
         self.revoked_sid.retain(|_, until| *until > now);
         self.not_before.retain(|_, (_, until)| *until > now);
+        self.codes.retain(|_, c| c.record.exp > now);
+    }
+
+    /// Records a session and its first refresh token (if any).
+    fn insert_session(&mut self, s: &NewSession<'_>) {
+        self.families.insert(
+            s.sid.to_owned(),
+            Family {
+                sub: s.sub.to_owned(),
+                claims_json: s.claims_json.to_owned(),
+                client: s.client.to_owned(),
+                created: s.now,
+                exp: s.refresh_exp,
+            },
+        );
+        if let Some(hash) = s.refresh_hash {
+            self.tokens.insert(
+                hash.to_owned(),
+                TokenRec {
+                    sid: s.sid.to_owned(),
+                    exp: s.refresh_exp,
+                    spent: None,
+                },
+            );
+        }
+        self.user_sids
+            .entry(s.sub.to_owned())
+            .or_default()
+            .insert(s.sid.to_owned());
+    }
+
+    /// Whether the user logged out everywhere after `at`.
+    fn logged_out_since(&self, sub: &str, at: i64, now: i64) -> bool {
+        self.not_before
+            .get(sub)
+            .is_some_and(|(nb, until)| *until > now && at < *nb)
     }
 
     fn live_family(&self, sid: &str, now: i64) -> Option<&Family> {
@@ -156,27 +198,52 @@ impl MemoryStore {
     pub(super) fn create_session(&self, s: &NewSession<'_>) {
         let mut st = self.lock();
         st.purge(s.now);
-        st.families.insert(
-            s.sid.to_owned(),
-            Family {
-                sub: s.sub.to_owned(),
-                claims_json: s.claims_json.to_owned(),
-                created: s.now,
-                exp: s.refresh_exp,
+        st.insert_session(s);
+    }
+
+    pub(super) fn put_code(&self, hash: &str, record: &CodeRecord) {
+        let mut st = self.lock();
+        st.purge(record.iat);
+        st.codes.insert(
+            hash.to_owned(),
+            StoredCode {
+                record: record.clone(),
+                used: false,
             },
         );
-        st.tokens.insert(
-            s.refresh_hash.to_owned(),
-            TokenRec {
-                sid: s.sid.to_owned(),
-                exp: s.refresh_exp,
-                spent: None,
-            },
-        );
-        st.user_sids
-            .entry(s.sub.to_owned())
-            .or_default()
-            .insert(s.sid.to_owned());
+    }
+
+    pub(super) fn get_code(&self, hash: &str, now: i64) -> Option<StoredCode> {
+        let st = self.lock();
+        st.codes.get(hash).filter(|c| c.record.exp > now).cloned()
+    }
+
+    pub(super) fn redeem_code(&self, r: &Redemption<'_>) -> RedeemOutcome {
+        let s = &r.session;
+        let mut events = Vec::new();
+        let outcome = {
+            let mut st = self.lock();
+            st.purge(s.now);
+            let used = match st.codes.get(r.code_hash).filter(|c| c.record.exp > s.now) {
+                None => return RedeemOutcome::Invalid,
+                Some(c) => c.used,
+            };
+            if st.logged_out_since(s.sub, r.code_iat, s.now) {
+                return RedeemOutcome::Invalid;
+            }
+            if used {
+                events.push(st.revoke_family(s.sid, s.now, r.revoke_ttl));
+                RedeemOutcome::Reused
+            } else {
+                if let Some(c) = st.codes.get_mut(r.code_hash) {
+                    c.used = true;
+                }
+                st.insert_session(s);
+                RedeemOutcome::Redeemed
+            }
+        };
+        self.publish(events);
+        outcome
     }
 
     pub(super) fn rotate(&self, r: &Rotation<'_>) -> RotateOutcome {
@@ -204,7 +271,13 @@ impl MemoryStore {
         }]);
     }
 
-    pub(super) fn revoke_refresh(&self, hash: &str, now: i64, ttl: i64) -> Option<String> {
+    pub(super) fn revoke_refresh(
+        &self,
+        hash: &str,
+        client: Option<&str>,
+        now: i64,
+        ttl: i64,
+    ) -> Option<String> {
         let (sid, event) = {
             let mut st = self.lock();
             let sid = st
@@ -212,7 +285,10 @@ impl MemoryStore {
                 .get(hash)
                 .filter(|t| t.exp > now)
                 .map(|t| t.sid.clone())?;
-            st.live_family(&sid, now)?;
+            let family = st.live_family(&sid, now)?;
+            if client.is_some_and(|c| c != family.client) {
+                return None;
+            }
             let event = st.revoke_family(&sid, now, ttl);
             (sid, event)
         };
@@ -288,12 +364,11 @@ fn rotate_locked(
     let Some(fam) = st.live_family(&sid, r.now) else {
         return RotateOutcome::Invalid;
     };
-    if st
-        .not_before
-        .get(&fam.sub)
-        .is_some_and(|(nb, until)| *until > r.now && fam.created < *nb)
-    {
+    if st.logged_out_since(&fam.sub, fam.created, r.now) {
         return RotateOutcome::Invalid;
+    }
+    if fam.client != r.client {
+        return RotateOutcome::WrongClient;
     }
     let info = SessionInfo {
         sid: sid.clone(),

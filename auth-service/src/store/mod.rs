@@ -11,6 +11,9 @@
 //! - `P:rtnext:{sha256(refresh token)}` — the successor handed out when the
 //!   token was rotated, kept for the grace window only.
 //! - `P:usersids:{sub}` — the sessions of a user, for "log out everywhere".
+//! - `P:code:{sha256(code)}` — an authorization code: its [`CodeRecord`]
+//!   (JSON), `exp`, and `used` once exchanged; expires with the code, so a
+//!   second exchange within its life is detected as reuse.
 //! - the revocation list and channel of `authrealm_tokens::revocation`.
 
 pub mod memory;
@@ -21,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-/// A new session to record at mint time.
+/// A new session to record at mint time (or when a code is exchanged).
 #[derive(Debug, Clone, Copy)]
 pub struct NewSession<'a> {
     /// Session (family) id.
@@ -30,12 +33,80 @@ pub struct NewSession<'a> {
     pub sub: &'a str,
     /// Extra claims of the session's access tokens, as JSON.
     pub claims_json: &'a str,
-    /// SHA-256 (base64url) of the first refresh token.
-    pub refresh_hash: &'a str,
-    /// When that refresh token expires.
+    /// The OAuth client the session is bound to; empty for OP's own
+    /// sessions (the internal API). Only that client may refresh it.
+    pub client: &'a str,
+    /// SHA-256 (base64url) of the first refresh token; `None`: the grant
+    /// has no refresh token (the client may not use that grant).
+    pub refresh_hash: Option<&'a str>,
+    /// When that refresh token (or, without one, the session) expires.
     pub refresh_exp: i64,
     /// Now.
     pub now: i64,
+}
+
+/// What MA keeps about an authorization code until it expires. Written
+/// once when the code is issued, never changed (only marked used).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// The scopes granted.
+    pub scope: Vec<String>,
+    /// The S256 PKCE challenge.
+    pub code_challenge: String,
+    /// The `nonce` of the request, for the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The user.
+    pub sub: String,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// The user's claims (OpenID Connect names), JSON object.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The session the grant's tokens carry.
+    pub sid: String,
+    /// When the code was issued.
+    pub iat: i64,
+    /// When it expires.
+    pub exp: i64,
+}
+
+/// A stored code as read back: the record, and whether it was exchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    /// The record.
+    pub record: CodeRecord,
+    /// Whether it has been exchanged already.
+    pub used: bool,
+}
+
+/// An exchange of a code: mark it used and record the session, or — when
+/// it was used before — revoke the session it created.
+#[derive(Debug, Clone, Copy)]
+pub struct Redemption<'a> {
+    /// SHA-256 (base64url) of the code.
+    pub code_hash: &'a str,
+    /// When the code was issued (a "log out everywhere" after it voids it).
+    pub code_iat: i64,
+    /// The session to record (its `sid` is the code's).
+    pub session: NewSession<'a>,
+    /// How long a session revocation entry is kept (seconds).
+    pub revoke_ttl: i64,
+}
+
+/// What an exchange decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    /// The code was live: it is now used and the session recorded.
+    Redeemed,
+    /// The code was used before: the session it created is now revoked.
+    Reused,
+    /// The code is unknown, expired, or issued before the user logged out
+    /// everywhere.
+    Invalid,
 }
 
 /// What a rotation hands out, kept for the grace window so that a repeat
@@ -56,6 +127,10 @@ pub struct Successor {
     pub kid: String,
     /// When the new refresh token expires.
     pub refresh_exp: i64,
+    /// The scope of the new access token when the request narrowed it
+    /// (RFC 6749 §6); `None`: the session's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for Successor {
@@ -76,6 +151,9 @@ impl std::fmt::Debug for Successor {
 pub struct Rotation<'a> {
     /// Hash of the presented refresh token.
     pub old_hash: &'a str,
+    /// The OAuth client presenting it; empty for OP (the internal API). A
+    /// token of a session bound to another client changes nothing.
+    pub client: &'a str,
     /// Hash of the successor refresh token.
     pub new_hash: &'a str,
     /// The successor, serialised ([`Successor`]).
@@ -126,6 +204,8 @@ pub enum RotateOutcome {
     },
     /// Unknown, expired, or of a revoked session.
     Invalid,
+    /// The session is bound to another client (or to none): nothing changed.
+    WrongClient,
 }
 
 impl std::fmt::Debug for RotateOutcome {
@@ -139,6 +219,7 @@ impl std::fmt::Debug for RotateOutcome {
                 .finish(),
             Self::Reused { sid } => f.debug_struct("Reused").field("sid", sid).finish(),
             Self::Invalid => f.write_str("Invalid"),
+            Self::WrongClient => f.write_str("WrongClient"),
         }
     }
 }
@@ -223,15 +304,59 @@ impl Store {
         }
     }
 
-    /// Revokes the family of a refresh token; `None` when the token is unknown
-    /// or its session already ended.
+    /// Revokes the family of a refresh token; `None` when the token is
+    /// unknown, its session already ended, or — with `client` set — the
+    /// session is bound to another client (nothing changes then).
     ///
     /// # Errors
     /// When the store is unreachable.
-    pub async fn revoke_refresh(&self, hash: &str, now: i64, ttl: i64) -> Result<Option<String>> {
+    pub async fn revoke_refresh(
+        &self,
+        hash: &str,
+        client: Option<&str>,
+        now: i64,
+        ttl: i64,
+    ) -> Result<Option<String>> {
         match self {
-            Self::Memory(m) => Ok(m.revoke_refresh(hash, now, ttl)),
-            Self::Redis(r) => r.revoke_refresh(hash, now, ttl).await,
+            Self::Memory(m) => Ok(m.revoke_refresh(hash, client, now, ttl)),
+            Self::Redis(r) => r.revoke_refresh(hash, client, now, ttl).await,
+        }
+    }
+
+    /// Stores a new authorization code under its hash until `record.exp`.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn put_code(&self, hash: &str, record: &CodeRecord) -> Result<()> {
+        match self {
+            Self::Memory(m) => {
+                m.put_code(hash, record);
+                Ok(())
+            }
+            Self::Redis(r) => r.put_code(hash, record).await,
+        }
+    }
+
+    /// Reads a code (`None`: unknown or expired). Reading changes nothing.
+    ///
+    /// # Errors
+    /// When the store is unreachable or the record is unreadable.
+    pub async fn get_code(&self, hash: &str, now: i64) -> Result<Option<StoredCode>> {
+        match self {
+            Self::Memory(m) => Ok(m.get_code(hash, now)),
+            Self::Redis(r) => r.get_code(hash, now).await,
+        }
+    }
+
+    /// Exchanges a code atomically: of concurrent exchanges exactly one is
+    /// [`RedeemOutcome::Redeemed`]; every later one revokes the session.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn redeem_code(&self, r: &Redemption<'_>) -> Result<RedeemOutcome> {
+        match self {
+            Self::Memory(m) => Ok(m.redeem_code(r)),
+            Self::Redis(s) => s.redeem_code(r).await,
         }
     }
 
@@ -307,6 +432,7 @@ mod tests {
             exp: 2,
             kid: "k".into(),
             refresh_exp: 3,
+            scope: None,
         };
         let json = serde_json::to_string(&successor).unwrap_or_default();
         let info = SessionInfo {
@@ -318,6 +444,7 @@ mod tests {
             "{successor:?} {:?} {:?}",
             Rotation {
                 old_hash: "h1",
+                client: "",
                 new_hash: "h2",
                 successor_json: &json,
                 refresh_exp: 3,

@@ -14,12 +14,21 @@ use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKi
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{NewSession, RevocationState, RotateOutcome, Rotation, SessionInfo};
+use super::{
+    CodeRecord, NewSession, RedeemOutcome, Redemption, RevocationState, RotateOutcome, Rotation,
+    SessionInfo, StoredCode,
+};
 use crate::error::{Error, Result};
 
 /// Shared Lua: ends a session — deletes the family, writes the revoked
-/// session entry, drops it from the user's set, publishes the event.
+/// session entry, drops it from the user's set, publishes the event; and
+/// moves a key's expiry later, never earlier (sessions of different
+/// clients live differently long; the user's set must outlive them all).
 const REVOKE_FAMILY_LUA: &str = r"
+local function expire_not_before(key, at)
+  if redis.call('TTL', key) == -1 then redis.call('EXPIREAT', key, at)
+  else redis.call('EXPIREAT', key, at, 'GT') end
+end
 local function revoke_family(p, sid, sub, now, ttl)
   redis.call('DEL', p .. ':fam:' .. sid)
   local untl = now + ttl
@@ -31,7 +40,8 @@ end
 ";
 
 /// KEYS: rt:{old}, rtnext:{old}, rt:{new}.
-/// ARGV: prefix, now, grace, successor json, refresh exp, successor ttl ms, revoke ttl.
+/// ARGV: prefix, now, grace, successor json, refresh exp, successor ttl ms,
+/// revoke ttl, client ('' for OP's own sessions).
 const ROTATE_LUA: &str = r"
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -39,11 +49,12 @@ local rec = redis.call('HMGET', KEYS[1], 'sid', 'exp', 'spent')
 local sid = rec[1]
 if not sid or tonumber(rec[2]) <= now then return {'invalid'} end
 local fam_key = p .. ':fam:' .. sid
-local fam = redis.call('HMGET', fam_key, 'sub', 'claims', 'created')
+local fam = redis.call('HMGET', fam_key, 'sub', 'claims', 'created', 'client')
 local sub = fam[1]
 if not sub then return {'invalid'} end
 local nb = redis.call('GET', p .. ':notbefore:' .. sub)
 if nb and tonumber(fam[3]) < tonumber(nb) then return {'invalid'} end
+if (fam[4] or '') ~= ARGV[8] then return {'wrong_client'} end
 if rec[3] then
   if now - tonumber(rec[3]) <= tonumber(ARGV[3]) then
     local nxt = redis.call('GET', KEYS[2])
@@ -56,20 +67,51 @@ redis.call('HSET', KEYS[1], 'spent', ARGV[2])
 redis.call('HSET', KEYS[3], 'sid', sid, 'exp', ARGV[5])
 redis.call('EXPIREAT', KEYS[3], ARGV[5])
 redis.call('EXPIREAT', fam_key, ARGV[5])
-redis.call('EXPIREAT', p .. ':usersids:' .. sub, ARGV[5])
+expire_not_before(p .. ':usersids:' .. sub, ARGV[5])
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[6])
 return {'rotated', sid, sub, fam[2]}
 ";
 
-/// KEYS: rt:{hash}. ARGV: prefix, now, revoke ttl.
+/// KEYS: rt:{hash}. ARGV: prefix, now, revoke ttl, client (absent: any).
 const REVOKE_REFRESH_LUA: &str = r"
 local p = ARGV[1]
 local sid = redis.call('HGET', KEYS[1], 'sid')
 if not sid then return false end
-local sub = redis.call('HGET', p .. ':fam:' .. sid, 'sub')
+local fam = redis.call('HMGET', p .. ':fam:' .. sid, 'sub', 'client')
+local sub = fam[1]
 if not sub then return false end
+if ARGV[4] and (fam[2] or '') ~= ARGV[4] then return false end
 revoke_family(p, sid, sub, tonumber(ARGV[2]), tonumber(ARGV[3]))
 return sid
+";
+
+/// KEYS: code:{hash}. ARGV: prefix, now, sid, sub, claims, client, refresh
+/// hash ('' for none), refresh exp, revoke ttl, code iat.
+const REDEEM_CODE_LUA: &str = r"
+local p = ARGV[1]
+local now = tonumber(ARGV[2])
+local rec = redis.call('HMGET', KEYS[1], 'exp', 'used')
+if not rec[1] or tonumber(rec[1]) <= now then return 'invalid' end
+local sid, sub = ARGV[3], ARGV[4]
+local nb = redis.call('GET', p .. ':notbefore:' .. sub)
+if nb and tonumber(ARGV[10]) < tonumber(nb) then return 'invalid' end
+if rec[2] then
+  revoke_family(p, sid, sub, now, tonumber(ARGV[9]))
+  return 'reused'
+end
+redis.call('HSET', KEYS[1], 'used', ARGV[2])
+local fam = p .. ':fam:' .. sid
+redis.call('HSET', fam, 'sub', sub, 'claims', ARGV[5], 'created', ARGV[2], 'client', ARGV[6])
+redis.call('EXPIREAT', fam, ARGV[8])
+if ARGV[7] ~= '' then
+  local rt = p .. ':rt:' .. ARGV[7]
+  redis.call('HSET', rt, 'sid', sid, 'exp', ARGV[8])
+  redis.call('EXPIREAT', rt, ARGV[8])
+end
+local users = p .. ':usersids:' .. sub
+redis.call('SADD', users, sid)
+expire_not_before(users, ARGV[8])
+return 'redeemed'
 ";
 
 /// ARGV: prefix, sid, now, revoke ttl. The revoked entry is written even when
@@ -112,6 +154,7 @@ pub struct RedisStore {
     revoke_refresh: redis::Script,
     revoke_user: redis::Script,
     revoke_session: redis::Script,
+    redeem_code: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -146,6 +189,7 @@ impl RedisStore {
             revoke_refresh: script(REVOKE_REFRESH_LUA),
             revoke_user: script(REVOKE_USER_LUA),
             revoke_session: script(REVOKE_SESSION_LUA),
+            redeem_code: script(REDEEM_CODE_LUA),
         })
     }
 
@@ -161,33 +205,109 @@ impl RedisStore {
 
     pub(super) async fn create_session(&self, s: &NewSession<'_>) -> Result<()> {
         let fam = self.key("fam", s.sid);
-        let rt = self.key("rt", s.refresh_hash);
         let users = self.key("usersids", s.sub);
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .hset_multiple(
                 &fam,
                 &[
                     ("sub", s.sub),
                     ("claims", s.claims_json),
                     ("created", &s.now.to_string()),
+                    ("client", s.client),
                 ],
             )
             .ignore()
             .expire_at(&fam, s.refresh_exp)
+            .ignore();
+        if let Some(hash) = s.refresh_hash {
+            let rt = self.key("rt", hash);
+            pipe.hset_multiple(&rt, &[("sid", s.sid), ("exp", &s.refresh_exp.to_string())])
+                .ignore()
+                .expire_at(&rt, s.refresh_exp)
+                .ignore();
+        }
+        // The user's set expires with the longest-lived of their sessions:
+        // set when it has no expiry yet (NX), otherwise only moved later (GT).
+        pipe.sadd(&users, s.sid)
             .ignore()
-            .hset_multiple(&rt, &[("sid", s.sid), ("exp", &s.refresh_exp.to_string())])
+            .cmd("EXPIREAT")
+            .arg(&users)
+            .arg(s.refresh_exp)
+            .arg("NX")
             .ignore()
-            .expire_at(&rt, s.refresh_exp)
-            .ignore()
-            .sadd(&users, s.sid)
-            .ignore()
-            .expire_at(&users, s.refresh_exp)
+            .cmd("EXPIREAT")
+            .arg(&users)
+            .arg(s.refresh_exp)
+            .arg("GT")
             .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(Error::Store)
+    }
+
+    pub(super) async fn put_code(&self, hash: &str, record: &CodeRecord) -> Result<()> {
+        let key = self.key("code", hash);
+        let json = serde_json::to_string(record)
+            .map_err(|e| Error::StoreProtocol(format!("code encoding: {e}")))?;
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &[("rec", json), ("exp", record.exp.to_string())])
+            .ignore()
+            .expire_at(&key, record.exp)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::Store)
+    }
+
+    pub(super) async fn get_code(&self, hash: &str, now: i64) -> Result<Option<StoredCode>> {
+        let mut conn = self.conn.clone();
+        let (rec, used): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key("code", hash))
+            .arg("rec")
+            .arg("used")
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::Store)?;
+        let Some(rec) = rec else {
+            return Ok(None);
+        };
+        let record: CodeRecord = serde_json::from_str(&rec)
+            .map_err(|e| Error::StoreProtocol(format!("stored code: {e}")))?;
+        Ok((record.exp > now).then_some(StoredCode {
+            record,
+            used: used.is_some(),
+        }))
+    }
+
+    pub(super) async fn redeem_code(&self, r: &Redemption<'_>) -> Result<RedeemOutcome> {
+        let s = &r.session;
+        let mut conn = self.conn.clone();
+        let tag: String = self
+            .redeem_code
+            .key(self.key("code", r.code_hash))
+            .arg(&self.prefix)
+            .arg(s.now)
+            .arg(s.sid)
+            .arg(s.sub)
+            .arg(s.claims_json)
+            .arg(s.client)
+            .arg(s.refresh_hash.unwrap_or(""))
+            .arg(s.refresh_exp)
+            .arg(r.revoke_ttl)
+            .arg(r.code_iat)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Error::Store)?;
+        match tag.as_str() {
+            "redeemed" => Ok(RedeemOutcome::Redeemed),
+            "reused" => Ok(RedeemOutcome::Reused),
+            "invalid" => Ok(RedeemOutcome::Invalid),
+            other => Err(Error::StoreProtocol(format!("redeem answered {other:?}"))),
+        }
     }
 
     pub(super) async fn rotate(&self, r: &Rotation<'_>) -> Result<RotateOutcome> {
@@ -205,6 +325,7 @@ impl RedisStore {
             .arg(r.refresh_exp)
             .arg(successor_ttl_ms)
             .arg(r.revoke_ttl)
+            .arg(r.client)
             .invoke_async(&mut conn)
             .await
             .map_err(Error::Store)?;
@@ -216,6 +337,7 @@ impl RedisStore {
         };
         Ok(match tag.as_str() {
             "invalid" => RotateOutcome::Invalid,
+            "wrong_client" => RotateOutcome::WrongClient,
             "reused" => RotateOutcome::Reused { sid: field()? },
             "rotated" => RotateOutcome::Rotated(SessionInfo {
                 sid: field()?,
@@ -259,15 +381,17 @@ impl RedisStore {
     pub(super) async fn revoke_refresh(
         &self,
         hash: &str,
+        client: Option<&str>,
         now: i64,
         ttl: i64,
     ) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        self.revoke_refresh
-            .key(self.key("rt", hash))
-            .arg(&self.prefix)
-            .arg(now)
-            .arg(ttl)
+        let mut invocation = self.revoke_refresh.key(self.key("rt", hash));
+        invocation.arg(&self.prefix).arg(now).arg(ttl);
+        if let Some(c) = client {
+            invocation.arg(c);
+        }
+        invocation
             .invoke_async(&mut conn)
             .await
             .map_err(Error::Store)

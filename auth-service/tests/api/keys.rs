@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use auth_service::Clock;
+use authrealm_tokens::api;
 use authrealm_tokens::keyset::FORMAT_VERSION;
 use authrealm_tokens::{
     JwkSet, KeyEntry, KeySetFile, KeyState, SigningAlgorithm, Verifier, VerifierConfig,
@@ -27,6 +28,7 @@ fn key(kid: &str, state: KeyState) -> TestResult<KeyEntry> {
 fn set(keys: Vec<KeyEntry>) -> TestResult<Vec<u8>> {
     Ok(KeySetFile {
         version: FORMAT_VERSION,
+        access_token_alg: None,
         keys,
     }
     .to_json()?)
@@ -218,6 +220,72 @@ async fn a_missing_or_bad_key_set_at_start_is_a_clear_error() -> TestResult {
         .err()
         .map(describe)
         .ok_or_else(|| err("started with a key set without an active key"))?;
-    assert!(bad.contains("exactly one active key"), "{bad}");
+    assert!(bad.contains("no active key"), "{bad}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rs256_track_signs_nothing_but_is_published_and_advertised() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let rs = KeyEntry::generate(
+        SigningAlgorithm::RS256,
+        "rs-1".to_owned(),
+        KeyState::Active,
+        authrealm_tokens::unix_now(),
+    )?;
+    let mut file = KeySetFile::new(vec![
+        key("ed-1", KeyState::Active)?,
+        key("ed-2", KeyState::Next)?,
+        rs,
+    ]);
+    // Two active keys without accessTokenAlg: refused at start, naming why.
+    publish(dir.path(), 1, &file.to_json()?)?;
+    let mut config = test_config(Backend::Memory)?;
+    config.keys_dir = Some(dir.path().to_path_buf());
+    let refused = auth_service::build(&config, Clock::System)
+        .err()
+        .map(|e| {
+            format!(
+                "{e}: {:?}",
+                std::error::Error::source(&e).map(ToString::to_string)
+            )
+        })
+        .ok_or_else(|| err("started with an ambiguous key set"))?;
+    assert!(refused.contains("accessTokenAlg"), "{refused}");
+    file.access_token_alg = Some(SigningAlgorithm::EdDSA);
+    publish(dir.path(), 2, &file.to_json()?)?;
+    let app = spawn_on_dir(dir.path()).await?;
+    // Access tokens: the realm's algorithm; the JWKS: every key.
+    assert_eq!(kid_of(&app.mint("u").await?.access_token)?, "ed-1");
+    let kids: Vec<String> = app.jwks().await?.keys.into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids, ["ed-1", "ed-2", "rs-1"]);
+    // Discovery: the algorithms of the active keys (the `next` key adds none).
+    let disco: serde_json::Value = app.get(api::PATH_DISCOVERY).await?.json().await?;
+    assert_eq!(
+        disco["id_token_signing_alg_values_supported"],
+        serde_json::json!(["EdDSA", "RS256"])
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_run_has_an_rs256_key_beside_the_configured_one() -> TestResult {
+    for (alg, want) in [
+        (SigningAlgorithm::EdDSA, vec!["EdDSA", "RS256"]),
+        (SigningAlgorithm::ES256, vec!["ES256", "RS256"]),
+        (SigningAlgorithm::RS256, vec!["RS256"]),
+    ] {
+        let mut config = test_config(Backend::Memory)?;
+        config.ephemeral_key_alg = alg;
+        let app = spawn_with(config, Clock::System).await?;
+        let jwks = app.jwks().await?;
+        let mut algs: Vec<&str> = jwks.keys.iter().map(|k| k.alg.as_str()).collect();
+        algs.sort_unstable();
+        assert_eq!(algs, want);
+        // Access tokens are signed with the configured algorithm.
+        let kid = kid_of(&app.mint("u").await?.access_token)?;
+        let signer = jwks.keys.iter().find(|k| k.kid == kid).map(|k| k.alg);
+        assert_eq!(signer, Some(alg));
+    }
     Ok(())
 }

@@ -1,11 +1,16 @@
 //! Integration tests of the auth-service, in one binary: the store suite
-//! (run against memory and Redis, with what observers see), Redis-only
-//! behaviour, the three listeners, hostile requests (proptest), key loading
-//! and reloading, and verification by an independent JWT library.
+//! (run against memory and Redis, with what observers see, and the OAuth
+//! endpoints), Redis-only behaviour, the three listeners, hostile requests
+//! (proptest), key loading and reloading, the client registry, and
+//! verification by independent libraries (PyJWT, Authlib).
 
+mod authlib;
 mod helpers;
 mod hostile;
 mod keys;
+mod oauth;
+mod oauth_requests;
+mod oauth_support;
 mod observers;
 mod ports;
 mod pyjwt;

@@ -510,7 +510,8 @@ pub async fn public_endpoints_health_and_metrics(b: Backend) -> TestResult {
         Some("public, max-age=300")
     );
     let jwks: authrealm_tokens::JwkSet = resp.json().await?;
-    assert_eq!(jwks.keys.len(), 1);
+    // The configured algorithm's key and the RS256 key for ID tokens.
+    assert_eq!(jwks.keys.len(), 2);
     let disco: serde_json::Value = app.get(api::PATH_DISCOVERY).await?.json().await?;
     assert_eq!(disco["issuer"], json!(app.base));
     assert_eq!(
@@ -544,6 +545,10 @@ pub use crate::observers::{
     a_late_follower_learns_every_revocation_in_force, every_revocation_reaches_a_follower_at_once,
     metric_labels_stay_bounded_under_made_up_methods_and_paths,
 };
+
+// OAuth tests (every `pub` test of these files), instantiated here too.
+pub use crate::oauth::*;
+pub use crate::oauth_requests::*;
 
 /// Instantiates every test above once per store.
 macro_rules! both_stores {
@@ -585,4 +590,13 @@ both_stores!(
     every_revocation_reaches_a_follower_at_once,
     a_late_follower_learns_every_revocation_in_force,
     metric_labels_stay_bounded_under_made_up_methods_and_paths,
+    the_code_flow_issues_rfc9068_access_and_id_tokens,
+    twenty_concurrent_exchanges_of_one_code_yield_one_grant_then_revoke_it,
+    a_reused_code_revokes_the_session_it_created,
+    bad_code_exchanges_are_refused_and_change_nothing,
+    refresh_tokens_are_bound_to_their_client,
+    revocation_and_introspection_speak_rfc_7009_and_7662,
+    client_authentication_failures_look_alike,
+    grants_and_scopes_a_client_may_not_use_are_refused,
+    authorization_requests_are_validated_for_op,
 );
