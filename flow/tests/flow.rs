@@ -33,13 +33,10 @@ async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error
     // The key set in the format the operator writes into the Secret.
     let keys = tempfile::tempdir()?;
     let now = authrealm_tokens::unix_now();
-    let set = KeySetFile {
-        version: FORMAT_VERSION,
-        keys: vec![
-            KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, now)?,
-            KeyEntry::generate(SigningAlgorithm::EdDSA, "k2".into(), KeyState::Next, now)?,
-        ],
-    };
+    let set = KeySetFile::new(vec![
+        KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, now)?,
+        KeyEntry::generate(SigningAlgorithm::EdDSA, "k2".into(), KeyState::Next, now)?,
+    ]);
     std::fs::write(keys.path().join(FILE_NAME), set.to_json()?)?;
 
     let ma_port = free_port()?;

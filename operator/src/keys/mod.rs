@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use authrealm_tokens::SigningAlgorithm;
-use authrealm_tokens::keyset::{FORMAT_VERSION, KeyEntry, KeySetError, KeySetFile, KeyState};
+use authrealm_tokens::keyset::{KeyEntry, KeySetError, KeySetFile, KeyState};
 
 /// The schedule, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,10 +414,7 @@ pub fn materialize(old: Option<&KeySetFile>, plan: &[KeyMeta]) -> Result<KeySetF
         entry.remove_after = m.remove_after;
         keys.push(entry);
     }
-    let file = KeySetFile {
-        version: FORMAT_VERSION,
-        keys,
-    };
+    let file = KeySetFile::new(keys);
     file.validate()?;
     Ok(file)
 }
