@@ -132,15 +132,16 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
              disconnected from Redis and reloads the list. \"resync\" is from the disconnect until OP's metrics show \
              the view current again with every entry (it includes OP's 0.1 s reconnect delay); \"new replica\" is from \
              starting a process until `/readyz` answers 200 (which waits for the view). Bytes per entry compare a new \
-             replica's RSS with the one at {}. Throughput is the protected path (`GET /api/v1/session`, one token) \
+             replica's RSS with a new replica's at {}. Throughput is the protected path (`GET /api/v1/session`, one token) \
              against a replica whose view is empty, {} alternating pairs, per server CPU-s.",
-            size(
-                s.revocation_sizes
-                    .iter()
-                    .copied()
-                    .find(|n| *n >= 10_000)
-                    .unwrap_or(s.revocation_sizes.first().copied().unwrap_or(0))
-            ),
+            s.revocation_sizes
+                .iter()
+                .copied()
+                .find(|n| *n >= 10_000)
+                .map_or_else(
+                    || "an empty view".to_owned(),
+                    |n| format!("{} (at 0 for the smaller sizes)", size(n))
+                ),
             s.pairs.max(1)
         ),
         &[
@@ -154,16 +155,25 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         ],
     );
     let mut out = PartReport::default();
-    // The base for bytes per entry: the first size of at least 10k (the bar's
-    // "beyond the first 10k"), or the smallest when none is.
+    // The base for bytes per entry: a new replica with an empty view, then
+    // the first size of at least 10k (the bar's "beyond the first 10k").
     let base_size = s
         .revocation_sizes
         .iter()
         .copied()
         .find(|n| *n >= 10_000)
-        .or_else(|| s.revocation_sizes.first().copied())
         .unwrap_or(0);
-    let mut base_rss: Option<(u64, u64)> = None;
+    let empty_fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
+    let mut base_rss: (u64, u64) = (0, empty_fresh.rss);
+    section.row(vec![
+        "0".into(),
+        String::new(),
+        format!("{:.2}", empty_fresh.ready.as_secs_f64()),
+        mib(empty_fresh.rss),
+        "(base)".into(),
+        mib(proc::rss(full.pid).unwrap_or(0)),
+        String::new(),
+    ]);
     let mut written = 0u64;
     let mut last_rss = 0u64;
     let mut last_resync = Duration::ZERO;
@@ -173,12 +183,8 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         written = n;
         let took = resync(rig, &http, &full, n).await?;
         let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
-        if n == base_size {
-            base_rss = Some((n, fresh.rss));
-        }
-        let per_entry = base_rss
-            .filter(|(b, _)| n > *b)
-            .map(|(b, r)| (fresh.rss as f64 - r as f64) / (n - b) as f64);
+        let (b, r) = base_rss;
+        let per_entry = (n > b).then(|| (fresh.rss as f64 - r as f64) / (n - b) as f64);
         let cmp = ab::alternate(
             &rig.generator,
             &rig.job(&[&empty], c, get.clone()),
@@ -199,15 +205,18 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         out.bars.push(
             Measured::ratio(bars::REVOCATION_THROUGHPUT, ratio).at(format!("{} jti", size(n))),
         );
-        if let Some(b) = per_entry
+        if let Some(bytes) = per_entry
             && Some(&n) == s.revocation_sizes.last()
         {
             out.bars
-                .push(Measured::new(bars::REVOCATION_BYTES, b).at(format!(
+                .push(Measured::new(bars::REVOCATION_BYTES, bytes).at(format!(
                     "{} vs {} jti, new replica RSS",
                     size(n),
-                    size(base_size)
+                    size(b)
                 )));
+        }
+        if n == base_size {
+            base_rss = (n, fresh.rss);
         }
         last_rss = fresh.rss;
         last_resync = took;
