@@ -166,7 +166,7 @@ pub async fn run(plan: Plan, scenario: Arc<dyn Scenario>) -> Result<WindowResult
             .as_secs_f64(),
         helper_cpu_secs: after.helpers.saturating_sub(before.helpers).as_secs_f64(),
         machine_busy_secs: after.machine.saturating_sub(before.machine).as_secs_f64(),
-        machine_cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        machine_cpus: crate::proc::machine_cpus(),
         p50_ms: ms(50.0),
         p90_ms: ms(90.0),
         p99_ms: ms(99.0),
@@ -190,17 +190,7 @@ async fn connection(
         first_failure: None,
         latencies: Vec::with_capacity(1 << 14),
     };
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| BenchError::io(format!("connecting to {addr}"), e))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| BenchError::io("TCP_NODELAY", e))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| BenchError::Setup(format!("HTTP handshake with {addr}: {e}")))?;
-    tokio::spawn(conn);
+    let mut sender = open(addr).await?;
     let host = addr.to_string();
     let mut state = None;
     if let Some(req) = scenario.setup(worker, &host) {
@@ -246,10 +236,29 @@ async fn connection(
             }
         }
         if !good && sender.ready().await.is_err() {
-            break;
+            // The server closed the connection (counted above): open another.
+            match open(addr).await {
+                Ok(s) => sender = s,
+                Err(_) => break,
+            }
         }
     }
     Ok(t)
+}
+
+async fn open(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| BenchError::io(format!("connecting to {addr}"), e))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| BenchError::io("TCP_NODELAY", e))?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| BenchError::Setup(format!("HTTP handshake with {addr}: {e}")))?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 async fn send(

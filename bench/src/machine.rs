@@ -103,7 +103,7 @@ impl RunMeta {
             command,
             commit,
             cpu,
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpus: proc::machine_cpus(),
             memory_gib,
             kernel: first_line_of("uname", &["-r"]),
             os: file_field("/etc/os-release", "PRETTY_NAME=").unwrap_or_default(),
@@ -260,7 +260,7 @@ impl NoiseMonitor {
 #[must_use]
 pub fn wait_for_quiet(max_wait: Duration, threshold: f64) -> String {
     let deadline = Instant::now() + max_wait;
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let cpus = proc::machine_cpus() as f64;
     let mut waited = Duration::ZERO;
     loop {
         let all = proc::all_processes();

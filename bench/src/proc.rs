@@ -120,6 +120,22 @@ pub fn machine_busy() -> Result<Duration> {
     Ok(ticks(busy))
 }
 
+/// CPUs of the machine (`cpuN` lines of `/proc/stat`), whatever this
+/// process's affinity (a pinned generator sees one CPU in `available_parallelism`).
+#[must_use]
+pub fn machine_cpus() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .map(|s| {
+            s.lines()
+                .filter(|l| {
+                    l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+        .max(1)
+}
+
 /// The 1-, 5- and 15-minute load averages.
 ///
 /// # Errors
@@ -199,6 +215,7 @@ mod tests {
         assert!(peak_rss(me)? >= rss(me)? / 2);
         assert!(all_processes().contains_key(&me));
         assert!(machine_busy()? > Duration::ZERO);
+        assert!(machine_cpus() >= std::thread::available_parallelism().map_or(1, usize::from));
         Ok(())
     }
 }

@@ -13,6 +13,8 @@ use crate::error::{BenchError, Result};
 use crate::job::ScenarioSpec;
 use crate::proc;
 use crate::report::{PartReport, Section, mib, num};
+use authrealm_tokens::revocation::DEFAULT_PREFIX;
+
 use crate::rig::{Rig, random};
 
 fn cells(name: &str, reference: &str, c: &Comparison) -> Vec<String> {
@@ -69,11 +71,12 @@ fn measured(def: BarDef, c: &Comparison) -> Measured {
 #[allow(clippy::too_many_lines)] // one comparison after another, as the table reads
 pub async fn run(rig: &Rig) -> Result<PartReport> {
     let s = &rig.settings;
-    let prefix = format!("bench-ratios-{}", random(4)?);
+    rig.flush_redis().await?;
+    let prefix = DEFAULT_PREFIX;
     let db = rig.fresh_database().await?;
     let base = rig.start_baseline().await?;
-    let ma = rig.start_ma("MA", &prefix).await?;
-    let op = rig.start_op("OP", &ma.url, &prefix, &db, &[]).await?;
+    let ma = rig.start_ma("MA", prefix).await?;
+    let op = rig.start_op("OP", &ma.url, prefix, &db, &[]).await?;
     for p in [ma.pid, op.pid] {
         let _ = proc::reset_peak(p);
     }
@@ -261,7 +264,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     eprintln!("  login burst…");
     // A replica that has served nothing yet: its peak is the burst's.
     let fresh_op = rig
-        .start_op("OP (fresh)", &ma.url, &prefix, &db, &[])
+        .start_op("OP (fresh)", &ma.url, prefix, &db, &[])
         .await?;
     let before = proc::peak_rss(fresh_op.pid)?;
     let burst = login_burst(&fresh_op.url, &email, s.burst).await?;

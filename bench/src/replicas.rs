@@ -11,6 +11,8 @@ use crate::job::ScenarioSpec;
 use crate::launch::Server;
 use crate::proc;
 use crate::report::{PartReport, Section, mib, num};
+use authrealm_tokens::revocation::DEFAULT_PREFIX;
+
 use crate::rig::{Rig, random};
 use crate::stats::percentile_f64;
 
@@ -105,14 +107,14 @@ async fn one(
 pub async fn run(rig: &Rig) -> Result<PartReport> {
     let s = &rig.settings;
     rig.flush_redis().await?;
-    let prefix = format!("bench-rep-{}", random(4)?);
+    let prefix = DEFAULT_PREFIX;
     let db = rig.fresh_database().await?;
-    let ma = rig.start_ma("MA", &prefix).await?;
+    let ma = rig.start_ma("MA", prefix).await?;
     let most = s.replicas.iter().copied().max().unwrap_or(1);
     let mut ops: Vec<Server> = Vec::with_capacity(most);
     for i in 0..most {
         ops.push(
-            rig.start_op(&format!("OP {}", i + 1), &ma.url, &prefix, &db, &[])
+            rig.start_op(&format!("OP {}", i + 1), &ma.url, prefix, &db, &[])
                 .await?,
         );
     }

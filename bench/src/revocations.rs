@@ -20,6 +20,8 @@ use crate::launch::Server;
 use crate::probe;
 use crate::proc;
 use crate::report::{PartReport, Section, mib, num, size};
+use authrealm_tokens::revocation::DEFAULT_PREFIX;
+
 use crate::rig::{Rig, random};
 
 /// TTL of the written entries: longer than any run.
@@ -100,9 +102,8 @@ async fn fresh_replica(rig: &Rig, ma: &Server, prefix: &str, db: &str) -> Result
 pub async fn run(rig: &Rig) -> Result<PartReport> {
     let s = &rig.settings;
     rig.flush_redis().await?;
-    let tag = random(4)?;
-    let full_prefix = format!("bench-rev-{tag}");
-    let empty_prefix = format!("bench-rev-empty-{tag}");
+    let full_prefix = DEFAULT_PREFIX.to_owned();
+    let empty_prefix = format!("{DEFAULT_PREFIX}-empty");
     let keys = RevocationKeys::new(&full_prefix);
     let db = rig.fresh_database().await?;
     let ma = rig.start_ma("MA", &full_prefix).await?;

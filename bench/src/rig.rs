@@ -264,8 +264,13 @@ impl Rig {
                 what: "client",
                 source,
             })?;
+        // No response timeout: FLUSHALL of millions of keys and pipelines of
+        // ten thousand commands take longer than the client's default.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(None);
         client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|source| BenchError::Redis {
                 what: "connect",

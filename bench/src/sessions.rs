@@ -12,6 +12,8 @@ use crate::job::ScenarioSpec;
 use crate::probe;
 use crate::proc;
 use crate::report::{PartReport, Section, mib, num, size};
+use authrealm_tokens::revocation::DEFAULT_PREFIX;
+
 use crate::rig::{Rig, random};
 
 /// Runs the session growth.
@@ -22,10 +24,11 @@ use crate::rig::{Rig, random};
 pub async fn run(rig: &Rig) -> Result<PartReport> {
     let s = &rig.settings;
     rig.flush_redis().await?;
-    let prefix = format!("bench-ses-{}", random(4)?);
+    // The default prefix: key names as long as a deployment's.
+    let prefix = DEFAULT_PREFIX;
     let db = rig.fresh_database().await?;
-    let ma = rig.start_ma("MA", &prefix).await?;
-    let op = rig.start_op("OP", &ma.url, &prefix, &db, &[]).await?;
+    let ma = rig.start_ma("MA", prefix).await?;
+    let op = rig.start_op("OP", &ma.url, prefix, &db, &[]).await?;
     let _ = proc::reset_peak(ma.pid);
     let http = reqwest::Client::new();
     let mut conn = rig.redis_conn().await?;
@@ -96,7 +99,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             probe::wait_resynced(&http, &op.url, state.resyncs, 0, Duration::from_secs(300))
                 .await?;
         section.row(vec![
-            size(minted),
+            size(n),
             num(fill.rps(), 0),
             mib(after_fill),
             num(per_session, 0),
@@ -123,7 +126,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             size(s.session_sizes.last().copied().unwrap_or(0))
         )),
     );
-    let kinds = probe::sample_keys(&mut conn, &prefix, if s.smoke { 50 } else { 400 }).await?;
+    let kinds = probe::sample_keys(&mut conn, prefix, if s.smoke { 50 } else { 400 }).await?;
     let keys_total = probe::dbsize(&mut conn).await?;
     let breakdown = kinds
         .iter()

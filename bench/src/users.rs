@@ -13,6 +13,8 @@ use crate::error::{BenchError, Result};
 use crate::job::ScenarioSpec;
 use crate::proc;
 use crate::report::{PartReport, Section, mib, num, size};
+use authrealm_tokens::revocation::DEFAULT_PREFIX;
+
 use crate::rig::{Rig, random};
 
 async fn seed(
@@ -58,10 +60,10 @@ async fn seed(
 pub async fn run(rig: &Rig) -> Result<PartReport> {
     let s = &rig.settings;
     rig.flush_redis().await?;
-    let prefix = format!("bench-usr-{}", random(4)?);
+    let prefix = DEFAULT_PREFIX;
     let db = rig.fresh_database().await?;
-    let ma = rig.start_ma("MA", &prefix).await?;
-    let op = rig.start_op("OP", &ma.url, &prefix, &db, &[]).await?;
+    let ma = rig.start_ma("MA", prefix).await?;
+    let op = rig.start_op("OP", &ma.url, prefix, &db, &[]).await?;
     let _ = proc::reset_peak(op.pid);
     // One user through the API; its hash is the one every seeded row gets.
     let email = format!("first-{}@example.test", random(4)?.to_lowercase());
@@ -179,6 +181,6 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     ));
     out.sections.push(section);
     out.sections
-        .push(crate::cache::run(rig, &ma, &db, &prefix).await?);
+        .push(crate::cache::run(rig, &ma, &db, prefix).await?);
     Ok(out)
 }
