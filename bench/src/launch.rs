@@ -155,6 +155,11 @@ impl Server {
             addr,
         };
         server.wait_ready(&spec.ready_path, within).await?;
+        // For attaching a profiler (`perf record -p <pid>`).
+        eprintln!(
+            "    {} ready at {} (pid {})",
+            server.name, server.url, server.pid
+        );
         Ok(server)
     }
 

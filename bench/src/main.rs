@@ -145,6 +145,21 @@ async fn run_part(rig: &Rig, part: Part) -> Result<PartReport, authrealm_bench::
     }
 }
 
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
 fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -201,25 +216,36 @@ async fn main() -> anyhow::Result<ExitCode> {
     let mut meta = RunMeta::probe(command, build, rig.pinning.describe(), method);
     meta.quiet = quiet;
 
-    let mut sections = Vec::new();
-    let mut measured = Vec::new();
-    let mut errors = Vec::new();
-    for part in Part::ALL {
-        if !settings.runs(part) {
-            continue;
-        }
-        eprintln!("{part:?}…");
-        match run_part(&rig, part).await {
-            Ok(r) => {
-                sections.extend(r.sections);
-                measured.extend(r.bars);
+    let work = async {
+        let (mut sections, mut measured, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for part in Part::ALL {
+            if !settings.runs(part) {
+                continue;
             }
-            Err(e) => {
-                eprintln!("{part:?} could not run: {e}");
-                errors.push(format!("{part:?}: {e}"));
+            eprintln!("{part:?}…");
+            match run_part(&rig, part).await {
+                Ok(r) => {
+                    sections.extend(r.sections);
+                    measured.extend(r.bars);
+                }
+                Err(e) => {
+                    eprintln!("{part:?} could not run: {e}");
+                    errors.push(format!("{part:?}: {e}"));
+                }
             }
         }
-    }
+        (sections, measured, errors)
+    };
+    // Interrupted, the parts' futures are dropped, which stops every process
+    // they started; then the databases are dropped.
+    let (sections, measured, errors) = tokio::select! {
+        done = work => done,
+        () = interrupted() => {
+            eprintln!("interrupted: stopping this run's processes and dropping its databases");
+            rig.cleanup().await;
+            return Ok(ExitCode::from(130));
+        }
+    };
     rig.cleanup().await;
     meta.load_end = authrealm_bench::proc::loadavg().unwrap_or_default();
     meta.duration_secs = started.elapsed().as_secs_f64();

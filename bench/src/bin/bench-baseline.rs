@@ -1,7 +1,8 @@
 //! `bench-baseline`: the references the bars are measured against, served
 //! the same way as the services (axum on the same stack, pinned to the same
-//! CPU): `GET /fixed` returns fixed JSON; `GET /verify` runs the shared
-//! verifier on the bearer token (no cache, no revocation); `POST /sign`
+//! CPU): `GET /fixed` returns fixed JSON shaped like OP's `/api/v1/session`
+//! answer; `GET /verify` runs the shared verifier on the bearer token (no
+//! cache, no revocation) and answers the same shape from its claims; `POST /sign`
 //! signs one access token with the run's key; `POST /argon2` runs one
 //! argon2id hash on the single hashing thread, one at a time.
 
@@ -12,6 +13,7 @@ use authrealm_tokens::AccessClaims;
 use authrealm_tokens::keyset::KeySetFile;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
@@ -48,14 +50,30 @@ struct App {
     hashes: mpsc::Sender<(Vec<u8>, oneshot::Sender<[u8; 32]>)>,
 }
 
-async fn fixed() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"sub": "user-1", "sid": "session-1", "exp": 1_900_000_000}))
+/// The answer of OP's `GET /api/v1/session`, same fields and order.
+#[derive(serde::Serialize)]
+struct SessionView<'a> {
+    sub: &'a str,
+    sid: &'a str,
+    jti: &'a str,
+    iat: i64,
+    exp: i64,
+    email: Option<&'a str>,
 }
 
-async fn verify(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, StatusCode> {
+async fn fixed() -> Json<SessionView<'static>> {
+    // As long as a verified token's view (ids of MA's length).
+    Json(SessionView {
+        sub: "3f6c1b2e-8d4a-4c1e-9b7f-2a5d6e8f9c01",
+        sid: "Xq3vT8pLm2Rk9sWz4yNc1A",
+        jti: "Hb7uJd2Kq9Lw3Mx8Pz5Rt1",
+        iat: 1_900_000_000,
+        exp: 1_900_000_300,
+        email: None,
+    })
+}
+
+async fn verify(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, StatusCode> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -65,9 +83,15 @@ async fn verify(
         .verifier
         .verify(token, authrealm_tokens::unix_now())
         .map_err(|_| StatusCode::UNAUTHORIZED)?;
-    Ok(Json(
-        serde_json::json!({"sub": claims.sub, "sid": claims.sid, "exp": claims.exp}),
-    ))
+    Ok(Json(SessionView {
+        sub: &claims.sub,
+        sid: &claims.sid,
+        jti: &claims.jti,
+        iat: claims.iat,
+        exp: claims.exp,
+        email: claims.extra.get("email").and_then(|v| v.as_str()),
+    })
+    .into_response())
 }
 
 #[derive(serde::Deserialize)]
