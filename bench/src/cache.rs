@@ -11,11 +11,11 @@ use crate::proc;
 use crate::report::{Section, mib, num, size};
 use crate::rig::Rig;
 
-/// Fills a new replica's cache to its cap and past it.
+/// Fills a new replica's cache to its cap and past it; the section and OP's peak RSS.
 ///
 /// # Errors
 /// When the replica cannot start or the generator fails.
-pub async fn run(rig: &Rig, ma: &Server, db: &str, prefix: &str) -> Result<Section> {
+pub async fn run(rig: &Rig, ma: &Server, db: &str, prefix: &str) -> Result<(Section, u64)> {
     let s = &rig.settings;
     let cap = s.token_cache_entries;
     eprintln!("  verified-token cache at {}…", size(cap));
@@ -92,5 +92,5 @@ pub async fn run(rig: &Rig, ma: &Server, db: &str, prefix: &str) -> Result<Secti
                 .unwrap_or_default()
         ));
     }
-    Ok(section)
+    Ok((section, proc::peak_rss(op.pid).unwrap_or(0)))
 }

@@ -360,15 +360,12 @@ impl Running {
     }
 }
 
-/// "MA 40.1 MiB, OP 52.3 MiB": the peak RSS of each server, for a report line.
+/// The largest peak RSS (`VmHWM`) among `servers`, bytes.
 #[must_use]
-pub fn peaks(servers: &[&Server]) -> String {
+pub fn peak_of(servers: &[&Server]) -> u64 {
     servers
         .iter()
-        .map(|s| {
-            let peak = crate::proc::peak_rss(s.pid).unwrap_or(0);
-            format!("{} {} MiB", s.name, crate::report::mib(peak))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .filter_map(|s| crate::proc::peak_rss(s.pid).ok())
+        .max()
+        .unwrap_or(0)
 }

@@ -218,6 +218,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 
     let work = async {
         let (mut sections, mut measured, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        let mut peaks = Vec::new();
         for part in Part::ALL {
             if !settings.runs(part) {
                 continue;
@@ -227,12 +228,16 @@ async fn main() -> anyhow::Result<ExitCode> {
                 Ok(r) => {
                     sections.extend(r.sections);
                     measured.extend(r.bars);
+                    peaks.extend(r.peaks);
                 }
                 Err(e) => {
                     eprintln!("{part:?} could not run: {e}");
                     errors.push(format!("{part:?}: {e}"));
                 }
             }
+        }
+        if !peaks.is_empty() {
+            sections.push(report::peak_section(&peaks));
         }
         (sections, measured, errors)
     };

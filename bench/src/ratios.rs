@@ -11,8 +11,9 @@ use crate::ab::{self, Comparison};
 use crate::bars::{self, BarDef, Measured};
 use crate::error::{BenchError, Result};
 use crate::job::ScenarioSpec;
+use crate::launch::peak_of;
 use crate::proc;
-use crate::report::{PartReport, Section, mib, num};
+use crate::report::{PartReport, Peak, Section, mib, num};
 use authrealm_tokens::revocation::DEFAULT_PREFIX;
 
 use crate::rig::{Rig, random};
@@ -289,11 +290,18 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
          ({} req/s): {doubles} handed out more than one successor.",
         num(load.rps(), 0)
     ));
-    section.notes.push(format!(
-        "Peak RSS over these scenarios: MA {} MiB, OP {} MiB.",
-        mib(proc::peak_rss(ma.pid).unwrap_or(0)),
-        mib(proc::peak_rss(op.pid).unwrap_or(0))
-    ));
+    out.peaks.push(Peak {
+        part: "ratio bars".into(),
+        ma: peak_of(&[&ma]),
+        op: peak_of(&[&op]),
+        note: "OP: the verified-token cache filled by the new-token windows".into(),
+    });
+    out.peaks.push(Peak {
+        part: format!("login burst ({} concurrent)", s.burst),
+        ma: 0,
+        op: peak,
+        note: "a fresh OP replica; its hashing slots each hold one argon2 buffer".into(),
+    });
     out.sections.push(section);
     drop((base, ma, op, fresh_op));
     Ok(out)

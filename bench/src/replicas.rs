@@ -9,8 +9,9 @@ use crate::bars::{self, Measured};
 use crate::error::{BenchError, Result};
 use crate::job::ScenarioSpec;
 use crate::launch::Server;
+use crate::launch::peak_of;
 use crate::proc;
-use crate::report::{PartReport, Section, mib, num};
+use crate::report::{PartReport, Peak, Section, num};
 use authrealm_tokens::revocation::DEFAULT_PREFIX;
 
 use crate::rig::{Rig, random};
@@ -193,16 +194,12 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
                 .at(format!("{replicas}, {} samples", samples.len())),
         );
     }
-    let op_peak = ops
-        .iter()
-        .filter_map(|o| proc::peak_rss(o.pid).ok())
-        .max()
-        .unwrap_or(0);
-    section.notes.push(format!(
-        "Peak RSS over this part: MA {} MiB, the largest OP replica {} MiB.",
-        mib(proc::peak_rss(ma.pid).unwrap_or(0)),
-        mib(op_peak)
-    ));
+    out.peaks.push(Peak {
+        part: "replicas".into(),
+        ma: peak_of(&[&ma]),
+        op: peak_of(&ops.iter().collect::<Vec<_>>()),
+        note: format!("up to {most} replicas under load, revocations through MA"),
+    });
     out.sections.push(section);
     Ok(out)
 }

@@ -68,6 +68,19 @@ impl Section {
     }
 }
 
+/// The peak resident memory of MA and OP during one part.
+#[derive(Debug, Clone, Default)]
+pub struct Peak {
+    /// The part (or scenario within it).
+    pub part: String,
+    /// MA's peak RSS, bytes (0: not part of it).
+    pub ma: u64,
+    /// The largest OP replica's peak RSS, bytes.
+    pub op: u64,
+    /// What drove it.
+    pub note: String,
+}
+
 /// What one part of the benchmark produced.
 #[derive(Debug, Default)]
 pub struct PartReport {
@@ -75,6 +88,23 @@ pub struct PartReport {
     pub sections: Vec<Section>,
     /// Its bar measurements.
     pub bars: Vec<crate::bars::Measured>,
+    /// Peak memory of the services during it.
+    pub peaks: Vec<Peak>,
+}
+
+/// The table of peak memory over every part.
+#[must_use]
+pub fn peak_section(peaks: &[Peak]) -> Section {
+    let mut s = Section::new(
+        "Peak memory",
+        "Peak resident memory (`VmHWM`, reset at the start of each part) of MA and of the largest OP replica.",
+        &["part", "MA peak (MiB)", "OP peak (MiB)", "what drove it"],
+    );
+    for p in peaks {
+        let m = |b: u64| if b == 0 { "—".to_owned() } else { mib(b) };
+        s.row(vec![p.part.clone(), m(p.ma), m(p.op), p.note.clone()]);
+    }
+    s
 }
 
 /// The whole report of a run.

@@ -17,9 +17,10 @@ use crate::bars::{self, Measured};
 use crate::error::{BenchError, Result};
 use crate::job::ScenarioSpec;
 use crate::launch::Server;
+use crate::launch::peak_of;
 use crate::probe;
 use crate::proc;
-use crate::report::{PartReport, Section, mib, num, size};
+use crate::report::{PartReport, Peak, Section, mib, num, size};
 use authrealm_tokens::revocation::DEFAULT_PREFIX;
 
 use crate::rig::{Rig, random};
@@ -80,6 +81,7 @@ async fn resync(rig: &Rig, http: &reqwest::Client, op: &Server, entries: u64) ->
 struct Fresh {
     ready: Duration,
     rss: u64,
+    peak: u64,
 }
 
 /// Starts a replica on `prefix` and measures how long until it is ready
@@ -91,7 +93,8 @@ async fn fresh_replica(rig: &Rig, ma: &Server, prefix: &str, db: &str) -> Result
         .await?;
     let ready = t0.elapsed();
     let rss = proc::rss(op.pid)?;
-    Ok(Fresh { ready, rss })
+    let peak = proc::peak_rss(op.pid)?;
+    Ok(Fresh { ready, rss, peak })
 }
 
 /// Runs the revocation growth.
@@ -175,6 +178,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         mib(proc::rss(full.pid).unwrap_or(0)),
         String::new(),
     ]);
+    let mut fresh_peak = empty_fresh.peak;
     let mut written = 0u64;
     let mut last_rss = 0u64;
     let mut last_resync = Duration::ZERO;
@@ -184,6 +188,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         written = n;
         let took = resync(rig, &http, &full, n).await?;
         let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
+        fresh_peak = fresh_peak.max(fresh.peak);
         let (b, r) = base_rss;
         let per_entry = (n > b).then(|| (fresh.rss as f64 - r as f64) / (n - b) as f64);
         let cmp = ab::alternate(
@@ -239,6 +244,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         total += largest;
         let took = resync(rig, &http, &full, total).await?;
         let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
+        fresh_peak = fresh_peak.max(fresh.peak);
         let per_entry = (fresh.rss as f64 - last_rss as f64) / largest.max(1) as f64;
         section.row(vec![
             format!("+ {} {label} ({} in all)", size(largest), size(total)),
@@ -251,10 +257,15 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         ]);
         last_rss = fresh.rss;
     }
-    section.notes.push(format!(
-        "Peak RSS over this part: {} (the running replica reloads into a new table before dropping the old one).",
-        crate::launch::peaks(&[&full, &ma])
-    ));
+    out.peaks.push(Peak {
+        part: "revocations".into(),
+        ma: peak_of(&[&ma]),
+        op: peak_of(&[&full]).max(fresh_peak),
+        note: format!(
+            "{} entries in the view; a reload builds the new table before dropping the old one",
+            size(total)
+        ),
+    });
     out.sections.push(section);
     Ok(out)
 }

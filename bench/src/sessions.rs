@@ -9,9 +9,10 @@ use std::time::Duration;
 use crate::bars::{self, Measured};
 use crate::error::Result;
 use crate::job::ScenarioSpec;
+use crate::launch::peak_of;
 use crate::probe;
 use crate::proc;
-use crate::report::{PartReport, Section, mib, num, size};
+use crate::report::{PartReport, Peak, Section, mib, num, size};
 use authrealm_tokens::revocation::DEFAULT_PREFIX;
 
 use crate::rig::{Rig, random};
@@ -29,7 +30,9 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     let db = rig.fresh_database().await?;
     let ma = rig.start_ma("MA", prefix).await?;
     let op = rig.start_op("OP", &ma.url, prefix, &db, &[]).await?;
-    let _ = proc::reset_peak(ma.pid);
+    for p in [ma.pid, op.pid] {
+        let _ = proc::reset_peak(p);
+    }
     let http = reqwest::Client::new();
     let mut conn = rig.redis_conn().await?;
     let mut before = probe::used_memory(&mut conn).await?;
@@ -146,10 +149,12 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         num(keys_total as f64, 0),
         size(minted)
     ));
-    section.notes.push(format!(
-        "Peak RSS over this part: {}.",
-        crate::launch::peaks(&[&ma, &op])
-    ));
+    out.peaks.push(Peak {
+        part: "sessions".into(),
+        ma: peak_of(&[&ma]),
+        op: peak_of(&[&op]),
+        note: format!("{} sessions minted and refreshed through MA", size(minted)),
+    });
     out.sections.push(section);
     Ok(out)
 }

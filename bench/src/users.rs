@@ -11,8 +11,9 @@ use sqlx::Connection as _;
 use crate::bars::{self, Measured};
 use crate::error::{BenchError, Result};
 use crate::job::ScenarioSpec;
+use crate::launch::peak_of;
 use crate::proc;
-use crate::report::{PartReport, Section, mib, num, size};
+use crate::report::{PartReport, Peak, Section, mib, num, size};
 use authrealm_tokens::revocation::DEFAULT_PREFIX;
 
 use crate::rig::{Rig, random};
@@ -64,7 +65,9 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     let db = rig.fresh_database().await?;
     let ma = rig.start_ma("MA", prefix).await?;
     let op = rig.start_op("OP", &ma.url, prefix, &db, &[]).await?;
-    let _ = proc::reset_peak(op.pid);
+    for p in [ma.pid, op.pid] {
+        let _ = proc::reset_peak(p);
+    }
     // One user through the API; its hash is the one every seeded row gets.
     let email = format!("first-{}@example.test", random(4)?.to_lowercase());
     let r = reqwest::Client::new()
@@ -175,12 +178,20 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             )),
         );
     }
-    section.notes.push(format!(
-        "Peak RSS over this part: {}.",
-        crate::launch::peaks(&[&op, &ma])
-    ));
+    out.peaks.push(Peak {
+        part: "users".into(),
+        ma: peak_of(&[&ma]),
+        op: peak_of(&[&op]),
+        note: format!("logins and registrations with {} users", size(seeded)),
+    });
     out.sections.push(section);
-    out.sections
-        .push(crate::cache::run(rig, &ma, &db, prefix).await?);
+    let (cache, cache_peak) = crate::cache::run(rig, &ma, &db, prefix).await?;
+    out.sections.push(cache);
+    out.peaks.push(Peak {
+        part: "verified-token cache".into(),
+        ma: 0,
+        op: cache_peak,
+        note: format!("the cache at its cap of {}", size(s.token_cache_entries)),
+    });
     Ok(out)
 }

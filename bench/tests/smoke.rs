@@ -91,6 +91,7 @@ fn a_smoke_run_measures_every_bar_writes_the_report_and_fails_on_a_missed_bar() 
         "Users in Postgres",
         "Verified-token cache at its cap",
         "Revocation propagation with several OP replicas",
+        "Peak memory",
     ] {
         let s = sections
             .iter()
