@@ -257,7 +257,17 @@ impl Judged {
     #[must_use]
     pub fn requirement(&self) -> String {
         let m = &self.measured;
-        format!("{} {}{}", m.rule.symbol(), trim(self.threshold), m.unit)
+        let space = if m.unit.is_empty() || m.unit == "×" {
+            ""
+        } else {
+            " "
+        };
+        format!(
+            "{} {}{space}{}",
+            m.rule.symbol(),
+            trim(self.threshold),
+            m.unit
+        )
     }
 }
 

@@ -184,7 +184,10 @@ impl Report {
         out.push_str("| --- | ---: | --- | --- | --- |\n");
         for b in &self.bars {
             let m = &b.measured;
-            let decimals = if m.unit == "×" || m.value.abs() < 10.0 {
+            // Ratios with three decimals, so 0.897 does not read as a met 0.90.
+            let decimals = if m.unit == "×" {
+                3
+            } else if m.value.abs() < 10.0 {
                 2
             } else {
                 0
@@ -208,10 +211,15 @@ impl Report {
                 format!("; {}", m.note)
             };
             out.push_str(&format!(
-                "| `{}`: {} | {}{} | {} | {} | {}{} |\n",
+                "| `{}`: {} | {}{}{} | {} | {} | {}{} |\n",
                 m.id,
                 m.what,
                 num(m.value, decimals),
+                if m.unit.is_empty() || m.unit == "×" {
+                    ""
+                } else {
+                    " "
+                },
                 m.unit,
                 spread,
                 requirement,

@@ -147,13 +147,16 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         "At the end: {} keys for {} sessions; a sample of random keys by kind (Redis `MEMORY USAGE`, which leaves out \
          the keyspace and expiry entries): {breakdown}.",
         num(keys_total as f64, 0),
-        size(minted)
+        num(minted as f64, 0)
     ));
     out.peaks.push(Peak {
         part: "sessions".into(),
         ma: peak_of(&[&ma]),
         op: peak_of(&[&op]),
-        note: format!("{} sessions minted and refreshed through MA", size(minted)),
+        note: format!(
+            "{} sessions minted and refreshed through MA",
+            num(minted as f64, 0)
+        ),
     });
     out.sections.push(section);
     Ok(out)
