@@ -7,9 +7,7 @@ use std::time::Duration;
 use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
 use authrealm_flow::{Targets, soak, steps};
 use authrealm_runtime::env;
-use authrealm_tokens::keyset::{
-    FILE_NAME, FORMAT_VERSION, KeyEntry, KeySetFile, KeyState, SigningAlgorithm,
-};
+use authrealm_tokens::keyset::{FILE_NAME, KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use authrealm_tokens::ServiceCredential;
-use authrealm_tokens::keyset::{FORMAT_VERSION, KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
+use authrealm_tokens::keyset::{KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
 use main_project::db::Database;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -97,10 +97,7 @@ impl Env {
 
     /// Writes the key set MA reads (MA polls the directory).
     pub fn write_keys(&self) -> TestResult {
-        let file = KeySetFile {
-            version: FORMAT_VERSION,
-            keys: self.keys.clone(),
-        };
+        let file = KeySetFile::new(self.keys.clone());
         let tmp = self.keys_dir.path().join("keyset.json.tmp");
         std::fs::write(&tmp, file.to_json()?)?;
         std::fs::rename(&tmp, self.keys_dir.path().join("keyset.json"))?;

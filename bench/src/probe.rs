@@ -1,0 +1,218 @@
+//! Figures read from outside the services: OP's Prometheus metrics, Redis's
+//! `INFO memory`, a sample of Redis keys with their `MEMORY USAGE`, and
+//! forcing every subscriber to reconnect.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::error::{BenchError, Result};
+
+/// The value of an unlabelled metric in a Prometheus text page.
+#[must_use]
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// OP's revocation view as its metrics show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewState {
+    /// Full reloads so far.
+    pub resyncs: f64,
+    /// Whether the view is known to be current.
+    pub known: bool,
+    /// Entries in the view.
+    pub entries: f64,
+}
+
+/// Reads OP's revocation view state from `/metrics`.
+///
+/// # Errors
+/// When OP does not answer.
+pub async fn view_state(http: &reqwest::Client, op_url: &str) -> Result<ViewState> {
+    let page = http
+        .get(format!("{op_url}/metrics"))
+        .send()
+        .await
+        .map_err(|e| BenchError::http("OP /metrics", e))?
+        .text()
+        .await
+        .map_err(|e| BenchError::http("OP /metrics", e))?;
+    Ok(ViewState {
+        resyncs: metric(&page, "authrealm_op_revocation_resyncs_total").unwrap_or(0.0),
+        known: metric(&page, "authrealm_op_revocation_state_known") == Some(1.0),
+        entries: metric(&page, "authrealm_op_revocation_entries").unwrap_or(0.0),
+    })
+}
+
+/// Polls OP until its view is known, has reloaded more than `resyncs_before`
+/// times, and holds at least `entries`; the time that took.
+///
+/// # Errors
+/// When that does not happen within `limit`.
+pub async fn wait_resynced(
+    http: &reqwest::Client,
+    op_url: &str,
+    resyncs_before: f64,
+    entries: u64,
+    limit: Duration,
+) -> Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(v) = view_state(http, op_url).await
+            && v.known
+            && v.resyncs > resyncs_before
+            && v.entries >= entries as f64
+        {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > limit {
+            return Err(BenchError::Setup(format!(
+                "OP at {op_url} did not reload {entries} revocations within {limit:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Disconnects every pub/sub client of the run's Redis (OP replicas reconnect and resync).
+///
+/// # Errors
+/// When Redis refuses.
+pub async fn kill_subscribers(conn: &mut redis::aio::MultiplexedConnection) -> Result<()> {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async::<i64>(conn)
+        .await
+        .map(|_| ())
+        .map_err(|source| BenchError::Redis {
+            what: "CLIENT KILL TYPE pubsub",
+            source,
+        })
+}
+
+/// `used_memory` from `INFO memory`, bytes.
+///
+/// # Errors
+/// When Redis does not answer.
+pub async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> Result<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .map_err(|source| BenchError::Redis {
+            what: "INFO memory",
+            source,
+        })?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| BenchError::Setup("INFO memory has no used_memory".into()))
+}
+
+/// Keys in the current database.
+///
+/// # Errors
+/// When Redis does not answer.
+pub async fn dbsize(conn: &mut redis::aio::MultiplexedConnection) -> Result<u64> {
+    redis::cmd("DBSIZE")
+        .query_async(conn)
+        .await
+        .map_err(|source| BenchError::Redis {
+            what: "DBSIZE",
+            source,
+        })
+}
+
+/// One kind of key in a sample: its share of the keyspace and mean size.
+#[derive(Debug, Clone, Default)]
+pub struct KeyKind {
+    /// Keys of this kind in the sample.
+    pub sampled: u64,
+    /// Estimated keys of this kind in the whole keyspace.
+    pub estimated: u64,
+    /// Mean `MEMORY USAGE`, bytes.
+    pub mean_bytes: f64,
+    /// Redis type (`hash`, `string`, `set`…).
+    pub redis_type: String,
+}
+
+/// Samples `n` random keys and groups them by the segment after `prefix:`
+/// (the service's own key names, whatever they are), with `MEMORY USAGE`.
+///
+/// # Errors
+/// When Redis does not answer.
+pub async fn sample_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    n: usize,
+) -> Result<BTreeMap<String, KeyKind>> {
+    let total = dbsize(conn).await?;
+    let mut kinds: BTreeMap<String, KeyKind> = BTreeMap::new();
+    let mut seen = 0u64;
+    for _ in 0..n {
+        let key: Option<String> =
+            redis::cmd("RANDOMKEY")
+                .query_async(conn)
+                .await
+                .map_err(|source| BenchError::Redis {
+                    what: "RANDOMKEY",
+                    source,
+                })?;
+        let Some(key) = key else { break };
+        let (bytes, kind): (Option<u64>, String) = redis::pipe()
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .arg("SAMPLES")
+            .arg(0)
+            .cmd("TYPE")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .map_err(|source| BenchError::Redis {
+                what: "MEMORY USAGE",
+                source,
+            })?;
+        let segment = key
+            .strip_prefix(prefix)
+            .and_then(|k| k.strip_prefix(':'))
+            .and_then(|k| k.split(':').next())
+            .unwrap_or("(other)")
+            .to_owned();
+        let e = kinds.entry(segment).or_default();
+        e.mean_bytes =
+            (e.mean_bytes * e.sampled as f64 + bytes.unwrap_or(0) as f64) / (e.sampled + 1) as f64;
+        e.sampled += 1;
+        e.redis_type = kind;
+        seen += 1;
+    }
+    for k in kinds.values_mut() {
+        k.estimated = (total as f64 * k.sampled as f64 / seen.max(1) as f64).round() as u64;
+    }
+    Ok(kinds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_by_exact_name() {
+        let page = "# HELP x\nauthrealm_op_revocation_entries 1000\nauthrealm_op_revocation_entries_other 5\n\
+                    authrealm_op_revocation_state_known 1\n";
+        assert_eq!(
+            metric(page, "authrealm_op_revocation_entries"),
+            Some(1000.0)
+        );
+        assert_eq!(
+            metric(page, "authrealm_op_revocation_state_known"),
+            Some(1.0)
+        );
+        assert_eq!(metric(page, "authrealm_op_revocation_resyncs_total"), None);
+    }
+}

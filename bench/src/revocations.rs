@@ -1,0 +1,282 @@
+//! Live revocations in OP's view, grown one size at a time (revoked `jti`s,
+//! then as many revoked sessions and per-user not-before times on top):
+//! OP's resident memory per entry, the resync after a Redis reconnect and
+//! at the start of a replica, and the protected path's throughput against
+//! a replica whose view is empty.
+//!
+//! Entries are written into the run's Redis as the shared revocation
+//! contract (`authrealm_tokens::revocation`) names them, in pipelines, then
+//! every replica is made to reload them (its subscriber is disconnected).
+
+use std::time::{Duration, Instant};
+
+use authrealm_tokens::revocation::{RevocationKeys, RevocationKind};
+
+use crate::ab;
+use crate::bars::{self, Measured};
+use crate::error::{BenchError, Result};
+use crate::job::ScenarioSpec;
+use crate::launch::Server;
+use crate::launch::peak_of;
+use crate::probe;
+use crate::proc;
+use crate::report::{PartReport, Peak, Section, mib, num, size};
+use authrealm_tokens::revocation::DEFAULT_PREFIX;
+
+use crate::rig::{Rig, random};
+
+/// TTL of the written entries: longer than any run.
+const TTL_SECS: u64 = 3 * 3600;
+
+/// Writes entries `from..to` of `kind` under `keys` (pipelines of 10k).
+async fn fill(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &RevocationKeys,
+    kind: RevocationKind,
+    tag: &str,
+    from: u64,
+    to: u64,
+) -> Result<()> {
+    let now = authrealm_tokens::unix_now();
+    let mut i = from;
+    while i < to {
+        let end = (i + 10_000).min(to);
+        let mut pipe = redis::pipe();
+        for n in i..end {
+            // Shaped like MA's ids: 22 base64url characters.
+            let id = format!("{tag}{n:0>16}");
+            let (key, value) = match kind {
+                RevocationKind::Jti => (keys.jti(&id), now + TTL_SECS as i64),
+                RevocationKind::Session => (keys.session(&id), now + TTL_SECS as i64),
+                RevocationKind::User => (keys.not_before(&id), now),
+            };
+            pipe.set_ex(key, value, TTL_SECS).ignore();
+        }
+        pipe.query_async::<()>(conn)
+            .await
+            .map_err(|source| BenchError::Redis {
+                what: "SET EX (revocations)",
+                source,
+            })?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// Disconnects the subscribers and waits until `op` has reloaded `entries`.
+async fn resync(rig: &Rig, http: &reqwest::Client, op: &Server, entries: u64) -> Result<Duration> {
+    let before = probe::view_state(http, &op.metrics_url).await?;
+    let mut conn = rig.redis_conn().await?;
+    probe::kill_subscribers(&mut conn).await?;
+    probe::wait_resynced(
+        http,
+        &op.metrics_url,
+        before.resyncs,
+        entries,
+        Duration::from_secs(300),
+    )
+    .await
+}
+
+struct Fresh {
+    ready: Duration,
+    rss: u64,
+    peak: u64,
+}
+
+/// Starts a replica on `prefix` and measures how long until it is ready
+/// (its view loaded) and its RSS then.
+async fn fresh_replica(rig: &Rig, ma: &Server, prefix: &str, db: &str) -> Result<Fresh> {
+    let t0 = Instant::now();
+    let op = rig
+        .start_op("OP (starting)", &ma.url, prefix, db, &[])
+        .await?;
+    let ready = t0.elapsed();
+    let rss = proc::rss(op.pid)?;
+    let peak = proc::peak_rss(op.pid)?;
+    Ok(Fresh { ready, rss, peak })
+}
+
+/// Runs the revocation growth.
+///
+/// # Errors
+/// When a process cannot start, Redis refuses, or the generator fails.
+#[allow(clippy::too_many_lines)] // one size after another, as the table reads
+pub async fn run(rig: &Rig) -> Result<PartReport> {
+    let s = &rig.settings;
+    rig.flush_redis().await?;
+    let full_prefix = DEFAULT_PREFIX.to_owned();
+    let empty_prefix = format!("{DEFAULT_PREFIX}-empty");
+    let keys = RevocationKeys::new(&full_prefix);
+    let db = rig.fresh_database().await?;
+    let ma = rig.start_ma("MA", &full_prefix).await?;
+    let empty = rig
+        .start_op(
+            "OP (empty view)",
+            &ma.url,
+            &empty_prefix,
+            &db,
+            // Its own Redis database: its reloads scan an empty keyspace and
+            // never compete with the measured replica's.
+            &[(
+                authrealm_runtime::env::REDIS_URL,
+                format!("{}/1", rig.redis.url),
+            )],
+        )
+        .await?;
+    let full = rig
+        .start_op("OP (full view)", &ma.url, &full_prefix, &db, &[])
+        .await?;
+    let _ = proc::reset_peak(full.pid);
+    let http = reqwest::Client::new();
+    let mut conn = rig.redis_conn().await?;
+    let token = crate::scenarios::sign_tokens(&rig.key, &rig.issuer, &random(6)?, 1)?
+        .pop()
+        .unwrap_or_default();
+    let get = ScenarioSpec::Get {
+        path: "/api/v1/session".into(),
+        bearer: Some(token),
+    };
+    let c = s.concurrency;
+    let id_tag = random(4)?;
+
+    let mut section = Section::new(
+        "Live revocations in OP's view",
+        format!(
+            "One OP replica's view grows by revoked `jti`s written to Redis; after each step every replica is \
+             disconnected from Redis and reloads the list. \"resync\" is from the disconnect until OP's metrics show \
+             the view current again with every entry (it includes OP's 0.1 s reconnect delay); \"new replica\" is from \
+             starting a process until `/readyz` answers 200 (which waits for the view). Bytes per entry compare a new \
+             replica's RSS with a new replica's at {}. Throughput is the protected path (`GET /api/v1/session`, one token) \
+             against a replica whose view is empty, {} alternating pairs, per server CPU-s.",
+            s.revocation_sizes
+                .iter()
+                .copied()
+                .find(|n| *n >= 10_000)
+                .map_or_else(
+                    || "an empty view".to_owned(),
+                    |n| format!("{} (at 0 for the smaller sizes)", size(n))
+                ),
+            s.pairs.max(1)
+        ),
+        &[
+            "entries in the view",
+            "resync after reconnect (s)",
+            "new replica ready (s)",
+            "new replica RSS (MiB)",
+            "bytes per entry beyond the base",
+            "running replica RSS (MiB)",
+            "throughput vs empty view",
+        ],
+    );
+    let mut out = PartReport::default();
+    // The base for bytes per entry: a new replica with an empty view, then
+    // the first size of at least 10k (the bar's "beyond the first 10k").
+    let base_size = s
+        .revocation_sizes
+        .iter()
+        .copied()
+        .find(|n| *n >= 10_000)
+        .unwrap_or(0);
+    let empty_fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
+    let mut base_rss: (u64, u64) = (0, empty_fresh.rss);
+    section.row(vec![
+        "0".into(),
+        String::new(),
+        format!("{:.2}", empty_fresh.ready.as_secs_f64()),
+        mib(empty_fresh.rss),
+        "(base)".into(),
+        mib(proc::rss(full.pid).unwrap_or(0)),
+        String::new(),
+    ]);
+    let mut fresh_peak = empty_fresh.peak;
+    let mut written = 0u64;
+    let mut last_rss = 0u64;
+    let mut last_resync = Duration::ZERO;
+    for &n in &s.revocation_sizes {
+        eprintln!("  {} revoked jtis…", size(n));
+        fill(&mut conn, &keys, RevocationKind::Jti, &id_tag, written, n).await?;
+        written = n;
+        let took = resync(rig, &http, &full, n).await?;
+        let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
+        fresh_peak = fresh_peak.max(fresh.peak);
+        let (b, r) = base_rss;
+        let per_entry = (n > b).then(|| (fresh.rss as f64 - r as f64) / (n - b) as f64);
+        let cmp = ab::alternate(
+            &rig.generator,
+            &rig.job(&[&empty], c, get.clone()),
+            &rig.job(&[&full], c, get.clone()),
+            s.pairs,
+        )
+        .await?;
+        let ratio = cmp.ratio();
+        section.row(vec![
+            format!("{} jti", size(n)),
+            format!("{:.3}", took.as_secs_f64()),
+            format!("{:.2}", fresh.ready.as_secs_f64()),
+            mib(fresh.rss),
+            per_entry.map_or_else(|| "(base)".into(), |b| num(b, 0)),
+            mib(proc::rss(full.pid).unwrap_or(0)),
+            format!("{:.2}× [{:.2} – {:.2}]", ratio.median, ratio.min, ratio.max),
+        ]);
+        out.bars.push(
+            Measured::ratio(bars::REVOCATION_THROUGHPUT, ratio).at(format!("{} jti", size(n))),
+        );
+        if let Some(bytes) = per_entry
+            && Some(&n) == s.revocation_sizes.last()
+        {
+            out.bars
+                .push(Measured::new(bars::REVOCATION_BYTES, bytes).at(format!(
+                    "{} vs {} jti, new replica RSS",
+                    size(n),
+                    size(b)
+                )));
+        }
+        if n == base_size {
+            base_rss = (n, fresh.rss);
+        }
+        last_rss = fresh.rss;
+        last_resync = took;
+    }
+    let largest = s.revocation_sizes.last().copied().unwrap_or(0);
+    out.bars.push(
+        Measured::new(bars::REVOCATION_RESYNC, last_resync.as_secs_f64())
+            .at(format!("{} jti", size(largest))),
+    );
+
+    // The other two kinds, as many again each, on top.
+    let mut total = written;
+    for (kind, label) in [
+        (RevocationKind::Session, "sessions"),
+        (RevocationKind::User, "not-before"),
+    ] {
+        eprintln!("  + {} revoked {label}…", size(largest));
+        fill(&mut conn, &keys, kind, &id_tag, 0, largest).await?;
+        total += largest;
+        let took = resync(rig, &http, &full, total).await?;
+        let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
+        fresh_peak = fresh_peak.max(fresh.peak);
+        let per_entry = (fresh.rss as f64 - last_rss as f64) / largest.max(1) as f64;
+        section.row(vec![
+            format!("+ {} {label} ({} in all)", size(largest), size(total)),
+            format!("{:.3}", took.as_secs_f64()),
+            format!("{:.2}", fresh.ready.as_secs_f64()),
+            mib(fresh.rss),
+            format!("{} (per {label} entry)", num(per_entry, 0)),
+            mib(proc::rss(full.pid).unwrap_or(0)),
+            String::new(),
+        ]);
+        last_rss = fresh.rss;
+    }
+    out.peaks.push(Peak {
+        part: "revocations".into(),
+        ma: peak_of(&[&ma]),
+        op: peak_of(&[&full]).max(fresh_peak),
+        note: format!(
+            "{} entries in the view; a reload builds the new table before dropping the old one",
+            size(total)
+        ),
+    });
+    out.sections.push(section);
+    Ok(out)
+}
