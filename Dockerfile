@@ -47,14 +47,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 FROM ${RUNTIME_IMAGE} AS auth-service
 COPY --from=builder /out/auth-service /usr/local/bin/auth-service
 USER 65532:65532
-EXPOSE 8081
+EXPOSE 8081 8083 9081
 ENTRYPOINT ["/usr/local/bin/auth-service"]
 
 # main-project (OP): users, login, the protected API.
 FROM ${RUNTIME_IMAGE} AS main-project
 COPY --from=builder /out/main-project /usr/local/bin/main-project
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 9080
 ENTRYPOINT ["/usr/local/bin/main-project"]
 
 # The AuthRealm operator. Last, so a plain `docker build .` gives this image.

@@ -32,6 +32,8 @@
 #                     warm-up + prePublish + 60 s, so it spans the key switch)
 #   READY_TIMEOUT     how long to wait for the realm to be Ready (default 600s)
 #   OP_PORT, MA_PORT  local ports for the port-forwards (default 18080, 18081)
+#   OP_METRICS_PORT, MA_METRICS_PORT  local ports for the services' metrics
+#                     listeners (default 19080, 19081)
 #   SOAK_WARMUP       seconds of load before the rotation is triggered (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,8 @@ IMAGE_TAG=${IMAGE_TAG:-e2e}
 READY_TIMEOUT=${READY_TIMEOUT:-600s}
 OP_PORT=${OP_PORT:-18080}
 MA_PORT=${MA_PORT:-18081}
+OP_METRICS_PORT=${OP_METRICS_PORT:-19080}
+MA_METRICS_PORT=${MA_METRICS_PORT:-19081}
 SOAK_WARMUP=${SOAK_WARMUP:-10}
 JWKS_MAX_AGE=${JWKS_MAX_AGE:-10s}
 PRE_PUBLISH_SECONDS=${PRE_PUBLISH_SECONDS:-150}
@@ -116,20 +120,21 @@ wait_http() {
   return 1
 }
 
-# Starts a background port-forward to svc/$1 port $3 on local port $2.
+# Starts a background port-forward to svc/$1: its port $3 on local port $2,
+# and its metrics port $5 (where /healthz answers) on local port $4.
 port_forward() {
-  local svc=$1 local_port=$2 remote_port=$3
+  local svc=$1 local_port=$2 remote_port=$3 local_metrics=$4 remote_metrics=$5
   # kubectl itself in the background (not through a function, which would
   # fork a subshell), so that $! is the process to stop.
   kubectl --context "$CTX" port-forward -n "$REALM_NS" "svc/${svc}" "${local_port}:${remote_port}" \
-    --address 127.0.0.1 >"$logdir/port-forward-${svc}.log" 2>&1 &
+    "${local_metrics}:${remote_metrics}" --address 127.0.0.1 >"$logdir/port-forward-${svc}.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  if ! wait_http "$local_port" /healthz 60 || ! kill -0 "$pid" 2>/dev/null; then
+  if ! wait_http "$local_metrics" /healthz 60 || ! kill -0 "$pid" 2>/dev/null; then
     cat "$logdir/port-forward-${svc}.log" >&2 || true
-    die "port-forward to svc/${svc} on 127.0.0.1:${local_port} did not come up (port in use? set OP_PORT/MA_PORT)"
+    die "port-forward to svc/${svc} on 127.0.0.1:${local_port} and :${local_metrics} did not come up (port in use? set OP_PORT/MA_PORT/OP_METRICS_PORT/MA_METRICS_PORT)"
   fi
-  info "svc/${svc} -> http://127.0.0.1:${local_port}"
+  info "svc/${svc} -> http://127.0.0.1:${local_port} (metrics: http://127.0.0.1:${local_metrics})"
 }
 
 # The flow test program, built below (whichever workspace package holds it)
@@ -230,23 +235,24 @@ k -n "$REALM_NS" get deploy,svc,pods -l app.kubernetes.io/instance="$REALM"
 
 # ---------------------------------------------------------------- 5. flow test
 step "port-forwarding OP and MA"
-port_forward "${REALM}-main-project" "$OP_PORT" 8080
-port_forward "${REALM}-auth-service" "$MA_PORT" 8081
+port_forward "${REALM}-main-project" "$OP_PORT" 8080 "$OP_METRICS_PORT" 9080
+port_forward "${REALM}-auth-service" "$MA_PORT" 8081 "$MA_METRICS_PORT" 9081
 OP_URL="http://127.0.0.1:${OP_PORT}"
 MA_URL="http://127.0.0.1:${MA_PORT}"
+METRICS_URLS=(--op-metrics-url "http://127.0.0.1:${OP_METRICS_PORT}" --ma-metrics-url "http://127.0.0.1:${MA_METRICS_PORT}")
 # The flow test checks the tokens' audience: the realm's (default: its name).
 AUDIENCE=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.spec.tokens.audience}')
 AUDIENCE=${AUDIENCE:-$REALM}
 
 step "flow test against the cluster"
-"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --audience "$AUDIENCE"
+"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" "${METRICS_URLS[@]}" --audience "$AUDIENCE"
 
 # ---------------------------------------------------------------- 6. rotation under load
 step "key rotation while the protected API is under load ($SOAK_DURATION)"
 status_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status}')
 kid_before=$(k -n "$REALM_NS" get authrealm "$REALM" -o jsonpath='{.status.activeKeyId}')
 info "active key before: ${kid_before:-<none>}"
-"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" --audience "$AUDIENCE" --soak "$SOAK_DURATION" \
+"${FLOW[@]}" --op-url "$OP_URL" --ma-url "$MA_URL" "${METRICS_URLS[@]}" --audience "$AUDIENCE" --soak "$SOAK_DURATION" \
   >"$logdir/soak.log" 2>&1 &
 soak_pid=$!
 pids+=("$soak_pid")
