@@ -7,13 +7,20 @@ use std::time::{Duration, Instant};
 
 use crate::error::{BenchError, Result};
 
-/// The value of an unlabelled metric in a Prometheus text page.
+/// The value of a metric in a Prometheus text page: the sum of its series
+/// when it has labels (`name{kind="jti"} 3` and `name{kind="session"} 2` give 5).
 #[must_use]
 pub fn metric(page: &str, name: &str) -> Option<f64> {
-    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (n, v) = l.split_once(' ')?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    })
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            let family = series.split_once('{').map_or(series, |(n, _)| n);
+            (family == name)
+                .then(|| v.trim().parse::<f64>().ok())
+                .flatten()
+        })
+        .reduce(|a, b| a + b)
 }
 
 /// OP's revocation view as its metrics show it.
@@ -214,5 +221,18 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(metric(page, "authrealm_op_revocation_resyncs_total"), None);
+    }
+
+    #[test]
+    fn labelled_series_are_summed() {
+        // OP's page as it is today: the view's entries by kind.
+        let page = "authrealm_op_revocation_entries{kind=\"jti\"} 600\n\
+                    authrealm_op_revocation_entries{kind=\"session\"} 300\n\
+                    authrealm_op_revocation_entries{kind=\"user\"} 100\n\
+                    authrealm_op_revocation_entries_other{kind=\"jti\"} 7\n";
+        assert_eq!(
+            metric(page, "authrealm_op_revocation_entries"),
+            Some(1000.0)
+        );
     }
 }

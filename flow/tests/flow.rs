@@ -104,6 +104,27 @@ async fn the_whole_user_flow_works_against_real_processes_and_two_replicas() -> 
     Ok(())
 }
 
+/// OP's count of protected requests it accepted.
+async fn verified_ok(
+    http: &reqwest::Client,
+    metrics_url: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let text = http
+        .get(format!("{metrics_url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("authrealm_op_token_verifications_total{") && l.contains("result=\"ok\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_mode_counts_no_failures_on_a_healthy_realm_and_counts_them_when_op_is_gone()
 -> TestResult {
@@ -139,7 +160,17 @@ async fn soak_mode_counts_no_failures_on_a_healthy_realm_and_counts_them_when_op
             .await
         }
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Once OP has served the second soak, take it away.
+    let metrics = reqwest::Client::new();
+    let served_before = verified_ok(&metrics, &realm.ops[0].metrics_url).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while verified_ok(&metrics, &realm.ops[0].metrics_url).await? <= served_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second soak never reached OP"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     realm.ops.clear();
     let broken = soak.await??;
     assert!(broken.failed > 0, "{broken:?}");
