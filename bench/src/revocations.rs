@@ -23,10 +23,42 @@ use crate::proc;
 use crate::report::{PartReport, Peak, Section, mib, num, size};
 use authrealm_tokens::revocation::DEFAULT_PREFIX;
 
+use base64::Engine as _;
+
 use crate::rig::{Rig, random};
 
 /// TTL of the written entries: longer than any run.
 const TTL_SECS: u64 = 3 * 3600;
+
+/// The `n`th id of a run whose ids start with `tag`, in the form the real
+/// writers use: MA's `jti`s and `sid`s are 16 random bytes in base64url (22
+/// characters), OP's user ids lower-case hyphenated UUIDs. (Ids of another
+/// shape would land in a slower, larger part of OP's view than real ones.)
+fn entry_id(kind: RevocationKind, tag: &str, n: u64) -> String {
+    let mut bytes = [0u8; 16];
+    for (b, t) in bytes.iter_mut().zip(tag.bytes()).take(8) {
+        *b = t;
+    }
+    if let Some(tail) = bytes.get_mut(8..) {
+        tail.copy_from_slice(&n.to_be_bytes());
+    }
+    match kind {
+        RevocationKind::Jti | RevocationKind::Session => {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        }
+        RevocationKind::User => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            )
+        }
+    }
+}
 
 /// Writes entries `from..to` of `kind` under `keys` (pipelines of 10k).
 async fn fill(
@@ -43,8 +75,7 @@ async fn fill(
         let end = (i + 10_000).min(to);
         let mut pipe = redis::pipe();
         for n in i..end {
-            // Shaped like MA's ids: 22 base64url characters.
-            let id = format!("{tag}{n:0>16}");
+            let id = entry_id(kind, tag, n);
             let (key, value) = match kind {
                 RevocationKind::Jti => (keys.jti(&id), now + TTL_SECS as i64),
                 RevocationKind::Session => (keys.session(&id), now + TTL_SECS as i64),
@@ -279,4 +310,35 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     });
     out.sections.push(section);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_shape_of_the_real_writers() {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        for n in [0, 1, 9, 999_999, u64::MAX] {
+            for kind in [RevocationKind::Jti, RevocationKind::Session] {
+                let id = entry_id(kind, "AbC_d-", n);
+                assert_eq!(id.len(), 22, "{id}");
+                let bytes = engine.decode(&id).unwrap_or_default();
+                assert_eq!(bytes.len(), 16, "{id} is canonical base64url of 16 bytes");
+                assert_eq!(engine.encode(&bytes), id);
+            }
+            let user = entry_id(RevocationKind::User, "AbC_d-", n);
+            let groups: Vec<usize> = user.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{user}");
+            assert!(
+                user.chars()
+                    .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                "{user}"
+            );
+        }
+        assert_ne!(
+            entry_id(RevocationKind::Jti, "tag", 1),
+            entry_id(RevocationKind::Jti, "tag", 2)
+        );
+    }
 }

@@ -126,6 +126,39 @@ impl RevocationKeys {
         format!("{}:notbefore:*", self.prefix)
     }
 
+    /// One SCAN pattern that finds every revocation entry — revoked `jti`s,
+    /// revoked sessions and not-before entries — in a single pass over the
+    /// keyspace (the prefix's glob characters escaped). It may also match a
+    /// few other keys of the prefix; [`RevocationKeys::classify`] tells
+    /// them apart.
+    #[must_use]
+    pub fn scan_pattern(&self) -> String {
+        let mut escaped = String::with_capacity(self.prefix.len() + 16);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        escaped.push_str(":[rn][eo][vt]*");
+        escaped
+    }
+
+    /// The kind and id of a revocation entry's key, or `None` for any other
+    /// key (what [`RevocationKeys::scan_pattern`] also matches).
+    #[must_use]
+    pub fn classify<'k>(&self, key: &'k str) -> Option<(RevocationKind, &'k str)> {
+        let rest = key.strip_prefix(self.prefix.as_str())?.strip_prefix(':')?;
+        if let Some(id) = rest.strip_prefix("revoked:jti:") {
+            Some((RevocationKind::Jti, id))
+        } else if let Some(id) = rest.strip_prefix("revoked:sid:") {
+            Some((RevocationKind::Session, id))
+        } else {
+            rest.strip_prefix("notbefore:")
+                .map(|id| (RevocationKind::User, id))
+        }
+    }
+
     /// The generation marker: present, with the same value, as long as Redis
     /// has kept the revocation list.
     #[must_use]
@@ -157,5 +190,64 @@ mod tests {
                 .strip_prefix(k.jti_pattern().trim_end_matches('*')),
             Some("j")
         );
+    }
+
+    /// A glob matcher with Redis's rules for the characters the patterns use.
+    fn glob(pattern: &[u8], text: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some((b'*', rest)) => {
+                (0..=text.len()).any(|i| glob(rest, text.get(i..).unwrap_or_default()))
+            }
+            Some((b'\\', rest)) => match (rest.split_first(), text.split_first()) {
+                (Some((p, rest)), Some((t, tail))) => p == t && glob(rest, tail),
+                _ => false,
+            },
+            Some((b'[', rest)) => {
+                let Some(end) = rest.iter().position(|&c| c == b']') else {
+                    return false;
+                };
+                let (set, after) = rest.split_at(end);
+                match text.split_first() {
+                    Some((t, tail)) => {
+                        set.contains(t) && glob(after.get(1..).unwrap_or_default(), tail)
+                    }
+                    None => false,
+                }
+            }
+            Some((p, rest)) => text
+                .split_first()
+                .is_some_and(|(t, tail)| p == t && glob(rest, tail)),
+        }
+    }
+
+    #[test]
+    fn one_scan_pattern_finds_every_entry_and_classify_names_it() {
+        for prefix in ["authrealm", "realm-a", "we*ird[1]?"] {
+            let k = RevocationKeys::new(prefix);
+            let pattern = k.scan_pattern();
+            for (key, kind, id) in [
+                (
+                    k.jti("Ab-_0123456789abcdefgh"),
+                    RevocationKind::Jti,
+                    "Ab-_0123456789abcdefgh",
+                ),
+                (k.session("s1"), RevocationKind::Session, "s1"),
+                (k.not_before("0f8e-user"), RevocationKind::User, "0f8e-user"),
+            ] {
+                assert!(
+                    glob(pattern.as_bytes(), key.as_bytes()),
+                    "{pattern} ~ {key}"
+                );
+                assert_eq!(k.classify(&key), Some((kind, id)));
+            }
+            // Keys the pattern may match but that are no revocation.
+            assert_eq!(k.classify(&k.generation()), None);
+            assert_eq!(k.classify(&format!("{prefix}:revoked:other:x")), None);
+            // Another prefix's entries are neither matched nor classified.
+            let other = RevocationKeys::new("other");
+            assert!(!glob(pattern.as_bytes(), other.jti("x").as_bytes()));
+            assert_eq!(k.classify(&other.jti("x")), None);
+        }
     }
 }

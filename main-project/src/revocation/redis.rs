@@ -185,44 +185,39 @@ impl Cycle<'_> {
         Ok(())
     }
 
-    /// Scans every revocation key into the view, one page at a time. The
-    /// values of one page are read while the next page is scanned (the
-    /// connection is multiplexed), so the two round trips overlap.
+    /// Scans every revocation key into the view in one pass over the
+    /// keyspace, a page at a time. The values of one page are read while
+    /// the next page is scanned (the connection is multiplexed), so the two
+    /// round trips overlap.
     async fn load(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<usize> {
         let now = self.clock.now();
+        let pattern = self.keys.scan_pattern();
         let mut total = 0;
-        for (pattern, kind) in [
-            (self.keys.jti_pattern(), RevocationKind::Jti),
-            (self.keys.session_pattern(), RevocationKind::Session),
-            (self.keys.not_before_pattern(), RevocationKind::User),
-        ] {
-            let prefix_len = pattern.len() - 1;
-            let mut scan_conn = conn.clone();
-            let mut next = Some(0u64);
-            let mut pending: Vec<String> = Vec::new();
-            while next.is_some() || !pending.is_empty() {
-                let scan = async {
-                    match next {
-                        Some(cursor) => scan_page(&mut scan_conn, &pattern, cursor).await.map(Some),
-                        None => Ok(None),
-                    }
-                };
-                let read = async {
-                    if pending.is_empty() {
-                        Ok(Vec::new())
-                    } else {
-                        read_page(&mut conn.clone(), kind, &pending, prefix_len, now).await
-                    }
-                };
-                let (scanned, page) = tokio::try_join!(scan, read)?;
-                total += page.len();
-                self.view.merge(&page);
-                (next, pending) = match scanned {
-                    Some((0, found)) => (None, found),
-                    Some((cursor, found)) => (Some(cursor), found),
-                    None => (None, Vec::new()),
-                };
-            }
+        let mut scan_conn = conn.clone();
+        let mut next = Some(0u64);
+        let mut pending: Vec<String> = Vec::new();
+        while next.is_some() || !pending.is_empty() {
+            let scan = async {
+                match next {
+                    Some(cursor) => scan_page(&mut scan_conn, &pattern, cursor).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let read = async {
+                if pending.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    read_page(&mut conn.clone(), self.keys, &pending, now).await
+                }
+            };
+            let (scanned, page) = tokio::try_join!(scan, read)?;
+            total += page.len();
+            self.view.merge(&page);
+            (next, pending) = match scanned {
+                Some((0, found)) => (None, found),
+                Some((cursor, found)) => (Some(cursor), found),
+                None => (None, Vec::new()),
+            };
         }
         Ok(total)
     }
@@ -284,47 +279,59 @@ async fn scan_page(
         .await
 }
 
-/// The values of one SCAN page as events. MA writes each `jti` / `sid` entry
-/// with its forget-after time as the value; a not-before entry's value is
-/// the time itself and its TTL says when it goes.
+/// The values of one SCAN page as events (keys that are no revocation
+/// entry are passed over). MA writes each `jti` / `sid` entry with its
+/// forget-after time as the value; a not-before entry's value is the time
+/// itself and its TTL says when it goes.
 async fn read_page(
     conn: &mut MultiplexedConnection,
-    kind: RevocationKind,
+    keys: &RevocationKeys,
     found: &[String],
-    prefix_len: usize,
     now: i64,
 ) -> redis::RedisResult<Vec<RevocationEvent>> {
-    let id = |k: &String| k.get(prefix_len..).unwrap_or_default().to_owned();
-    let mut page = Vec::with_capacity(found.len());
-    if kind == RevocationKind::User {
+    let (mut entries, mut users) = (Vec::new(), Vec::new());
+    for key in found {
+        match keys.classify(key) {
+            Some((RevocationKind::User, id)) => users.push((key, id)),
+            Some((kind, id)) => entries.push((key, kind, id)),
+            None => {}
+        }
+    }
+    let mut page = Vec::with_capacity(entries.len() + users.len());
+    if !entries.is_empty() {
+        let mut mget = redis::cmd("MGET");
+        for (key, _, _) in &entries {
+            mget.arg(key.as_str());
+        }
+        let values: Vec<Option<String>> = mget.query_async(&mut conn.clone()).await?;
+        for ((_, kind, id), value) in entries.iter().zip(values) {
+            let Some(value) = value else { continue }; // expired meanwhile
+            let expires = value.parse().unwrap_or(now + UNKNOWN_LIFE_SECS);
+            page.push(RevocationEvent {
+                kind: *kind,
+                id: (*id).to_owned(),
+                at: expires,
+                expires,
+            });
+        }
+    }
+    if !users.is_empty() {
         let mut pipe = redis::pipe();
-        for k in found {
-            pipe.get(k).pttl(k);
+        for (key, _) in &users {
+            pipe.get(key.as_str()).pttl(key.as_str());
         }
         let values: Vec<(Option<String>, i64)> = pipe.query_async(conn).await?;
-        for (k, (value, pttl)) in found.iter().zip(values) {
-            let Some(value) = value else { continue }; // expired meanwhile
+        for ((_, id), (value, pttl)) in users.iter().zip(values) {
+            let Some(value) = value else { continue };
             let expires = if pttl > 0 {
                 now + pttl / 1000 + 1
             } else {
                 now + UNKNOWN_LIFE_SECS
             };
             page.push(RevocationEvent {
-                kind,
-                id: id(k),
+                kind: RevocationKind::User,
+                id: (*id).to_owned(),
                 at: value.parse().unwrap_or(now),
-                expires,
-            });
-        }
-    } else {
-        let values: Vec<Option<String>> = redis::cmd("MGET").arg(found).query_async(conn).await?;
-        for (k, value) in found.iter().zip(values) {
-            let Some(value) = value else { continue };
-            let expires = value.parse().unwrap_or(now + UNKNOWN_LIFE_SECS);
-            page.push(RevocationEvent {
-                kind,
-                id: id(k),
-                at: expires,
                 expires,
             });
         }
