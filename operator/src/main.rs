@@ -204,23 +204,31 @@ fn clients_controller(
     } else {
         watched.iter().map(|n| Some(n.as_str())).collect()
     };
+    // Only realms this controller reconciles (another scope's would be
+    // reported as not found).
+    let mine = namespace.map(str::to_owned);
+    let realm_ref = move |ns: &str, name: &str| {
+        mine.as_deref()
+            .is_none_or(|m| m == ns)
+            .then(|| ObjectRef::<AuthRealm>::new(name).within(ns))
+    };
     for scope in client_scopes {
+        let to_realm = realm_ref.clone();
         controller = controller.watches(
             namespaced_or_all::<AuthClient>(client, scope),
             watcher::Config::default(),
-            |c| {
+            move |c| {
                 let (ns, name) = realm_of(&c);
-                Some(ObjectRef::<AuthRealm>::new(&name).within(&ns))
+                to_realm(&ns, &name)
             },
         );
+        let to_realm = realm_ref.clone();
         controller = controller.watches(
             namespaced_or_all::<PartialObjectMeta<Secret>>(client, scope),
             watcher::Config::default().labels(REALM_LABEL),
-            |s| {
+            move |s| {
                 let labels = s.labels();
-                let name = labels.get(REALM_LABEL)?;
-                let ns = labels.get(REALM_NAMESPACE_LABEL)?;
-                Some(ObjectRef::<AuthRealm>::new(name).within(ns))
+                to_realm(labels.get(REALM_NAMESPACE_LABEL)?, labels.get(REALM_LABEL)?)
             },
         );
     }
