@@ -13,7 +13,9 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::env::{CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs};
+use super::env::{
+    CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs,
+};
 use super::names::{Component, selector, selector_labels};
 use super::pod::{
     APP_UID, REDIS_UID, deployment, empty_dir, http_probe, mount, pod_spec, recreate, resources,

@@ -37,7 +37,8 @@ async fn clients_of(ctx: &Context, ns: &str, name: &str) -> Result<Vec<AuthClien
     let mut out = Vec::new();
     for api in scopes {
         for c in api.list(&ListParams::default()).await?.items {
-            if c.metadata.deletion_timestamp.is_none() && realm_of(&c) == (ns.to_owned(), name.to_owned())
+            if c.metadata.deletion_timestamp.is_none()
+                && realm_of(&c) == (ns.to_owned(), name.to_owned())
             {
                 out.push(c);
             }
@@ -95,16 +96,16 @@ pub async fn reconcile(realm: Arc<AuthRealm>, ctx: Arc<Context>) -> Result<Actio
                     valid.rotate_request.as_deref(),
                     valid.overlap_secs,
                     now,
-                    || {
-                        authrealm_tokens::random_token(32).map_err(|_| Error::Random)
-                    },
+                    || authrealm_tokens::random_token(32).map_err(|_| Error::Random),
                 )?;
                 match planned {
                     Err(refused) => Verdict::Refused(refused),
                     Ok(material) => {
                         let obj = build::client_secret(&valid_realm, &valid, &material);
                         let params = PatchParams::apply(FIELD_MANAGER).force();
-                        secrets.patch(&name, &params, &Patch::Apply(with_kind(&obj)?)).await?;
+                        secrets
+                            .patch(&name, &params, &Patch::Apply(with_kind(&obj)?))
+                            .await?;
                         if material.generated {
                             info!(client = %valid.entry.client_id, secret = %name, "client secret generated");
                         }
@@ -127,12 +128,16 @@ pub async fn reconcile(realm: Arc<AuthRealm>, ctx: Arc<Context>) -> Result<Actio
     }
 
     let file = build::registry(entries).map_err(|e| Error::Registry(e.to_string()))?;
-    let registry = build::registry_secret(&valid_realm, &file)
-        .map_err(|e| Error::Registry(e.to_string()))?;
+    let registry =
+        build::registry_secret(&valid_realm, &file).map_err(|e| Error::Registry(e.to_string()))?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     secrets
-        .patch(&registry.name_any(), &params, &Patch::Apply(with_kind(&registry)?))
+        .patch(
+            &registry.name_any(),
+            &params,
+            &Patch::Apply(with_kind(&registry)?),
+        )
         .await?;
 
     let issuer = valid_realm.config.issuer.as_str();
@@ -160,7 +165,11 @@ fn with_kind(s: &Secret) -> Result<serde_json::Value, Error> {
 }
 
 /// Writes a client's status when it changed.
-async fn write_status(ctx: &Context, c: &AuthClient, status: &AuthClientStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    c: &AuthClient,
+    status: &AuthClientStatus,
+) -> Result<(), Error> {
     if c.status.as_ref() == Some(status) {
         return Ok(());
     }

@@ -77,7 +77,10 @@ fn a_valid_client_becomes_its_registry_entry() -> Result<(), TestError> {
     assert!(v.entry.secret_hashes.is_empty());
     assert_eq!(v.overlap_secs, 3600);
     let owner = v.owner.ok_or("no owner")?;
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("AuthClient", "client-uid"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("AuthClient", "client-uid")
+    );
     Ok(())
 }
 
@@ -139,29 +142,24 @@ fn every_invalid_client_names_its_field() -> Result<(), TestError> {
             |s| s.access_token_ttl = Some("0s".into()),
             "spec.accessTokenTtl: \"0s\" is too short",
         ),
-        case(
-            |s| s.scopes = vec!["has space".into()],
-            "spec.scopes[0]",
-        ),
-        case(
-            |s| s.audiences = vec![String::new()],
-            "spec.audiences[0]",
-        ),
+        case(|s| s.scopes = vec!["has space".into()], "spec.scopes[0]"),
+        case(|s| s.audiences = vec![String::new()], "spec.audiences[0]"),
         case(
             |s| s.secret_rotation_overlap = "100d".into(),
             "spec.secretRotationOverlap",
         ),
-        case(
-            |s| s.display_name = Some("a\nb".into()),
-            "spec.displayName",
-        ),
+        case(|s| s.display_name = Some("a\nb".into()), "spec.displayName"),
     ];
     for (change, want) in cases {
         let mut s = spec();
         change(&mut s);
         let got = refused(&client(s), &r);
         assert_eq!(got.reason, "InvalidSpec", "{want}: {}", got.message);
-        assert!(got.message.starts_with(want), "want {want:?}, got {:?}", got.message);
+        assert!(
+            got.message.starts_with(want),
+            "want {want:?}, got {:?}",
+            got.message
+        );
     }
     let mut long = client(spec());
     long.metadata.name = Some("x".repeat(51));
@@ -192,7 +190,11 @@ fn other_namespaces_join_only_when_the_realm_allows_them() -> Result<(), TestErr
     let closed = valid_realm(AuthRealmSpec::default())?;
     let r = refused(&elsewhere, &closed);
     assert_eq!(r.reason, "NamespaceNotAllowed");
-    assert!(r.message.contains("spec.clients.allowedNamespaces"), "{}", r.message);
+    assert!(
+        r.message.contains("spec.clients.allowedNamespaces"),
+        "{}",
+        r.message
+    );
 
     let mut open = AuthRealmSpec::default();
     open.clients.allowed_namespaces = vec!["apps".into()];
@@ -204,11 +206,15 @@ fn other_namespaces_join_only_when_the_realm_allows_them() -> Result<(), TestErr
     // The realm's own field is checked too.
     let mut bad = AuthRealmSpec::default();
     bad.clients.allowed_namespaces = vec!["Not_A_Namespace".into()];
-    let e = validate(&realm(bad), &Defaults::default()).err().ok_or("accepted")?;
+    let e = validate(&realm(bad), &Defaults::default())
+        .err()
+        .ok_or("accepted")?;
     assert_eq!(e.field, "spec.clients.allowedNamespaces[0]");
     let mut url = AuthRealmSpec::default();
     url.clients.public_url = Some("https://login.example.com/?x=1".into());
-    let e = validate(&realm(url), &Defaults::default()).err().ok_or("accepted")?;
+    let e = validate(&realm(url), &Defaults::default())
+        .err()
+        .ok_or("accepted")?;
     assert_eq!(e.field, "spec.clients.publicUrl");
     Ok(())
 }
@@ -229,18 +235,35 @@ fn stored(secret: &str, handled: Option<&str>) -> Stored {
 fn the_secret_is_generated_once_and_rotated_on_request() -> Result<(), TestError> {
     let name = "grafana-oauth-client";
     // No Secret: a new secret; a request present at creation counts as served.
-    let first = plan(name, None, Some("r1"), 3600, NOW, || Ok::<_, TestError>(SECRET.to_owned()))?
-        .map_err(|e| e.message)?;
+    let first = plan(name, None, Some("r1"), 3600, NOW, || {
+        Ok::<_, TestError>(SECRET.to_owned())
+    })?
+    .map_err(|e| e.message)?;
     assert!(first.generated);
-    assert_eq!((first.secret.as_str(), first.handled.as_deref()), (SECRET, Some("r1")));
+    assert_eq!(
+        (first.secret.as_str(), first.handled.as_deref()),
+        (SECRET, Some("r1"))
+    );
     // It exists: kept, `fresh` never called.
-    let again = plan(name, Some(stored(SECRET, Some("r1"))), Some("r1"), 3600, NOW, never)?
-        .map_err(|e| e.message)?;
+    let again = plan(
+        name,
+        Some(stored(SECRET, Some("r1"))),
+        Some("r1"),
+        3600,
+        NOW,
+        never,
+    )?
+    .map_err(|e| e.message)?;
     assert!(!again.generated && again.secret == SECRET && again.previous.is_none());
     // A new request: a new secret, the old hash until now + overlap.
-    let rotated = plan(name, Some(stored(SECRET, Some("r1"))), Some("r2"), 3600, NOW, || {
-        Ok::<_, TestError>(SECRET2.to_owned())
-    })?
+    let rotated = plan(
+        name,
+        Some(stored(SECRET, Some("r1"))),
+        Some("r2"),
+        3600,
+        NOW,
+        || Ok::<_, TestError>(SECRET2.to_owned()),
+    )?
     .map_err(|e| e.message)?;
     assert_eq!(rotated.secret, SECRET2);
     let prev = rotated.previous.clone().ok_or("no previous")?;
@@ -252,11 +275,18 @@ fn the_secret_is_generated_once_and_rotated_on_request() -> Result<(), TestError
         handled: Some("r2".into()),
         previous: Some(prev.clone()),
     };
-    let during = plan(name, Some(kept.clone()), Some("r2"), 3600, NOW + 3600, never)?
-        .map_err(|e| e.message)?;
+    let during = plan(
+        name,
+        Some(kept.clone()),
+        Some("r2"),
+        3600,
+        NOW + 3600,
+        never,
+    )?
+    .map_err(|e| e.message)?;
     assert_eq!(during.previous, Some(prev));
-    let after = plan(name, Some(kept), Some("r2"), 3600, NOW + 3601, never)?
-        .map_err(|e| e.message)?;
+    let after =
+        plan(name, Some(kept), Some("r2"), 3600, NOW + 3601, never)?.map_err(|e| e.message)?;
     assert_eq!(after.previous, None);
     assert_eq!(after.hashes().len(), 1);
     // An unusable Secret is never overwritten.
@@ -275,28 +305,42 @@ fn valid(r: &ValidRealm) -> Result<ValidClient, TestError> {
 fn the_client_secret_object_carries_id_secret_and_bookkeeping() -> Result<(), TestError> {
     let r = valid_realm(AuthRealmSpec::default())?;
     let v = valid(&r)?;
-    let m = plan("x", Some(stored(SECRET, Some("r1"))), Some("r2"), 60, NOW, || {
-        Ok::<_, TestError>(SECRET2.to_owned())
-    })?
+    let m = plan(
+        "x",
+        Some(stored(SECRET, Some("r1"))),
+        Some("r2"),
+        60,
+        NOW,
+        || Ok::<_, TestError>(SECRET2.to_owned()),
+    )?
     .map_err(|e| e.message)?;
     let s = build::client_secret(&r, &v, &m);
     assert_eq!(s.metadata.name.as_deref(), Some("grafana-oauth-client"));
     assert_eq!(s.metadata.namespace.as_deref(), Some("team-a"));
     let owner = &s.metadata.owner_references.clone().unwrap_or_default()[0];
-    assert_eq!((owner.kind.as_str(), owner.controller), ("AuthClient", Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("AuthClient", Some(true))
+    );
     let data = s.data.clone().unwrap_or_default();
     assert_eq!(data["client-id"].0, b"team-a.grafana");
     assert_eq!(data["client-secret"].0, SECRET2.as_bytes());
     let ann = s.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(ann[super::ROTATE_HANDLED_ANNOTATION], "r2");
     assert_eq!(ann[super::PREVIOUS_HASH_ANNOTATION], hash_secret(SECRET));
-    assert_eq!(ann[super::PREVIOUS_NOT_AFTER_ANNOTATION], (NOW + 60).to_string());
+    assert_eq!(
+        ann[super::PREVIOUS_NOT_AFTER_ANNOTATION],
+        (NOW + 60).to_string()
+    );
     // What the Secret holds reads back as what was planned.
-    assert_eq!(Stored::read(&s), Stored {
-        secret: Some(SECRET2.into()),
-        handled: Some("r2".into()),
-        previous: m.previous.clone(),
-    });
+    assert_eq!(
+        Stored::read(&s),
+        Stored {
+            secret: Some(SECRET2.into()),
+            handled: Some("r2".into()),
+            previous: m.previous.clone(),
+        }
+    );
     let labels = s.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels[super::REALM_LABEL], "demo");
     assert_eq!(labels[super::REALM_NAMESPACE_LABEL], "team-a");
@@ -327,7 +371,10 @@ fn the_registry_parses_with_mas_parser_and_verifies_the_secrets() -> Result<(), 
     let secret = build::registry_secret(&r, &file)?;
     assert_eq!(secret.metadata.name.as_deref(), Some("demo-oauth-clients"));
     let owner = &secret.metadata.owner_references.clone().unwrap_or_default()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("AuthRealm", "uid-1"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("AuthRealm", "uid-1")
+    );
     let bytes = secret.data.clone().unwrap_or_default()[FILE_NAME].0.clone();
     assert!(!String::from_utf8_lossy(&bytes).contains(SECRET2));
     let parsed = ClientRegistryFile::parse(&bytes)?;
@@ -350,15 +397,24 @@ fn status_names_the_issuer_the_token_endpoint_and_the_secret() -> Result<(), Tes
     };
     let s = build::status(&c, &ok, Some("https://auth.example.com/"), NOW);
     assert_eq!(s.client_id.as_deref(), Some("team-a.grafana"));
-    assert_eq!(s.token_endpoint.as_deref(), Some("https://auth.example.com/oauth2/token"));
+    assert_eq!(
+        s.token_endpoint.as_deref(),
+        Some("https://auth.example.com/oauth2/token")
+    );
     assert_eq!(
         s.discovery_url.as_deref(),
         Some("https://auth.example.com/.well-known/openid-configuration")
     );
     assert_eq!(s.secret_name.as_deref(), Some("grafana-oauth-client"));
-    assert_eq!(s.previous_secret_valid_until.as_deref(), Some("2026-01-01T00:01:00Z"));
+    assert_eq!(
+        s.previous_secret_valid_until.as_deref(),
+        Some("2026-01-01T00:01:00Z")
+    );
     let ready = &s.conditions[0];
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Registered"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Registered")
+    );
     assert_eq!(s.observed_generation, Some(3));
     // The transition time moves only when the status does.
     let mut c2 = c.clone();
@@ -371,7 +427,10 @@ fn status_names_the_issuer_the_token_endpoint_and_the_secret() -> Result<(), Tes
     });
     let failed = build::status(&c2, &bad, Some("https://auth.example.com/"), NOW + 99);
     assert_eq!(failed.conditions[0].status, "False");
-    assert_eq!(failed.conditions[0].last_transition_time, "2026-01-01T00:01:39Z");
+    assert_eq!(
+        failed.conditions[0].last_transition_time,
+        "2026-01-01T00:01:39Z"
+    );
     assert_eq!(failed.secret_name, None);
     Ok(())
 }
@@ -384,11 +443,17 @@ fn the_sample_clients_are_valid_clients_of_the_sample_realm() -> Result<(), Test
     let realm: crate::crd::AuthRealm = serde_saphyr::from_str(SAMPLE_REALM)?;
     let r = validate(&realm, &Defaults::default())?;
     let clients: Vec<AuthClient> = serde_saphyr::from_multiple(SAMPLE)?;
-    let names: Vec<String> = clients.iter().filter_map(|c| c.metadata.name.clone()).collect();
+    let names: Vec<String> = clients
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
     assert_eq!(names, ["grafana", "billing-worker", "dashboard-spa"]);
     let mut entries = Vec::new();
     for c in &clients {
-        assert_eq!(super::realm_of(c), ("default".to_owned(), "demo".to_owned()));
+        assert_eq!(
+            super::realm_of(c),
+            ("default".to_owned(), "demo".to_owned())
+        );
         let mut v = validate_client(c, &r).map_err(|e| e.message)?;
         if v.kind == ClientKind::Confidential {
             v.entry.secret_hashes = Material {

@@ -56,11 +56,19 @@ pub struct ValidClient {
     pub owner: Option<OwnerReference>,
 }
 
-fn ttl(field: &str, value: Option<&str>, bound: std::time::Duration, bound_field: &str) -> Result<Option<u64>, Refused> {
+fn ttl(
+    field: &str,
+    value: Option<&str>,
+    bound: std::time::Duration,
+    bound_field: &str,
+) -> Result<Option<u64>, Refused> {
     let Some(v) = value else { return Ok(None) };
     let d = duration::parse(v).map_err(|e| Refused::spec(field, e))?;
     if d.as_secs() == 0 {
-        return Err(Refused::spec(field, format!("{v:?} is too short: at least 1s")));
+        return Err(Refused::spec(
+            field,
+            format!("{v:?} is too short: at least 1s"),
+        ));
     }
     if d > bound {
         return Err(Refused::spec(
@@ -85,7 +93,9 @@ pub fn validate_client(client: &AuthClient, realm: &ValidRealm) -> Result<ValidC
     if name.len() > MAX_CLIENT_NAME_LEN {
         return Err(Refused::spec(
             "metadata.name",
-            format!("must be at most {MAX_CLIENT_NAME_LEN} characters (its Secret's name is derived from it)"),
+            format!(
+                "must be at most {MAX_CLIENT_NAME_LEN} characters (its Secret's name is derived from it)"
+            ),
         ));
     }
     if !realm.clients.admits(&realm.namespace, &namespace) {
@@ -98,7 +108,10 @@ pub fn validate_client(client: &AuthClient, realm: &ValidRealm) -> Result<ValidC
         });
     }
     if spec.grant_types.is_empty() {
-        return Err(Refused::spec("spec.grantTypes", "needs at least one grant type"));
+        return Err(Refused::spec(
+            "spec.grantTypes",
+            "needs at least one grant type",
+        ));
     }
     let public = spec.type_ == ClientKind::Public;
     if public && spec.grant_types.contains(&ClientGrant::ClientCredentials) {
@@ -121,24 +134,42 @@ pub fn validate_client(client: &AuthClient, realm: &ValidRealm) -> Result<ValidC
     }
     for (field, uris) in [
         ("spec.redirectUris", &spec.redirect_uris),
-        ("spec.postLogoutRedirectUris", &spec.post_logout_redirect_uris),
+        (
+            "spec.postLogoutRedirectUris",
+            &spec.post_logout_redirect_uris,
+        ),
     ] {
-        if let Some((i, uri)) = uris.iter().enumerate().find(|(_, u)| !is_valid_redirect_uri(u)) {
+        if let Some((i, uri)) = uris
+            .iter()
+            .enumerate()
+            .find(|(_, u)| !is_valid_redirect_uri(u))
+        {
             return Err(Refused::spec(
                 &format!("{field}[{i}]"),
-                format!("{uri:?} must be an absolute https:// URI, http:// to a loopback host (127.0.0.1, [::1], localhost) or a native app's private-use scheme (com.example.app:/cb), without a fragment"),
+                format!(
+                    "{uri:?} must be an absolute https:// URI, http:// to a loopback host (127.0.0.1, [::1], localhost) or a native app's private-use scheme (com.example.app:/cb), without a fragment"
+                ),
             ));
         }
     }
-    if let Some((i, s)) = spec.scopes.iter().enumerate().find(|(_, s)| !is_scope_token(s)) {
+    if let Some((i, s)) = spec
+        .scopes
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !is_scope_token(s))
+    {
         return Err(Refused::spec(
             &format!("spec.scopes[{i}]"),
-            format!("{s:?} is not a scope token (printable ASCII without spaces, quotes or backslashes)"),
+            format!(
+                "{s:?} is not a scope token (printable ASCII without spaces, quotes or backslashes)"
+            ),
         ));
     }
-    if let Some((i, a)) = spec.audiences.iter().enumerate().find(|(_, a)| {
-        a.is_empty() || a.len() > 256 || !a.bytes().all(|b| b.is_ascii_graphic())
-    }) {
+    if let Some((i, a)) =
+        spec.audiences.iter().enumerate().find(|(_, a)| {
+            a.is_empty() || a.len() > 256 || !a.bytes().all(|b| b.is_ascii_graphic())
+        })
+    {
         return Err(Refused::spec(
             &format!("spec.audiences[{i}]"),
             format!("{a:?} must be 1 to 256 printable ASCII characters without spaces"),
@@ -174,7 +205,10 @@ pub fn validate_client(client: &AuthClient, realm: &ValidRealm) -> Result<ValidC
     if overlap.as_secs() > MAX_OVERLAP_SECS {
         return Err(Refused::spec(
             "spec.secretRotationOverlap",
-            format!("{:?} is too long: use at most 90d", spec.secret_rotation_overlap),
+            format!(
+                "{:?} is too long: use at most 90d",
+                spec.secret_rotation_overlap
+            ),
         ));
     }
     if spec

@@ -162,8 +162,17 @@ fn the_client_crd_explains_itself_and_prints_its_columns() -> Result<(), serde_j
     assert!(version["subresources"]["status"].is_object());
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
     // Doc comments are what `kubectl explain` prints.
-    for field in ["realmRef", "type", "grantTypes", "redirectUris", "accessTokenTtl", "introspection"] {
-        let d = spec["properties"][field]["description"].as_str().unwrap_or_default();
+    for field in [
+        "realmRef",
+        "type",
+        "grantTypes",
+        "redirectUris",
+        "accessTokenTtl",
+        "introspection",
+    ] {
+        let d = spec["properties"][field]["description"]
+            .as_str()
+            .unwrap_or_default();
         assert!(!d.is_empty(), "{field} has no description");
     }
     let mut required: Vec<String> = serde_json::from_value(spec["required"].clone())?;
@@ -176,7 +185,18 @@ fn the_client_crd_explains_itself_and_prints_its_columns() -> Result<(), serde_j
         .flatten()
         .filter_map(|c| c["name"].as_str().map(str::to_owned))
         .collect();
-    assert_eq!(columns, ["Ready", "Reason", "Realm", "Client ID", "Type", "Secret", "Age"]);
+    assert_eq!(
+        columns,
+        [
+            "Ready",
+            "Reason",
+            "Realm",
+            "Client ID",
+            "Type",
+            "Secret",
+            "Age"
+        ]
+    );
     // The realm's side: clients from other namespaces are opt-in.
     let spec: AuthRealmSpec = serde_json::from_str("{}")?;
     assert!(spec.clients.allowed_namespaces.is_empty());

@@ -55,12 +55,18 @@ pub fn is_base_url(url: &str) -> bool {
 ///
 /// # Errors
 /// The first problem, naming its field.
-pub fn policy(name: &str, namespace: &str, spec: &ClientsSpec) -> Result<ClientsPolicy, InvalidSpec> {
+pub fn policy(
+    name: &str,
+    namespace: &str,
+    spec: &ClientsSpec,
+) -> Result<ClientsPolicy, InvalidSpec> {
     for (i, ns) in spec.allowed_namespaces.iter().enumerate() {
         if ns != "*" && !is_namespace_name(ns) {
             return Err(invalid(
                 &format!("spec.clients.allowedNamespaces[{i}]"),
-                format!("{ns:?} is not a namespace name (lowercase letters, digits and '-') or \"*\""),
+                format!(
+                    "{ns:?} is not a namespace name (lowercase letters, digits and '-') or \"*\""
+                ),
             ));
         }
     }
@@ -68,7 +74,9 @@ pub fn policy(name: &str, namespace: &str, spec: &ClientsSpec) -> Result<Clients
         Some(u) if !is_base_url(u) => {
             return Err(invalid(
                 "spec.clients.publicUrl",
-                format!("{u:?} must be an http:// or https:// URL with a host and no query, fragment or user info"),
+                format!(
+                    "{u:?} must be an http:// or https:// URL with a host and no query, fragment or user info"
+                ),
             ));
         }
         Some(u) => u.trim_end_matches('/').to_owned(),
