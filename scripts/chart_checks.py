@@ -1,6 +1,6 @@
 """Checks of the rendered chart that concern what the operator does to the
 cluster beyond its own Deployment: the leader Lease the release owns, the
-CRD the operator applies at start, the realm images it hands on, namespaced
+CRDs the operator applies at start, the realm images it hands on, namespaced
 mode, and the monitoring kit. Used by helm_lint.py for each value set."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ CHILD_VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
 REALM_RULES: dict[tuple[str, str], set[str]] = {
     ("authrealm.io", "authrealms"): {"get", "list", "watch", "patch", "update"},
     ("authrealm.io", "authrealms/status"): {"get", "patch", "update"},
+    ("authrealm.io", "authclients"): {"get", "list", "watch"},
+    ("authrealm.io", "authclients/status"): {"get", "patch", "update"},
     **{("", r): CHILD_VERBS for r in ("secrets", "services", "configmaps", "serviceaccounts",
                                        "persistentvolumeclaims")},
     ("apps", "deployments"): CHILD_VERBS,
@@ -23,7 +25,7 @@ REALM_RULES: dict[tuple[str, str], set[str]] = {
     ("", "events"): {"create", "patch"},
 }
 CRD_RULE = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "patch"}}
-CRD_NAME = "authrealms.authrealm.io"
+CRD_NAMES = ["authrealms.authrealm.io", "authclients.authrealm.io"]
 
 
 def rule_map(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
@@ -53,8 +55,8 @@ def check_rbac(f: Any, docs: list[dict[str, Any]], release: str, namespace: str,
         cr = cluster_roles[0]
         exact(f, "ClusterRole: exactly the operator's cluster-wide rules", rule_map(cr.get("rules", [])), want)
         named = [r for r in cr.get("rules", []) if "resourceNames" in r]
-        f.check(all(r["resourceNames"] == [CRD_NAME] and r["resources"] == ["customresourcedefinitions"]
-                    for r in named), f"ClusterRole: resourceNames only to limit the CRD rule to {CRD_NAME}")
+        f.check(all(r["resourceNames"] == CRD_NAMES and r["resources"] == ["customresourcedefinitions"]
+                    for r in named), f"ClusterRole: resourceNames only to limit the CRD rule to {CRD_NAMES}")
         f.check(all("nonResourceURLs" not in r for r in cr.get("rules", [])), "ClusterRole: no nonResourceURLs")
     realm_roles = {d["metadata"].get("namespace"): d for d in docs
                    if d.get("kind") == "Role" and not d["metadata"]["name"].endswith("-leader-election")}

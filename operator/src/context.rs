@@ -32,6 +32,8 @@ pub struct Context {
     pub http: reqwest::Client,
     /// The one-at-a-time gate of upgrades to the operator's images.
     pub rollouts: Rollouts,
+    /// The namespaces the operator watches (`--watch-namespaces`); empty: all.
+    pub watch_namespaces: Vec<String>,
 }
 
 impl Context {
@@ -58,6 +60,7 @@ impl Context {
             defaults: Defaults::default(),
             http: reqwest::Client::new(),
             rollouts: Rollouts::default(),
+            watch_namespaces: Vec::new(),
         }
     }
 

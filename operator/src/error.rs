@@ -23,6 +23,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The client registry could not be built (names the client, never a secret).
+    #[error("client registry: {0}")]
+    Registry(String),
     /// The realm has no namespace (it is a namespaced resource; the API never sends this).
     #[error("the AuthRealm has no namespace")]
     NoNamespace,

@@ -14,6 +14,7 @@
 
 pub mod apply;
 pub mod children;
+pub mod clients;
 pub mod context;
 pub mod crd;
 pub mod dereference;

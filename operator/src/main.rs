@@ -19,7 +19,8 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use operator::Context;
 use operator::children::Names;
-use operator::crd::AuthRealm;
+use operator::clients::{REALM_LABEL, REALM_NAMESPACE_LABEL, realm_of};
+use operator::crd::{AuthClient, AuthRealm};
 use operator::events::Publisher;
 use operator::leader::{self, Attempt, LeaseConfig};
 use operator::metrics::Metrics;
@@ -174,6 +175,66 @@ fn controller(
     (controller, store)
 }
 
+fn namespaced_or_all<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The clients controller of realms in `namespace`: it runs the clients
+/// step per realm, woken by the realm, by any `AuthClient` naming it (in
+/// every watched namespace: clients may live elsewhere), and by the client
+/// and registry Secrets it writes.
+fn clients_controller(
+    client: &Client,
+    namespace: Option<&str>,
+    watched: &[String],
+) -> Controller<AuthRealm> {
+    let mut controller = Controller::new(
+        namespaced_or_all::<AuthRealm>(client, namespace),
+        watcher::Config::default().any_semantic(),
+    );
+    let client_scopes: Vec<Option<&str>> = if watched.is_empty() {
+        vec![None]
+    } else {
+        watched.iter().map(|n| Some(n.as_str())).collect()
+    };
+    // Only realms this controller reconciles (another scope's would be
+    // reported as not found).
+    let mine = namespace.map(str::to_owned);
+    let realm_ref = move |ns: &str, name: &str| {
+        mine.as_deref()
+            .is_none_or(|m| m == ns)
+            .then(|| ObjectRef::<AuthRealm>::new(name).within(ns))
+    };
+    for scope in client_scopes {
+        let to_realm = realm_ref.clone();
+        controller = controller.watches(
+            namespaced_or_all::<AuthClient>(client, scope),
+            watcher::Config::default(),
+            move |c| {
+                let (ns, name) = realm_of(&c);
+                to_realm(&ns, &name)
+            },
+        );
+        let to_realm = realm_ref.clone();
+        controller = controller.watches(
+            namespaced_or_all::<PartialObjectMeta<Secret>>(client, scope),
+            watcher::Config::default().labels(REALM_LABEL),
+            move |s| {
+                let labels = s.labels();
+                to_realm(labels.get(REALM_NAMESPACE_LABEL)?, labels.get(REALM_LABEL)?)
+            },
+        );
+    }
+    controller
+}
+
 /// Renews the Lease every third of its duration; returns when it is lost
 /// (another holder, or no successful renewal for a whole duration).
 async fn hold_lease(api: Api<Lease>, cfg: LeaseConfig) -> anyhow::Error {
@@ -259,11 +320,15 @@ async fn main() -> anyhow::Result<()> {
         operator::upgrade::apply_crd(client.clone()).await.context(
             "cannot apply the AuthRealm CRD (grant patch on customresourcedefinitions/authrealms.authrealm.io, or run with --manage-crd=false when the CRD is managed elsewhere)",
         )?;
-        info!("applied the AuthRealm CRD");
+        operator::upgrade::apply_client_crd(client.clone()).await.context(
+            "cannot apply the AuthClient CRD (grant patch on customresourcedefinitions/authclients.authrealm.io, or run with --manage-crd=false when the CRD is managed elsewhere)",
+        )?;
+        info!("applied the AuthRealm and AuthClient CRDs");
     }
 
     let events = Publisher::new(client.clone(), FIELD_MANAGER, &identity);
     let mut ctx = Context::new(client.clone(), events, metrics);
+    ctx.watch_namespaces.clone_from(&config.watch_namespaces);
     ctx.defaults = Defaults {
         auth_service_image: config.auth_service_image.clone(),
         main_project_image: config.main_project_image.clone(),
@@ -274,6 +339,16 @@ async fn main() -> anyhow::Result<()> {
         c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
             .boxed()
     });
+    let client_runs = scopes.iter().map(|ns| {
+        clients_controller(&client, ns.as_deref(), &config.watch_namespaces)
+            .run(
+                operator::clients::reconcile::reconcile,
+                operator::clients::reconcile::error_policy,
+                ctx.clone(),
+            )
+            .boxed()
+    });
+    let runs = runs.chain(client_runs);
     let run = futures::stream::select_all(runs).for_each(|r| async move {
         if let Err(e) = r {
             warn!(error = %e, "controller");

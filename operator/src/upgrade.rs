@@ -238,7 +238,21 @@ pub fn verdict(standing: &Standing, images: &ImagesStatus) -> Verdict {
 /// The API call failing (for example without `patch` on
 /// `customresourcedefinitions`; the chart grants it on this one CRD).
 pub async fn apply_crd(client: Client) -> Result<CustomResourceDefinition, kube::Error> {
-    let crd = AuthRealm::crd();
+    apply_definition(client, AuthRealm::crd()).await
+}
+
+/// Applies the `AuthClient` CRD this operator was built with, like [`apply_crd`].
+///
+/// # Errors
+/// The API call failing.
+pub async fn apply_client_crd(client: Client) -> Result<CustomResourceDefinition, kube::Error> {
+    apply_definition(client, crate::crd::AuthClient::crd()).await
+}
+
+async fn apply_definition(
+    client: Client,
+    crd: CustomResourceDefinition,
+) -> Result<CustomResourceDefinition, kube::Error> {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&crd.name_any(), &params, &Patch::Apply(&crd))

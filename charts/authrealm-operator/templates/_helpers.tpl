@@ -91,6 +91,13 @@ one Role per watched namespace.
 - apiGroups: ["authrealm.io"]
   resources: ["authrealms/status"]
   verbs: ["get", "patch", "update"]
+# OAuth clients: listed per realm, watched, their status written.
+- apiGroups: ["authrealm.io"]
+  resources: ["authclients"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["authrealm.io"]
+  resources: ["authclients/status"]
+  verbs: ["get", "patch", "update"]
 # Children applied with server-side apply.
 - apiGroups: [""]
   resources: ["secrets", "services", "configmaps", "serviceaccounts", "persistentvolumeclaims"]

@@ -11,7 +11,7 @@ use std::path::Path;
 use clap::{CommandFactory, FromArgMatches};
 use k8s_openapi::api::core::v1::Container;
 
-use super::env::{CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR};
+use super::env::{CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR};
 use super::testing::{INPUTS, config_data, deployment, pod, realm};
 use super::{Built, build};
 use crate::crd::{AuthRealmSpec, SecretKeyRef};
@@ -108,6 +108,8 @@ fn check(spec: AuthRealmSpec) -> Result<(), TestError> {
     std::fs::write(cred_dir.join(CREDENTIAL_KEY), INPUTS.credential)?;
     let keys_dir = root.path().join(KEYS_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&keys_dir)?;
+    let clients_dir = root.path().join(CLIENTS_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&clients_dir)?;
 
     for (name, service) in [
         ("demo-auth-service", "auth-service"),
@@ -121,6 +123,12 @@ fn check(spec: AuthRealmSpec) -> Result<(), TestError> {
             c.validate()
                 .map_err(|e| format!("auth-service refuses: {e}"))?;
             assert_eq!(c.audience, valid.config.audience);
+            // The client registry directory and OP's public URL reach MA's own settings.
+            assert_eq!(c.clients_dir.as_deref(), Some(clients_dir.as_path()));
+            assert_eq!(
+                c.op_public_url.as_deref(),
+                Some(valid.clients.public_url.as_str())
+            );
         } else {
             let c: main_project::Config = parse(service, &env)?;
             c.validate()
@@ -146,6 +154,8 @@ fn the_services_accept_what_the_operator_writes() -> Result<(), TestError> {
     prod.tokens.issuer = Some("https://auth.example.com/".into());
     prod.tokens.access_token_ttl = "15m".into();
     prod.tokens.clock_skew = "0s".into();
+    prod.clients.public_url = Some("https://login.example.com/".into());
+    prod.clients.allowed_namespaces = vec!["apps".into()];
     check(prod)
 }
 

@@ -17,6 +17,8 @@ use crate::validate::{Database, Redis, ValidRealm};
 
 /// Where MA reads the key set.
 pub const KEYS_DIR: &str = "/etc/authrealm/keys";
+/// Where MA reads the OAuth client registry (`clients.json`).
+pub const CLIENTS_DIR: &str = "/etc/authrealm/clients";
 /// Where both services read the internal credential.
 pub const CREDENTIAL_DIR: &str = "/etc/authrealm/credential";
 /// Key of the credential in its Secret (and file name in [`CREDENTIAL_DIR`]).
@@ -64,6 +66,8 @@ pub fn auth_service_config(m: &Meta<'_>) -> ConfigMap {
             (env::ma::JWKS_MAX_AGE, c.text.jwks_max_age.clone()),
             (env::ma::CLOCK_SKEW, c.text.clock_skew.clone()),
             (env::ma::KEYS_DIR, KEYS_DIR.to_owned()),
+            (env::ma::CLIENTS_DIR, CLIENTS_DIR.to_owned()),
+            (env::ma::OP_PUBLIC_URL, r.clients.public_url.clone()),
             (
                 env::SERVICE_CREDENTIAL_FILE,
                 format!("{CREDENTIAL_DIR}/{CREDENTIAL_KEY}"),
@@ -171,6 +175,11 @@ mod tests {
         assert_eq!(ma[env::AUDIENCE], "demo");
         assert_eq!(ma[env::ma::ACCESS_TTL], "5m");
         assert_eq!(ma[env::ma::KEYS_DIR], "/etc/authrealm/keys");
+        assert_eq!(ma[env::ma::CLIENTS_DIR], "/etc/authrealm/clients");
+        assert_eq!(
+            ma[env::ma::OP_PUBLIC_URL],
+            "http://demo-main-project.team-a.svc:8080"
+        );
         assert_eq!(ma[env::REDIS_PREFIX], "authrealm:team-a:demo");
         assert_eq!(
             ma[env::SERVICE_CREDENTIAL_FILE],

@@ -115,6 +115,11 @@ impl Names {
     pub fn redis_secret(&self) -> String {
         format!("{}-redis-password", self.realm)
     }
+    /// The OAuth client registry Secret (`clients.json`, hashes only).
+    #[must_use]
+    pub fn clients(&self) -> String {
+        format!("{}-oauth-clients", self.realm)
+    }
 }
 
 /// In-cluster base URL of a component's Service.
@@ -193,6 +198,7 @@ mod tests {
         assert_eq!(n.keys(), "demo-signing-keys");
         assert_eq!(n.credential(), "demo-service-credential");
         assert_eq!(n.redis_secret(), "demo-redis-password");
+        assert_eq!(n.clients(), "demo-oauth-clients");
         assert_eq!(
             service_url("demo", "team-a", Component::AuthService),
             "http://demo-auth-service.team-a.svc:8081"

@@ -287,6 +287,21 @@ mod tests {
         let mounts = p.containers[0].volume_mounts.clone().unwrap_or_default();
         let keys = mounts.iter().find(|m| m.mount_path == KEYS_DIR);
         assert!(keys.is_some_and(|m| m.sub_path.is_none() && m.read_only == Some(true)));
+        // The client registry the same way, from an optional Secret (MA starts
+        // before the clients controller has written it: no file, no clients).
+        let clients = mounts
+            .iter()
+            .find(|m| m.mount_path == crate::children::env::CLIENTS_DIR);
+        assert!(clients.is_some_and(|m| m.sub_path.is_none() && m.read_only == Some(true)));
+        let volume = p
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| v.secret.as_ref().filter(|_| v.name == "oauth-clients"));
+        assert_eq!(
+            volume.map(|s| (s.secret_name.as_deref(), s.optional)),
+            Some((Some("demo-oauth-clients"), Some(true)))
+        );
         let (_, redis) = deployment(&b, "demo-redis")
             .and_then(pod)
             .ok_or_else(|| missing("redis"))?;

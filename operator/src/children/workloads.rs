@@ -13,7 +13,9 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::env::{CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs};
+use super::env::{
+    CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs,
+};
 use super::names::{Component, selector, selector_labels};
 use super::pod::{
     APP_UID, REDIS_UID, deployment, empty_dir, http_probe, mount, pod_spec, recreate, resources,
@@ -119,6 +121,14 @@ pub fn app_deployment(m: &Meta<'_>, c: Component, w: &Workload, sums: Checksums<
             // swaps in new key sets and MA reloads them without a restart.
             volumes.push(secret_volume("signing-keys", m.names.keys(), None));
             mounts.push(mount("signing-keys", KEYS_DIR, true));
+            // The client registry, written by the clients controller; optional
+            // so MA starts before it exists (no file: no OAuth clients).
+            let mut clients = secret_volume("oauth-clients", m.names.clients(), None);
+            if let Some(s) = clients.secret.as_mut() {
+                s.optional = Some(true);
+            }
+            volumes.push(clients);
+            mounts.push(mount("oauth-clients", CLIENTS_DIR, true));
         }
         (_, Database::Embedded { claim_name }) => {
             volumes.push(match claim_name {

@@ -101,6 +101,9 @@ pub struct AuthRealmSpec {
     /// Prometheus Operator scraping of the realm's pods.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+    /// Where the realm's `AuthClient`s may live, and OP's public URL for the code flow.
+    #[serde(default)]
+    pub clients: ClientsSpec,
 }
 
 /// Per-realm monitoring with the Prometheus Operator.
@@ -159,6 +162,7 @@ impl Default for AuthRealmSpec {
             signing_keys: SigningKeysSpec::default(),
             network_policy: NetworkPolicySpec::default(),
             monitoring: MonitoringSpec::default(),
+            clients: ClientsSpec::default(),
         }
     }
 }
@@ -569,7 +573,12 @@ pub struct PeerSpec {
     pub namespace_labels: Option<BTreeMap<String, String>>,
 }
 
+mod client;
 mod status;
+pub use client::{
+    AuthClient, AuthClientSpec, AuthClientStatus, ClientGrant, ClientKind, ClientsSpec,
+    ROTATE_SECRET_ANNOTATION, RealmRef, client_crd_yaml,
+};
 pub use status::{AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 
 /// The CRD as YAML, exactly as `crds/authrealm.yaml` holds it.

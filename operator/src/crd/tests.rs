@@ -140,3 +140,65 @@ fn the_istio_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::erro
     assert_eq!(principal, &serde_json::Value::from(format!("{issuer}/*")));
     Ok(())
 }
+
+const COMMITTED_CLIENT_CRD: &str = include_str!("../../../crds/authclient.yaml");
+
+#[test]
+fn committed_client_crd_matches_the_code() -> Result<(), serde_saphyr::SerializeError> {
+    assert!(
+        client_crd_yaml()? == COMMITTED_CLIENT_CRD,
+        "crds/authclient.yaml is stale: run `cargo run -p operator --bin crdgen -- crds/authclient.yaml` \
+         (and scripts/sync-chart-crd) and commit the result"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_client_crd_explains_itself_and_prints_its_columns() -> Result<(), serde_json::Error> {
+    let crd = serde_json::to_value(AuthClient::crd())?;
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["kind"], "AuthClient");
+    let version = &crd["spec"]["versions"][0];
+    assert!(version["subresources"]["status"].is_object());
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    // Doc comments are what `kubectl explain` prints.
+    for field in [
+        "realmRef",
+        "type",
+        "grantTypes",
+        "redirectUris",
+        "accessTokenTtl",
+        "introspection",
+    ] {
+        let d = spec["properties"][field]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(!d.is_empty(), "{field} has no description");
+    }
+    let mut required: Vec<String> = serde_json::from_value(spec["required"].clone())?;
+    required.sort();
+    assert_eq!(required, ["grantTypes", "realmRef"]);
+    assert_eq!(spec["properties"]["type"]["default"], "confidential");
+    let columns: Vec<String> = version["additionalPrinterColumns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Ready",
+            "Reason",
+            "Realm",
+            "Client ID",
+            "Type",
+            "Secret",
+            "Age"
+        ]
+    );
+    // The realm's side: clients from other namespaces are opt-in.
+    let spec: AuthRealmSpec = serde_json::from_str("{}")?;
+    assert!(spec.clients.allowed_namespaces.is_empty());
+    Ok(())
+}

@@ -176,6 +176,8 @@ pub struct ValidRealm {
     pub operator_namespace: Option<String>,
     /// The PodMonitor settings, when the realm asks for one.
     pub monitoring: Option<MonitoringSpec>,
+    /// Where its `AuthClient`s may live, and OP's public URL.
+    pub clients: ClientsPolicy,
     /// From the last status: per key id, since when every auth-service
     /// replica has served it (Unix seconds).
     pub served_since: BTreeMap<String, i64>,
@@ -478,6 +480,7 @@ pub fn validate_spec(
         served_since: BTreeMap::new(),
         operator_namespace: None,
         monitoring: spec.monitoring.pod_monitor.then(|| spec.monitoring.clone()),
+        clients: clients::policy(name, namespace, &spec.clients)?,
         network_peers: spec
             .network_policy
             .enabled
@@ -539,6 +542,9 @@ fn check_resources(field: &str, r: &ResourcesSpec) -> Result<(), InvalidSpec> {
     }
     Ok(())
 }
+
+pub mod clients;
+pub use clients::ClientsPolicy;
 
 #[cfg(test)]
 mod tests;

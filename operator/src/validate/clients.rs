@@ -1,0 +1,89 @@
+//! `spec.clients`: which namespaces' `AuthClient`s may join the realm, and
+//! OP's public URL (where the code flow's browser goes).
+
+use super::{InvalidSpec, invalid};
+use crate::children::{Component, service_url};
+use crate::crd::ClientsSpec;
+
+/// The realm's client policy, checked and with its defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientsPolicy {
+    /// Other namespaces whose clients may join (`*`: all).
+    pub allowed_namespaces: Vec<String>,
+    /// OP's public base URL (`AUTHREALM_OP_PUBLIC_URL` of MA), no trailing `/`.
+    pub public_url: String,
+}
+
+impl ClientsPolicy {
+    /// Whether a client in `namespace` may join a realm in `realm_namespace`.
+    #[must_use]
+    pub fn admits(&self, realm_namespace: &str, namespace: &str) -> bool {
+        namespace == realm_namespace
+            || self
+                .allowed_namespaces
+                .iter()
+                .any(|n| n == "*" || n == namespace)
+    }
+}
+
+/// A namespace name as Kubernetes accepts it (an RFC 1123 label).
+#[must_use]
+pub fn is_namespace_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// An `http://` or `https://` base URL with a host, no query, fragment or user info.
+#[must_use]
+pub fn is_base_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes().all(|b| b.is_ascii_graphic())
+            && !r.contains(['?', '#', '@'])
+    })
+}
+
+/// Checks `spec.clients` of the realm `name` in `namespace`.
+///
+/// # Errors
+/// The first problem, naming its field.
+pub fn policy(
+    name: &str,
+    namespace: &str,
+    spec: &ClientsSpec,
+) -> Result<ClientsPolicy, InvalidSpec> {
+    for (i, ns) in spec.allowed_namespaces.iter().enumerate() {
+        if ns != "*" && !is_namespace_name(ns) {
+            return Err(invalid(
+                &format!("spec.clients.allowedNamespaces[{i}]"),
+                format!(
+                    "{ns:?} is not a namespace name (lowercase letters, digits and '-') or \"*\""
+                ),
+            ));
+        }
+    }
+    let public_url = match &spec.public_url {
+        Some(u) if !is_base_url(u) => {
+            return Err(invalid(
+                "spec.clients.publicUrl",
+                format!(
+                    "{u:?} must be an http:// or https:// URL with a host and no query, fragment or user info"
+                ),
+            ));
+        }
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => service_url(name, namespace, Component::MainProject),
+    };
+    Ok(ClientsPolicy {
+        allowed_namespaces: spec.allowed_namespaces.clone(),
+        public_url,
+    })
+}
