@@ -45,7 +45,9 @@ fn api_routes() -> Router<Arc<AppState>> {
         // Answers carry tokens or a user's own data: never stored by a cache.
         .layer(axum::middleware::from_fn(no_store))
         .route("/openapi.json", get(openapi_json));
-    Router::new().nest("/api/v1", api)
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(crate::oidc::routes())
 }
 
 fn ops_routes() -> Router<Arc<AppState>> {
