@@ -19,7 +19,6 @@ type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 const EMAIL: &str = "grace@example.com";
 const PASSWORD: &str = "a long enough e2e password";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set: run the tests with ./scripts/test"))
@@ -59,6 +58,9 @@ struct Realm {
     op: Service,
     app_secret: String,
     worker_secret: String,
+    /// The app's redirect URI: a free loopback port nothing listens on (the
+    /// relying party captures the navigation or reads `Location`).
+    redirect: String,
 }
 
 async fn start_realm() -> TestResult<Realm> {
@@ -69,6 +71,7 @@ async fn start_realm() -> TestResult<Realm> {
     let credential = authrealm_tokens::random_token(32)?;
     let app_secret = authrealm_tokens::random_token(32)?;
     let worker_secret = authrealm_tokens::random_token(32)?;
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port()?);
 
     let keys = tempfile::tempdir()?;
     let now = authrealm_tokens::unix_now();
@@ -86,7 +89,7 @@ async fn start_realm() -> TestResult<Realm> {
         version: FORMAT_VERSION,
         clients: vec![
             ClientEntry {
-                redirect_uris: vec![REDIRECT.to_owned()],
+                redirect_uris: vec![redirect.clone()],
                 scopes: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
                 display_name: Some("E2E App".to_owned()),
                 ..client(
@@ -163,6 +166,7 @@ async fn start_realm() -> TestResult<Realm> {
         op,
         app_secret,
         worker_secret,
+        redirect,
     })
 }
 
@@ -185,7 +189,7 @@ async fn run_relying_party(mode: &str) -> TestResult {
         .env("AUTHREALM_E2E_CLIENT_SECRET", &realm.app_secret)
         .env("AUTHREALM_E2E_WORKER_ID", "e2e.worker")
         .env("AUTHREALM_E2E_WORKER_SECRET", &realm.worker_secret)
-        .env("AUTHREALM_E2E_REDIRECT_URI", REDIRECT)
+        .env("AUTHREALM_E2E_REDIRECT_URI", &realm.redirect)
         .env("AUTHREALM_E2E_EMAIL", EMAIL)
         .env("AUTHREALM_E2E_PASSWORD", PASSWORD)
         .env("AUTHREALM_E2E_BROWSER", mode)

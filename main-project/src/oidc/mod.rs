@@ -66,6 +66,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(pages)
         .merge(userinfo)
         .route(pages::STYLESHEET_PATH, get(pages::stylesheet))
+        .route(pages::ICON_PATH, get(pages::icon))
 }
 
 async fn secure_pages(req: Request, next: Next) -> Response {

@@ -8,6 +8,12 @@ use axum::response::{IntoResponse, Response};
 /// Path of the stylesheet (under `/oauth2`, like every page).
 pub const STYLESHEET_PATH: &str = "/oauth2/assets/login.css";
 
+/// Path of the icon (so browsers do not ask for a `/favicon.ico` OP lacks).
+pub const ICON_PATH: &str = "/oauth2/assets/icon.svg";
+
+/// The icon: a key-hole mark.
+pub const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><circle cx=\"8\" cy=\"6\" r=\"4\" fill=\"#334\"/><rect x=\"6.5\" y=\"8\" width=\"3\" height=\"7\" fill=\"#334\"/></svg>";
+
 /// The stylesheet.
 pub const STYLESHEET: &str = r"
 :root { color-scheme: light dark; font-family: system-ui, sans-serif; }
@@ -43,7 +49,8 @@ fn document(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">\n</head>\n\
+         <title>{}</title>\n<link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">\n\
+         <link rel=\"icon\" href=\"{ICON_PATH}\" type=\"image/svg+xml\">\n</head>\n\
          <body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         escape(title)
     )
@@ -167,6 +174,18 @@ pub async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+/// `GET /oauth2/assets/icon.svg`.
+pub async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        ICON,
     )
         .into_response()
 }
