@@ -101,7 +101,11 @@ async fn start_realm() -> TestResult<Realm> {
             ClientEntry {
                 scopes: vec!["notes.read".to_owned()],
                 introspection: true,
-                ..client("e2e.worker", &worker_secret, vec![GrantType::ClientCredentials])
+                ..client(
+                    "e2e.worker",
+                    &worker_secret,
+                    vec![GrantType::ClientCredentials],
+                )
             },
         ],
     };
@@ -145,7 +149,10 @@ async fn start_realm() -> TestResult<Realm> {
             (env::op::DATABASE_URL, database),
             (env::REDIS_URL, redis),
             (env::REDIS_PREFIX, prefix),
-            (env::op::SESSION_COOKIE_KEY, authrealm_tokens::random_token(32)?),
+            (
+                env::op::SESSION_COOKIE_KEY,
+                authrealm_tokens::random_token(32)?,
+            ),
             // Plain http://127.0.0.1: the only case `Secure` may be off.
             (env::op::SESSION_COOKIE_SECURE, "false".into()),
         ],
@@ -215,7 +222,9 @@ async fn openid_client_runs_every_flow_with_a_plain_form_submit() -> TestResult 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_runs_every_flow_with_headless_chromium_on_the_login_page() -> TestResult {
     if !Path::new("/usr/bin/chromium").is_file() {
-        return Err("/usr/bin/chromium is missing: ./scripts/test installs it (apt chromium)".into());
+        return Err(
+            "/usr/bin/chromium is missing: ./scripts/test installs it (apt chromium)".into(),
+        );
     }
     run_relying_party("chromium").await
 }

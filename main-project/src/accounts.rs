@@ -142,11 +142,13 @@ pub async fn login(
         "email".to_owned(),
         serde_json::Value::String(user.email.clone()),
     );
-    let pair = state
-        .ma
-        .mint(&user.id, claims)
-        .await
-        .inspect_err(|_| state.metrics.logins.with_label_values(&["unavailable"]).inc())?;
+    let pair = state.ma.mint(&user.id, claims).await.inspect_err(|_| {
+        state
+            .metrics
+            .logins
+            .with_label_values(&["unavailable"])
+            .inc()
+    })?;
     state.metrics.logins.with_label_values(&["ok"]).inc();
     Ok(Json(pair))
 }

@@ -263,8 +263,7 @@ impl RevocationView {
         let revoked = match self.entries.read() {
             Ok(e) => {
                 sids.iter().any(|s| e.sid.get(s).is_some())
-                    || e
-                        .user
+                    || e.user
                         .get(sub)
                         .is_some_and(|nb| auth_time < i64::from(nb.at))
             }

@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use authrealm_tokens::oauth::{AuthorizeRejection, AuthorizeRequest, AuthorizeResponse, CodeRequest};
+use authrealm_tokens::oauth::{
+    AuthorizeRejection, AuthorizeRequest, AuthorizeResponse, CodeRequest,
+};
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -83,7 +85,12 @@ fn client_error(req: &AuthorizeRequest, code: &str, description: &str, issuer: &
         },
         redirectable: true,
     };
-    refusal(&rej, req.redirect_uri.as_deref(), req.state.as_deref(), issuer)
+    refusal(
+        &rej,
+        req.redirect_uri.as_deref(),
+        req.state.as_deref(),
+        issuer,
+    )
 }
 
 /// MA's validation of `req`: the answer, or the response to send instead.

@@ -83,8 +83,8 @@ async fn end(state: &AppState, headers: &HeaderMap, p: &Params) -> Response {
     // End the browser session: every MA session it holds, at MA first (a
     // failure there changes nothing and can be retried), then here.
     let now = state.clock.now();
-    let session = super::cookie(headers, SESSION_COOKIE)
-        .and_then(|v| state.oidc.keys.open_session(v, now));
+    let session =
+        super::cookie(headers, SESSION_COOKIE).and_then(|v| state.oidc.keys.open_session(v, now));
     if let Some(s) = &session {
         for sid in &s.sids {
             if let Err(e) = state.ma.revoke_session(sid).await {
@@ -102,7 +102,8 @@ async fn end(state: &AppState, headers: &HeaderMap, p: &Params) -> Response {
     }
     let mut resp = match redirect {
         Some(uri) => {
-            let params: Vec<(&str, &str)> = p.get("state").map(|s| ("state", s)).into_iter().collect();
+            let params: Vec<(&str, &str)> =
+                p.get("state").map(|s| ("state", s)).into_iter().collect();
             super::redirect(&uri, &params)
         }
         None => pages::html(StatusCode::OK, pages::logged_out()),

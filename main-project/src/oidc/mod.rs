@@ -49,10 +49,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             oauth::PATH_AUTHORIZE,
             get(authorize::authorize).post(authorize::authorize_post),
         )
-        .route(
-            authorize::PATH_LOGIN,
-            axum::routing::post(authorize::login),
-        )
+        .route(authorize::PATH_LOGIN, axum::routing::post(authorize::login))
         .route(
             oauth::PATH_END_SESSION,
             get(logout::logout).post(logout::logout_post),
@@ -224,7 +221,9 @@ pub fn redirect(uri: &str, params: &[(&str, &str)]) -> Response {
         ser.append_pair(k, v);
     }
     let query = ser.finish();
-    let (base, fragment) = uri.split_once('#').map_or((uri, None), |(b, f)| (b, Some(f)));
+    let (base, fragment) = uri
+        .split_once('#')
+        .map_or((uri, None), |(b, f)| (b, Some(f)));
     let mut location = base.to_owned();
     if !query.is_empty() {
         location.push(if base.contains('?') { '&' } else { '?' });
@@ -332,7 +331,10 @@ mod tests {
 
     #[test]
     fn redirects_keep_the_registered_query() {
-        let r = redirect("https://app.example/cb?x=1", &[("code", "a b"), ("state", "s&t")]);
+        let r = redirect(
+            "https://app.example/cb?x=1",
+            &[("code", "a b"), ("state", "s&t")],
+        );
         let loc = r
             .headers()
             .get(header::LOCATION)

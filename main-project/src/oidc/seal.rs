@@ -71,9 +71,8 @@ impl Keys {
             }
         };
         let master = hmac::Key::new(hmac::HMAC_SHA256, &master);
-        let derive = |label: &[u8]| {
-            hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, label).as_ref())
-        };
+        let derive =
+            |label: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, label).as_ref());
         Ok(Self {
             cookie: derive(b"authrealm op browser session cookie v1"),
             csrf: derive(b"authrealm op login form csrf v1"),
@@ -212,7 +211,10 @@ mod tests {
         assert!(keys.csrf_ok(&t, &nonce, 1010, &req("a")));
         assert!(!keys.csrf_ok(&t, &new_nonce()?, 1010, &req("a")), "nonce");
         assert!(!keys.csrf_ok(&t, &nonce, 1010, &req("b")), "request");
-        assert!(!keys.csrf_ok(&t, &nonce, 1000 + FORM_TTL_SECS + 1, &req("a")), "age");
+        assert!(
+            !keys.csrf_ok(&t, &nonce, 1000 + FORM_TTL_SECS + 1, &req("a")),
+            "age"
+        );
         let moved = t.replacen("1000", "1001", 1);
         assert!(!keys.csrf_ok(&moved, &nonce, 1010, &req("a")), "time");
         assert!(!keys.csrf_ok("", &nonce, 1010, &req("a")));

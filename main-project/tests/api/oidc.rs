@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::helpers::{Api, Mode, TestResult, s, start_op};
 use crate::oidc_support::{
-    APP_LOGOUT, APP_REDIRECT, APP_SECRET, Browser, OTHER_REDIRECT, PASSWORD, Page,
-    authorize_query, exchange, realm, realm_op_config,
+    APP_LOGOUT, APP_REDIRECT, APP_SECRET, Browser, OTHER_REDIRECT, PASSWORD, Page, authorize_query,
+    exchange, realm, realm_op_config,
 };
 
 async fn register(api: &Api, email: &str) -> TestResult {
@@ -64,7 +64,12 @@ async fn login_sso_userinfo_logout(mode: Mode) -> TestResult {
     let code = code_of(&redirect, "st-1")?;
     assert!(redirect.location()?.starts_with(APP_REDIRECT));
     let set_cookie = redirect.header("set-cookie").unwrap_or("");
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && set_cookie.contains("Path=/oauth2"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Lax")
+            && set_cookie.contains("Path=/oauth2"),
+        "{set_cookie}"
+    );
     let tokens = exchange(&realm.ma, &code, APP_REDIRECT, ("app", Some(APP_SECRET))).await?;
     let access = s(&tokens, "access_token")?;
     let id_token = s(&tokens, "id_token")?;
@@ -80,16 +85,23 @@ async fn login_sso_userinfo_logout(mode: Mode) -> TestResult {
     let other = authorize_query("other", OTHER_REDIRECT, Some("st-2"));
     let sso = browser.get(&format!("/oauth2/authorize?{other}")).await?;
     let other_code = code_of(&sso, "st-2")?;
-    assert!(sso.location()?.starts_with(&format!("{OTHER_REDIRECT}&")), "registered query kept");
+    assert!(
+        sso.location()?.starts_with(&format!("{OTHER_REDIRECT}&")),
+        "registered query kept"
+    );
     let other_tokens = exchange(&realm.ma, &other_code, OTHER_REDIRECT, ("other", None)).await?;
     let other_access = s(&other_tokens, "access_token")?;
     assert_eq!(userinfo(&realm.api, &other_access).await?.0, 200);
     // prompt=login asks again even so; a browser without the cookie and
     // prompt=none gets login_required.
-    let again = browser.get(&format!("/oauth2/authorize?{other}&prompt=login")).await?;
+    let again = browser
+        .get(&format!("/oauth2/authorize?{other}&prompt=login"))
+        .await?;
     assert_eq!(again.status, 200);
     let mut stranger = Browser::new(&realm.op.base)?;
-    let none = stranger.get(&format!("/oauth2/authorize?{other}&prompt=none")).await?;
+    let none = stranger
+        .get(&format!("/oauth2/authorize?{other}&prompt=none"))
+        .await?;
     assert_eq!(none.status, 302);
     let p = none.redirect_params()?;
     assert_eq!(p.get("error").map(String::as_str), Some("login_required"));
@@ -110,7 +122,11 @@ async fn login_sso_userinfo_logout(mode: Mode) -> TestResult {
     for token in [&access, &other_access] {
         let (status, challenge, _) = userinfo(&realm.api, token).await?;
         assert_eq!(status, 401);
-        assert!(challenge.unwrap_or_default().contains("error=\"invalid_token\""));
+        assert!(
+            challenge
+                .unwrap_or_default()
+                .contains("error=\"invalid_token\"")
+        );
     }
     let after = browser.get(&format!("/oauth2/authorize?{other}")).await?;
     assert_eq!(after.status, 200, "SSO ended: {after:?}");
@@ -167,14 +183,26 @@ async fn bad_requests_never_redirect_where_they_must_not(mode: Mode) -> TestResu
         let page = b.get(&format!("/oauth2/authorize?{query}")).await?;
         assert_eq!(page.status, 400, "{page:?}");
         assert!(page.header("location").is_none());
-        assert!(page.header("content-type").unwrap_or("").starts_with("text/html"));
+        assert!(
+            page.header("content-type")
+                .unwrap_or("")
+                .starts_with("text/html")
+        );
         page.assert_secure();
     }
     // A repeated parameter: a page too.
-    let dup = format!("/oauth2/authorize?{}&client_id=other", authorize_query("app", APP_REDIRECT, Some("x")));
+    let dup = format!(
+        "/oauth2/authorize?{}&client_id=other",
+        authorize_query("app", APP_REDIRECT, Some("x"))
+    );
     assert_eq!(b.get(&dup).await?.status, 400);
     // `state` missing: back to the client with invalid_request, no state.
-    let page = b.get(&format!("/oauth2/authorize?{}", authorize_query("app", APP_REDIRECT, None))).await?;
+    let page = b
+        .get(&format!(
+            "/oauth2/authorize?{}",
+            authorize_query("app", APP_REDIRECT, None)
+        ))
+        .await?;
     assert_eq!(page.status, 302);
     let p = page.redirect_params()?;
     assert_eq!(p.get("error").map(String::as_str), Some("invalid_request"));
@@ -187,16 +215,31 @@ async fn bad_requests_never_redirect_where_they_must_not(mode: Mode) -> TestResu
     fields.insert("email".into(), "eve@example.com".into());
     fields.insert("password".into(), PASSWORD.into());
     let mut no_cookie = Browser::new(&realm.op.base)?;
-    let r = no_cookie.post_form("/oauth2/authorize/login", &fields).await?;
+    let r = no_cookie
+        .post_form("/oauth2/authorize/login", &fields)
+        .await?;
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("csrf_token_invalid"));
     let mut other_state = fields.clone();
     other_state.insert("state".into(), "c2".into());
-    assert_eq!(b.post_form("/oauth2/authorize/login", &other_state).await?.status, 403);
+    assert_eq!(
+        b.post_form("/oauth2/authorize/login", &other_state)
+            .await?
+            .status,
+        403
+    );
     let mut no_token = fields.clone();
     no_token.remove("csrf_token");
-    assert_eq!(b.post_form("/oauth2/authorize/login", &no_token).await?.status, 403);
-    assert!(!b.cookies.contains_key("authrealm_session"), "nothing logged in");
+    assert_eq!(
+        b.post_form("/oauth2/authorize/login", &no_token)
+            .await?
+            .status,
+        403
+    );
+    assert!(
+        !b.cookies.contains_key("authrealm_session"),
+        "nothing logged in"
+    );
 
     // Wrong password: the page again, 401, the error announced; then lockout.
     let mut wrong = fields.clone();
@@ -208,7 +251,12 @@ async fn bad_requests_never_redirect_where_they_must_not(mode: Mode) -> TestResu
     r.assert_secure();
     let mut wrong2 = r.form_fields();
     wrong2.insert("password".into(), "still not the password".into());
-    assert_eq!(b.post_form("/oauth2/authorize/login", &wrong2).await?.status, 401);
+    assert_eq!(
+        b.post_form("/oauth2/authorize/login", &wrong2)
+            .await?
+            .status,
+        401
+    );
     let mut right = r.form_fields();
     right.insert("password".into(), PASSWORD.into());
     let locked = b.post_form("/oauth2/authorize/login", &right).await?;
@@ -218,12 +266,21 @@ async fn bad_requests_never_redirect_where_they_must_not(mode: Mode) -> TestResu
     assert!(!b.cookies.contains_key("authrealm_session"));
 
     // UserInfo: no token, a bad token, a token without `openid`.
-    let resp = realm.api.http.get(format!("{}/oauth2/userinfo", realm.api.base)).send().await?;
+    let resp = realm
+        .api
+        .http
+        .get(format!("{}/oauth2/userinfo", realm.api.base))
+        .send()
+        .await?;
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().contains_key("www-authenticate"));
     let (status, challenge, _) = userinfo(&realm.api, "not.a.token").await?;
     assert_eq!(status, 401);
-    assert!(challenge.unwrap_or_default().contains("error=\"invalid_token\""));
+    assert!(
+        challenge
+            .unwrap_or_default()
+            .contains("error=\"invalid_token\"")
+    );
     register(&realm.api, "fay@example.com").await?;
     let pair = realm.api.login("fay@example.com", PASSWORD).await?;
     let (status, challenge, _) = userinfo(&realm.api, &s(&pair.body, "access_token")?).await?;

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use authrealm_tokens::ServiceCredential;
 use authrealm_tokens::clients::{
     ClientEntry, ClientRegistryFile, ClientType, FORMAT_VERSION, GrantType, SecretHash, hash_secret,
 };
-use authrealm_tokens::ServiceCredential;
 
 use crate::helpers::{Api, Env, Ma, Mode, Running, TestResult, op_config, start_ma_with, start_op};
 
@@ -245,7 +245,11 @@ impl Browser {
         self.send(r).await
     }
 
-    pub async fn post_form(&mut self, path: &str, fields: &BTreeMap<String, String>) -> TestResult<Page> {
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        fields: &BTreeMap<String, String>,
+    ) -> TestResult<Page> {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields.iter())
             .finish();
@@ -271,7 +275,12 @@ impl Browser {
 }
 
 /// Exchanges a code at MA's token endpoint for `app`.
-pub async fn exchange(ma: &Ma, code: &str, redirect: &str, client: (&str, Option<&str>)) -> TestResult<serde_json::Value> {
+pub async fn exchange(
+    ma: &Ma,
+    code: &str,
+    redirect: &str,
+    client: (&str, Option<&str>),
+) -> TestResult<serde_json::Value> {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -286,7 +295,11 @@ pub async fn exchange(ma: &Ma, code: &str, redirect: &str, client: (&str, Option
         .extend_pairs(form)
         .finish();
     let resp = reqwest::Client::new()
-        .post(format!("{}{}", ma.base(), authrealm_tokens::oauth::PATH_TOKEN))
+        .post(format!(
+            "{}{}",
+            ma.base(),
+            authrealm_tokens::oauth::PATH_TOKEN
+        ))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()
