@@ -466,6 +466,32 @@ mod tests {
     }
 
     #[test]
+    fn session_cookie_settings_are_checked() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = Config::local();
+        c.service_credential = Some(ServiceCredential::new("0123456789abcdef-local")?);
+        assert!(c.session_cookie_secure, "Secure by default");
+        c.session_cookie_secure = false;
+        c.validate()?; // loopback listener: a local run
+        c.listen = SocketAddr::from(([0, 0, 0, 0], 8080));
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_SESSION_COOKIE_SECURE"), "{msg}");
+        c.session_cookie_secure = true;
+        c.session_cookie_key = Some(ServiceCredential::new("only-20-characters!!")?);
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_SESSION_COOKIE_KEY"), "{msg}");
+        assert!(!msg.contains("only-20"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
     fn debug_names_no_url_or_secret() -> Result<(), Box<dyn std::error::Error>> {
         let mut c = Config::local();
         c.database_url = "postgres://op:db-password-1@db:5432/op".into();
