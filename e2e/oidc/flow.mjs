@@ -111,7 +111,30 @@ async function viaChromium() {
     ]);
     check(typeof captured === 'string', 'login: the browser was sent to the redirect URI');
     check(problems.length === 0, `no console errors (${problems.join('; ')})`);
-    return new URL(captured);
+    const callback = new URL(captured);
+
+    // Lockout, as a user sees it: another account, wrong passwords until
+    // OP's failure limit answers 429 in the page.
+    const lockPage = await browser.newPage();
+    const lockProblems = [];
+    lockPage.on('console', (m) => {
+      if (m.type() === 'error' && !/status of (401|429)/.test(m.text())) lockProblems.push(m.text());
+    });
+    await lockPage.goto(authUrl.href);
+    let last;
+    for (let i = 0; i < 12; i += 1) {
+      await lockPage.getByLabel('Email').fill(`locked-${email}`);
+      await lockPage.getByLabel('Password').fill(`wrong password number ${i}`);
+      [last] = await Promise.all([
+        lockPage.waitForNavigation(),
+        lockPage.getByRole('button', { name: 'Sign in' }).click(),
+      ]);
+      if (last.status() !== 401) break;
+    }
+    check(last.status() === 429, 'lockout: 429 once the failure limit is reached');
+    check((await lockPage.getByRole('alert').textContent()).includes('Too many failed sign-in attempts'), 'lockout: the page says so');
+    check(lockProblems.length === 0, `lockout: no console errors (${lockProblems.join('; ')})`);
+    return callback;
   } finally {
     await browser.close();
     for (const c of cleanups) await c();
