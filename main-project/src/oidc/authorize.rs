@@ -248,7 +248,7 @@ pub async fn authorize(
 ) -> Response {
     match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(p) => begin(&state, &headers, &p).await,
-        Err(name) => super::repeated(&name),
+        Err(why) => super::bad_params(&why),
     }
 }
 

@@ -28,7 +28,7 @@ pub async fn logout(
 ) -> Response {
     match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(p) => end(&state, &headers, &p).await,
-        Err(name) => super::repeated(&name),
+        Err(why) => super::bad_params(&why),
     }
 }
 

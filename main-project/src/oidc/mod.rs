@@ -24,6 +24,11 @@ use axum::routing::get;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// Longest parameter value OP accepts (a longer one is a 400 page: no
+/// legitimate request needs it, and MA's body limit must never be the one
+/// to refuse it).
+pub const MAX_PARAM_BYTES: usize = 4096;
+
 /// Name of the browser-session (SSO) cookie.
 pub const SESSION_COOKIE: &str = "authrealm_session";
 /// Name of the login form's CSRF nonce cookie.
@@ -89,21 +94,33 @@ impl Params {
     /// Parses `application/x-www-form-urlencoded` text.
     ///
     /// # Errors
-    /// The name of a repeated parameter (printable ASCII only).
+    /// A sentence for the error page: a repeated parameter (named in
+    /// printable ASCII only), or one longer than [`MAX_PARAM_BYTES`].
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let mut map = HashMap::new();
         for (name, value) in form_urlencoded::parse(bytes) {
             if value.is_empty() {
                 continue;
             }
-            if map.insert(name.to_string(), value.into_owned()).is_some() {
-                let shown: String = name
-                    .chars()
-                    .filter(|c| c.is_ascii_graphic())
+            let shown = || -> String {
+                name.chars()
+                    .filter(char::is_ascii_graphic)
                     .take(40)
-                    .collect();
-                return Err(shown);
+                    .collect()
+            };
+            if value.len() > MAX_PARAM_BYTES {
+                return Err(format!(
+                    "The parameter `{}` is longer than {MAX_PARAM_BYTES} bytes.",
+                    shown()
+                ));
             }
+            if map.contains_key(name.as_ref()) {
+                return Err(format!(
+                    "The parameter `{}` appears more than once.",
+                    shown()
+                ));
+            }
+            map.insert(name.to_string(), value.into_owned());
         }
         Ok(Self(map))
     }
@@ -158,16 +175,16 @@ pub async fn read_form(state: &AppState, req: Request) -> Result<Params, Respons
                 "payload_too_large",
             )
         })?;
-    Params::parse(&bytes).map_err(|name| repeated(&name))
+    Params::parse(&bytes).map_err(|why| bad_params(&why))
 }
 
-/// The 400 page of a repeated parameter.
+/// The 400 page of parameters [`Params::parse`] refused.
 #[must_use]
-pub fn repeated(name: &str) -> Response {
+pub fn bad_params(why: &str) -> Response {
     error_page(
         StatusCode::BAD_REQUEST,
         "Bad request",
-        &format!("The parameter `{name}` appears more than once."),
+        why,
         "invalid_request",
     )
 }
@@ -323,6 +340,8 @@ mod tests {
     #[test]
     fn params_refuse_repeats_and_drop_empties() {
         assert!(Params::parse(b"a=1&a=2").is_err());
+        let long = format!("a={}", "x".repeat(MAX_PARAM_BYTES + 1));
+        assert!(Params::parse(long.as_bytes()).is_err());
         let p = Params::parse(b"a=1&b=&c=x%20y").unwrap_or_default();
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None);

@@ -196,6 +196,16 @@ async fn bad_requests_never_redirect_where_they_must_not(mode: Mode) -> TestResu
         authorize_query("app", APP_REDIRECT, Some("x"))
     );
     assert_eq!(b.get(&dup).await?.status, 400);
+    // A parameter too long for any real request: a page, MA never asked.
+    let long = format!(
+        "/oauth2/authorize?{}&scope={}",
+        authorize_query("other", OTHER_REDIRECT, Some("x"))
+            .replace("&scope=openid+email+profile", ""),
+        "a".repeat(20_000)
+    );
+    let page = b.get(&long).await?;
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(page.header("location").is_none());
     // `state` missing: back to the client with invalid_request, no state.
     let page = b
         .get(&format!(
