@@ -56,6 +56,9 @@ async fn main() -> anyhow::Result<()> {
     op.issuer.clone_from(&ma_url);
     op.service_credential = Some(credential);
     op.redis_url.clone_from(&args.redis_url);
+    // Plain http:// on loopback: browsers drop `Secure` cookies there, and
+    // OP accepts the setting only on a loopback listener.
+    op.session_cookie_secure = !args.op_listen.ip().is_loopback();
     let database = if let Some(url) = &args.database_url {
         op.database_url.clone_from(url);
         "Postgres (DATABASE_URL)".to_owned()

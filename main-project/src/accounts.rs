@@ -136,15 +136,45 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Error> {
+    let user = authenticate(&state, ip, &req.email, req.password.expose_secret()).await?;
+    let mut claims = serde_json::Map::new();
+    claims.insert(
+        "email".to_owned(),
+        serde_json::Value::String(user.email.clone()),
+    );
+    let pair = state.ma.mint(&user.id, claims).await.inspect_err(|_| {
+        state
+            .metrics
+            .logins
+            .with_label_values(&["unavailable"])
+            .inc()
+    })?;
+    state.metrics.logins.with_label_values(&["ok"]).inc();
+    Ok(Json(pair))
+}
+
+/// The password path every login takes (the API's and the login page's):
+/// the email's normal form, the per-account and per-address failure
+/// limits, argon2id on the bounded pool, the disabled check. Counts every
+/// outcome but success (the caller counts that once its own step worked).
+///
+/// # Errors
+/// `invalid_credentials` (401), `account_disabled` (403), `too_many_attempts`
+/// (429), hashing busy or database down (503).
+pub async fn authenticate(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    email: &str,
+    password: &str,
+) -> Result<User, Error> {
     let count = |r: &str| state.metrics.logins.with_label_values(&[r]).inc();
-    let password = req.password.expose_secret();
     if password.len() > MAX_PASSWORD_BYTES {
         count("invalid");
         return Err(Error::PasswordTooLong);
     }
     // The same normal form as at registration. An email that cannot be an
     // address is just an unknown user, answered without the database.
-    let email = match email::normalize(&req.email) {
+    let email = match email::normalize(email) {
         Ok(email) => email,
         Err(Error::InvalidEmail(why)) if why == email::TOO_LONG => {
             count("invalid");
@@ -193,18 +223,7 @@ pub async fn login(
         count("disabled");
         return Err(Error::AccountDisabled);
     }
-    let mut claims = serde_json::Map::new();
-    claims.insert(
-        "email".to_owned(),
-        serde_json::Value::String(user.email.clone()),
-    );
-    let pair = state
-        .ma
-        .mint(&user.id, claims)
-        .await
-        .inspect_err(|_| count("unavailable"))?;
-    count("ok");
-    Ok(Json(pair))
+    Ok(user)
 }
 
 /// `GET /api/v1/me`: the stored user.

@@ -9,6 +9,10 @@ use authrealm_tokens::api::{
     self, ErrorBody, IntrospectResponse, MintRequest, RefreshRequest, RevokeAllRequest,
     RevokeAllResponse, TokenPair, TokenRequest,
 };
+use authrealm_tokens::oauth::{
+    self, AuthorizeRejection, AuthorizeRequest, AuthorizeResponse, CodeRequest, CodeResponse,
+    LogoutCheckRequest, LogoutCheckResponse,
+};
 use authrealm_tokens::{JwkSet, ServiceCredential};
 use axum::http::StatusCode;
 
@@ -131,6 +135,97 @@ impl AuthClient {
                 .map_err(|e| Error::AuthServiceProtocol(e.to_string()));
         }
         serde_json::from_slice(&bytes).map_err(|e| Error::AuthServiceProtocol(e.to_string()))
+    }
+
+    /// Calls one of MA's code-flow endpoints (`/v1/oauth2/...`): the answer,
+    /// or MA's [`AuthorizeRejection`] of the request (a 400 that says
+    /// whether the error may go back to the client's redirect URI).
+    async fn call_code_flow<Req: serde::Serialize + Sync, Resp: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: &Req,
+    ) -> Result<Result<Resp, AuthorizeRejection>, Error> {
+        let result = async {
+            let resp = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(self.credential.expose())
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
+            let status = resp.status();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
+            if status.is_server_error() {
+                return Err(Error::AuthServiceUnavailable(format!("status {status}")));
+            }
+            if status == StatusCode::BAD_REQUEST
+                && let Ok(r) = serde_json::from_slice::<AuthorizeRejection>(&bytes)
+            {
+                return Ok(Err(r));
+            }
+            if !status.is_success() {
+                let code = serde_json::from_slice::<ErrorBody>(&bytes)
+                    .map(|b| b.error.code)
+                    .unwrap_or_else(|_| "unknown".to_owned());
+                return Err(rejection(status, code));
+            }
+            serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|e| Error::AuthServiceProtocol(e.to_string()))
+        }
+        .await;
+        let label = match &result {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) | Err(Error::AuthServiceRejected { .. }) => "rejected",
+            Err(Error::AuthServiceUnavailable(_)) => "unavailable",
+            Err(_) => "protocol_error",
+        };
+        self.metrics
+            .ma_requests
+            .with_label_values(&[endpoint, label])
+            .inc();
+        result
+    }
+
+    /// Asks MA to validate an authorization request.
+    ///
+    /// # Errors
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures; MA's
+    /// refusal of the request is the inner `Err`.
+    pub async fn check_authorize(
+        &self,
+        req: &AuthorizeRequest,
+    ) -> Result<Result<AuthorizeResponse, AuthorizeRejection>, Error> {
+        self.call_code_flow("oauth_authorize", oauth::PATH_INTERNAL_AUTHORIZE, req)
+            .await
+    }
+
+    /// Asks MA for a code for an authenticated user.
+    ///
+    /// # Errors
+    /// As [`AuthClient::check_authorize`].
+    pub async fn issue_code(
+        &self,
+        req: &CodeRequest,
+    ) -> Result<Result<CodeResponse, AuthorizeRejection>, Error> {
+        self.call_code_flow("oauth_codes", oauth::PATH_INTERNAL_CODES, req)
+            .await
+    }
+
+    /// Asks MA whether a post-logout redirect URI is registered for a client.
+    ///
+    /// # Errors
+    /// [`Error::AuthServiceUnavailable`] and the other MA failures.
+    pub async fn check_logout(&self, req: &LogoutCheckRequest) -> Result<bool, Error> {
+        let r: LogoutCheckResponse = self
+            .call("oauth_logout", oauth::PATH_INTERNAL_LOGOUT, req)
+            .await?;
+        Ok(r.registered)
     }
 
     /// Opens MA's revocation feed (`GET /v1/revocations`, served when MA

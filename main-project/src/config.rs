@@ -198,6 +198,27 @@ pub struct Config {
     #[arg(long, env = env::op::TOKEN_CACHE_ENTRIES, default_value_t = 100_000)]
     pub token_cache_entries: usize,
 
+    /// Key of the browser-session (SSO) cookie and of the login form's CSRF
+    /// token (at least 32 characters; every replica the same). Unset: a
+    /// random key per process (a local run: sessions end with the process).
+    #[arg(long, env = env::op::SESSION_COOKIE_KEY, value_parser = options::credential, hide_env_values = true)]
+    pub session_cookie_key: Option<ServiceCredential>,
+
+    /// File holding the session cookie key (a mounted Secret key); used when
+    /// `--session-cookie-key` is not given.
+    #[arg(long, env = env::op::SESSION_COOKIE_KEY_FILE)]
+    pub session_cookie_key_file: Option<PathBuf>,
+
+    /// Whether the session and CSRF cookies carry `Secure`. `false` is
+    /// accepted only when OP listens on a loopback address (a local run
+    /// over plain http://127.0.0.1).
+    #[arg(long, env = env::op::SESSION_COOKIE_SECURE, default_value_t = true, action = clap::ArgAction::Set)]
+    pub session_cookie_secure: bool,
+
+    /// Longest life of a browser session (SSO) from the login.
+    #[arg(long, env = env::op::SESSION_TTL, default_value = "8h", value_parser = options::duration)]
+    pub session_ttl: Duration,
+
     /// Log line format.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -228,6 +249,9 @@ impl std::fmt::Debug for Config {
             .finish_non_exhaustive()
     }
 }
+
+/// Shortest session cookie key accepted, in bytes.
+pub const MIN_SESSION_KEY_LEN: usize = 32;
 
 /// Lowest argon2id memory cost accepted (OWASP).
 pub const MIN_ARGON2_MEMORY_KIB: u32 = 19_456;
@@ -314,6 +338,19 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 1024");
         }
+        if !self.session_cookie_secure && !self.listen.ip().is_loopback() {
+            return bad(
+                "AUTHREALM_SESSION_COOKIE_SECURE=false is only allowed when AUTHREALM_LISTEN is a loopback address",
+            );
+        }
+        if self.session_ttl.as_secs() < 60 {
+            return bad("AUTHREALM_SESSION_TTL must be at least 1m");
+        }
+        if let Some(k) = &self.session_cookie_key
+            && k.expose().len() < MIN_SESSION_KEY_LEN
+        {
+            return bad("AUTHREALM_SESSION_COOKIE_KEY must have at least 32 characters");
+        }
         match (&self.service_credential, &self.service_credential_file) {
             (Some(c), _) => Ok(c.clone()),
             (None, Some(path)) => ServiceCredential::from_file(path).map_err(Error::Credential),
@@ -321,6 +358,31 @@ impl Config {
                 "a service credential is required: set AUTHREALM_SERVICE_CREDENTIAL or AUTHREALM_SERVICE_CREDENTIAL_FILE",
             ),
         }
+    }
+
+    /// The configured session cookie key, from the flag or its file; `None`
+    /// when neither is set (then the state makes a random one).
+    ///
+    /// # Errors
+    /// [`Error::Credential`] for an unreadable file, [`Error::Config`] for a
+    /// short key.
+    pub fn session_key(&self) -> Result<Option<ServiceCredential>, Error> {
+        let key = match (&self.session_cookie_key, &self.session_cookie_key_file) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(path)) => {
+                Some(ServiceCredential::from_file(path).map_err(Error::Credential)?)
+            }
+            (None, None) => None,
+        };
+        if key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < MIN_SESSION_KEY_LEN)
+        {
+            return Err(Error::Config(
+                "the session cookie key (AUTHREALM_SESSION_COOKIE_KEY_FILE) must have at least 32 characters".into(),
+            ));
+        }
+        Ok(key)
     }
 
     /// The JWKS URL to fetch.
@@ -400,6 +462,32 @@ mod tests {
         assert!(msg.contains("AUTHREALM_DATABASE_URL"), "{msg}");
         assert!(Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err());
         assert!(Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn session_cookie_settings_are_checked() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = Config::local();
+        c.service_credential = Some(ServiceCredential::new("0123456789abcdef-local")?);
+        assert!(c.session_cookie_secure, "Secure by default");
+        c.session_cookie_secure = false;
+        c.validate()?; // loopback listener: a local run
+        c.listen = SocketAddr::from(([0, 0, 0, 0], 8080));
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_SESSION_COOKIE_SECURE"), "{msg}");
+        c.session_cookie_secure = true;
+        c.session_cookie_key = Some(ServiceCredential::new("only-20-characters!!")?);
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("AUTHREALM_SESSION_COOKIE_KEY"), "{msg}");
+        assert!(!msg.contains("only-20"), "{msg}");
         Ok(())
     }
 

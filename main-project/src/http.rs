@@ -52,6 +52,7 @@ fn api_routes() -> Router<Arc<AppState>> {
         // Answers carry tokens or a user's own data: never stored by a cache.
         .route_layer(axum::middleware::from_fn(no_store))
         .route(&p("/openapi.json"), get(openapi_json))
+        .merge(crate::oidc::routes())
 }
 
 fn ops_routes() -> Router<Arc<AppState>> {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use authrealm_tokens::oidc::IdTokenHint;
 use authrealm_tokens::{AccessClaims, Clock, JwkSet, Verifier, VerifierConfig, VerifyError};
 
 use crate::auth_client::AuthClient;
@@ -213,6 +214,27 @@ impl KeyStore {
             c.insert(token.into(), claims.clone());
         }
         Ok(claims)
+    }
+
+    /// Checks an `id_token_hint` (RP-initiated logout) with the current
+    /// keys: signature and issuer, expiry ignored; on an unknown `kid`, one
+    /// rate-limited refetch and a second try.
+    ///
+    /// # Errors
+    /// [`Error::Token`] for a token that fails, [`Error::KeysUnavailable`]
+    /// before the first JWKS.
+    pub async fn id_token_hint(&self, token: &str) -> Result<IdTokenHint, Error> {
+        let snap = self.snapshot().ok_or(Error::KeysUnavailable)?;
+        match snap.verifier.id_token_hint(token) {
+            Err(VerifyError::UnknownKid) if self.claim_refetch(self.clock.now()) => {
+                if let Err(e) = self.refresh("unknown_kid").await {
+                    tracing::warn!(error = %e, "JWKS refetch failed");
+                }
+                let snap = self.snapshot().ok_or(Error::KeysUnavailable)?;
+                snap.verifier.id_token_hint(token).map_err(Error::Token)
+            }
+            other => other.map_err(Error::Token),
+        }
     }
 
     /// Loads the keys (retrying until MA answers), then refreshes every

@@ -20,6 +20,7 @@ pub mod error;
 pub mod accounts;
 pub mod auth;
 pub mod notes;
+pub mod oidc;
 pub mod openapi;
 pub mod sessions;
 

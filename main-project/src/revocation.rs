@@ -255,6 +255,40 @@ impl RevocationView {
         });
     }
 
+    /// Whether a browser session is still live: none of its MA sessions
+    /// `sids` is revoked and no "log out everywhere" of `sub` came after
+    /// `auth_time`. [`Status::Unknown`] while the view may be stale.
+    #[must_use]
+    pub fn check_browser_session(&self, sub: &str, sids: &[String], auth_time: i64) -> Status {
+        let revoked = match self.entries.read() {
+            Ok(e) => {
+                sids.iter().any(|s| e.sid.get(s).is_some())
+                    || e.user
+                        .get(sub)
+                        .is_some_and(|nb| auth_time < i64::from(nb.at))
+            }
+            Err(_) => return Status::Unknown,
+        };
+        if revoked {
+            Status::Revoked
+        } else if self.is_known() {
+            Status::Valid
+        } else {
+            Status::Unknown
+        }
+    }
+
+    /// Records that the MA session `sid` ended, effective here at once,
+    /// for `life` seconds from `now`.
+    pub fn end_sid(&self, sid: &str, now: i64, life: i64) {
+        self.apply(&RevocationEvent {
+            kind: RevocationKind::Session,
+            id: sid.to_owned(),
+            at: now,
+            expires: now.saturating_add(life),
+        });
+    }
+
     /// Records that the session of `claims` ended (logout), effective here at
     /// once whatever the channel does, until every token of it has expired.
     pub fn end_session(&self, claims: &AccessClaims, now: i64, life: i64) {

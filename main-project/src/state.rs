@@ -56,6 +56,10 @@ pub struct AppState {
     pub leeway_secs: i64,
     /// Body size limit.
     pub max_body_bytes: usize,
+    /// MA's issuer (the `iss` of authorization responses, RFC 9207).
+    pub issuer: String,
+    /// The browser side of the code flow: cookie keys and settings.
+    pub oidc: crate::oidc::Settings,
 }
 
 impl AppState {
@@ -99,6 +103,17 @@ impl Drop for Background {
 /// [`Error::Config`] and friends for settings that cannot work.
 pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error> {
     let credential = config.validate()?;
+    let session_key = config.session_key()?;
+    if session_key.is_none() {
+        tracing::warn!(
+            "AUTHREALM_SESSION_COOKIE_KEY is not set: a random key signs browser sessions and login forms, so they work on this process only and end with it"
+        );
+    }
+    let oidc = crate::oidc::Settings {
+        keys: crate::oidc::seal::Keys::new(session_key.as_ref())?,
+        secure_cookies: config.session_cookie_secure,
+        session_ttl: i64::try_from(config.session_ttl.as_secs()).unwrap_or(i64::MAX),
+    };
     let clock = config.clock.clone();
     let metrics = Metrics::new()?;
     let db = Database::connect_lazy(
@@ -184,6 +199,8 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
         trust_forwarded_for: config.trust_forwarded_for,
         leeway_secs,
         max_body_bytes: config.max_body_bytes,
+        issuer: config.issuer.clone(),
+        oidc,
     });
     Ok((state, bg))
 }

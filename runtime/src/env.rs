@@ -123,6 +123,15 @@ pub mod op {
     /// How often the revocation listener pings Redis and rereads the
     /// generation marker.
     pub const REVOCATION_PING_INTERVAL: &str = "AUTHREALM_REVOCATION_PING_INTERVAL";
+    /// Key that signs the browser-session (SSO) cookie and the login form's
+    /// CSRF token; every replica needs the same. Unset: random per process.
+    pub const SESSION_COOKIE_KEY: &str = "AUTHREALM_SESSION_COOKIE_KEY";
+    /// A file holding the session cookie key (a mounted Secret key).
+    pub const SESSION_COOKIE_KEY_FILE: &str = "AUTHREALM_SESSION_COOKIE_KEY_FILE";
+    /// Whether OP's cookies carry `Secure` (off only on a loopback listener).
+    pub const SESSION_COOKIE_SECURE: &str = "AUTHREALM_SESSION_COOKIE_SECURE";
+    /// Longest life of a browser session (SSO) before the user logs in again.
+    pub const SESSION_TTL: &str = "AUTHREALM_SESSION_TTL";
 }
 
 /// Variables of the local runner (`cargo run --release` at the root).
@@ -206,6 +215,10 @@ mod tests {
             op::ARGON2_ITERATIONS,
             op::TOKEN_CACHE_ENTRIES,
             op::REVOCATION_PING_INTERVAL,
+            op::SESSION_COOKIE_KEY,
+            op::SESSION_COOKIE_KEY_FILE,
+            op::SESSION_COOKIE_SECURE,
+            op::SESSION_TTL,
             local::OP_LISTEN,
             local::MA_LISTEN,
             local::DATA_DIR,

@@ -24,6 +24,8 @@ mod helpers;
 mod hostile;
 mod keys;
 mod limits;
+mod oidc;
+mod oidc_support;
 mod ports;
 mod properties;
 mod redis_loss;

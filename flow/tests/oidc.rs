@@ -1,0 +1,230 @@
+//! A third-party OpenID Connect relying party against real processes: the
+//! `auth-service` binary with a client registry in the operator's format
+//! (hashed secrets), a `main-project` whose login page the client's browser
+//! uses, Postgres and Redis. `e2e/oidc/flow.mjs` (openid-client, and
+//! headless Chromium through playwright-core) does the talking; this test
+//! starts the realm, runs it and requires its "e2e ok".
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
+use authrealm_runtime::env;
+use authrealm_tokens::clients::{
+    ClientEntry, ClientRegistryFile, ClientType, FORMAT_VERSION, GrantType, SecretHash, hash_secret,
+};
+use authrealm_tokens::keyset::{FILE_NAME, KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+const EMAIL: &str = "grace@example.com";
+const PASSWORD: &str = "a long enough e2e password";
+
+fn var(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set: run the tests with ./scripts/test"))
+}
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .join("e2e")
+        .join("oidc")
+}
+
+fn client(id: &str, secret: &str, grants: Vec<GrantType>) -> ClientEntry {
+    ClientEntry {
+        client_id: id.to_owned(),
+        client_type: ClientType::Confidential,
+        secret_hashes: vec![SecretHash {
+            sha256: hash_secret(secret),
+            not_after: None,
+        }],
+        grant_types: grants,
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        scopes: vec![],
+        audiences: vec![],
+        access_token_ttl_secs: None,
+        refresh_token_ttl_secs: None,
+        introspection: false,
+        display_name: None,
+    }
+}
+
+struct Realm {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    ma: Service,
+    op: Service,
+    app_secret: String,
+    worker_secret: String,
+    /// The app's redirect URI: a free loopback port nothing listens on (the
+    /// relying party captures the navigation or reads `Location`).
+    redirect: String,
+}
+
+async fn start_realm() -> TestResult<Realm> {
+    let database = fresh_database(&var("DATABASE_URL")?).await?;
+    let redis = var("REDIS_URL")?;
+    let bins = Binaries::build(false)?;
+    let prefix = format!("oidce2e:{}", authrealm_tokens::random_token(6)?);
+    let credential = authrealm_tokens::random_token(32)?;
+    let app_secret = authrealm_tokens::random_token(32)?;
+    let worker_secret = authrealm_tokens::random_token(32)?;
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port()?);
+
+    let keys = tempfile::tempdir()?;
+    let now = authrealm_tokens::unix_now();
+    let set = KeySetFile::new(vec![KeyEntry::generate(
+        SigningAlgorithm::EdDSA,
+        "k1".into(),
+        KeyState::Active,
+        now,
+    )?]);
+    std::fs::write(keys.path().join(FILE_NAME), set.to_json()?)?;
+
+    // The registry as the operator writes it: hashes only.
+    let clients = tempfile::tempdir()?;
+    let registry = ClientRegistryFile {
+        version: FORMAT_VERSION,
+        clients: vec![
+            ClientEntry {
+                redirect_uris: vec![redirect.clone()],
+                scopes: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
+                display_name: Some("E2E App".to_owned()),
+                ..client(
+                    "e2e.app",
+                    &app_secret,
+                    vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+                )
+            },
+            ClientEntry {
+                scopes: vec!["notes.read".to_owned()],
+                introspection: true,
+                ..client(
+                    "e2e.worker",
+                    &worker_secret,
+                    vec![GrantType::ClientCredentials],
+                )
+            },
+        ],
+    };
+    std::fs::write(
+        clients.path().join(authrealm_tokens::clients::FILE_NAME),
+        registry.to_json()?,
+    )?;
+
+    let (ma_port, op_port) = (free_port()?, free_port()?);
+    let ma_url = format!("http://127.0.0.1:{ma_port}");
+    let op_url = format!("http://127.0.0.1:{op_port}");
+    let ready = Duration::from_secs(60);
+    let ma = Service::start(
+        &bins.auth_service,
+        Part::AuthService,
+        ma_port,
+        &[
+            (env::ISSUER, ma_url.clone()),
+            (env::ma::KEYS_DIR, keys.path().display().to_string()),
+            (env::ma::CLIENTS_DIR, clients.path().display().to_string()),
+            (env::ma::OP_PUBLIC_URL, op_url.clone()),
+            (env::SERVICE_CREDENTIAL, credential.clone()),
+            (env::REDIS_URL, redis.clone()),
+            (env::REDIS_PREFIX, prefix.clone()),
+        ],
+        ready,
+    )
+    .await?;
+    let op = Service::start(
+        &bins.main_project,
+        Part::MainProject,
+        op_port,
+        &[
+            (env::op::AUTH_SERVICE_URL, ma.internal_url.clone()),
+            (
+                env::op::JWKS_URL,
+                format!("{ma_url}{}", authrealm_tokens::api::PATH_JWKS),
+            ),
+            (env::ISSUER, ma_url.clone()),
+            (env::SERVICE_CREDENTIAL, credential),
+            (env::op::DATABASE_URL, database),
+            (env::REDIS_URL, redis),
+            (env::REDIS_PREFIX, prefix),
+            (
+                env::op::SESSION_COOKIE_KEY,
+                authrealm_tokens::random_token(32)?,
+            ),
+            // Plain http://127.0.0.1: the only case `Secure` may be off.
+            (env::op::SESSION_COOKIE_SECURE, "false".into()),
+        ],
+        ready,
+    )
+    .await?;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/register", op.url))
+        .json(&serde_json::json!({ "email": EMAIL, "password": PASSWORD }))
+        .send()
+        .await?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("register: {}", resp.status()).into());
+    }
+    Ok(Realm {
+        _dirs: (keys, clients),
+        ma,
+        op,
+        app_secret,
+        worker_secret,
+        redirect,
+    })
+}
+
+/// Runs `e2e/oidc/flow.mjs` against the realm with the browser `mode`.
+async fn run_relying_party(mode: &str) -> TestResult {
+    let dir = e2e_dir();
+    if !dir.join("node_modules").join("openid-client").is_dir() {
+        return Err(format!(
+            "{}/node_modules is missing: run `npm ci` there (./scripts/test does)",
+            dir.display()
+        )
+        .into());
+    }
+    let realm = start_realm().await?;
+    let out = tokio::process::Command::new("node")
+        .arg("flow.mjs")
+        .current_dir(&dir)
+        .env("AUTHREALM_E2E_ISSUER", &realm.ma.url)
+        .env("AUTHREALM_E2E_CLIENT_ID", "e2e.app")
+        .env("AUTHREALM_E2E_CLIENT_SECRET", &realm.app_secret)
+        .env("AUTHREALM_E2E_WORKER_ID", "e2e.worker")
+        .env("AUTHREALM_E2E_WORKER_SECRET", &realm.worker_secret)
+        .env("AUTHREALM_E2E_REDIRECT_URI", &realm.redirect)
+        .env("AUTHREALM_E2E_EMAIL", EMAIL)
+        .env("AUTHREALM_E2E_PASSWORD", PASSWORD)
+        .env("AUTHREALM_E2E_BROWSER", mode)
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    drop(realm.op);
+    if !out.status.success() || !stdout.lines().any(|l| l == "e2e ok") {
+        return Err(format!("the relying party failed ({}): {stderr}", out.status).into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_runs_every_flow_with_a_plain_form_submit() -> TestResult {
+    run_relying_party("http").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_runs_every_flow_with_headless_chromium_on_the_login_page() -> TestResult {
+    if !Path::new("/usr/bin/chromium").is_file() {
+        return Err(
+            "/usr/bin/chromium is missing: ./scripts/test installs it (apt chromium)".into(),
+        );
+    }
+    run_relying_party("chromium").await
+}
