@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use crate::children::{
-    CREDENTIAL_KEY, Names, REDIS_PASSWORD_KEY, ROTATE_HANDLED_ANNOTATION, sha256_hex,
+    CREDENTIAL_KEY, Names, REDIS_PASSWORD_KEY, ROTATE_HANDLED_ANNOTATION, SESSION_COOKIE_KEY_KEY,
+    sha256_hex,
 };
 use crate::context::Context;
 use crate::crd::SecretKeyRef;
@@ -19,6 +20,9 @@ use crate::error::Error;
 use crate::propagation::{self, Observed};
 use crate::status::{self, Blocked};
 use crate::validate::ValidRealm;
+
+/// Shortest session-cookie key OP accepts.
+const SESSION_COOKIE_KEY_MIN: usize = 32;
 
 /// What the cluster holds for a realm.
 #[derive(Debug, Clone)]
@@ -33,6 +37,8 @@ pub struct Found {
     pub rotate_handled: Option<String>,
     /// The service credential (existing, or generated now).
     pub credential: String,
+    /// OP's session-cookie key (existing, or generated now).
+    pub session_cookie_key: String,
     /// The managed Redis password (existing, or generated now); `None` with external Redis.
     pub redis_password: Option<String>,
     /// Which keys the auth-service replicas serve.
@@ -98,7 +104,9 @@ pub async fn dereference(
         }
     };
 
-    let credential = match generated_value(&secrets, &names.credential(), CREDENTIAL_KEY).await? {
+    // One read of the credential Secret for both of its keys.
+    let credential_secret = secrets.get_opt(&names.credential()).await?;
+    let credential = match value_of(credential_secret.as_ref(), CREDENTIAL_KEY) {
         Some(v) if ServiceCredential::new(&v).is_ok() => v,
         Some(_) => {
             let message = format!(
@@ -111,6 +119,14 @@ pub async fn dereference(
             .map_err(|_| Error::Random)?
             .expose()
             .to_owned(),
+    };
+    // OP's browser-session key lives beside the credential. A Secret written
+    // before OP had browser sessions has none: one is generated (nothing
+    // signed with it exists yet). A value too short to be a key is replaced
+    // the same way: it only ends browser sessions, never API sessions.
+    let session_cookie_key = match value_of(credential_secret.as_ref(), SESSION_COOKIE_KEY_KEY) {
+        Some(v) if v.len() >= SESSION_COOKIE_KEY_MIN => v,
+        _ => authrealm_tokens::random_token(32).map_err(|_| Error::Random)?,
     };
     let redis_password = if realm.managed_redis() {
         match generated_value(&secrets, &names.redis_secret(), REDIS_PASSWORD_KEY).await? {
@@ -136,6 +152,7 @@ pub async fn dereference(
         keys,
         rotate_handled,
         credential,
+        session_cookie_key,
         redis_password,
     }))
 }
@@ -180,9 +197,15 @@ async fn generated_value(
     name: &str,
     key: &str,
 ) -> Result<Option<String>, Error> {
-    Ok(secrets.get_opt(name).await?.map(|s| {
-        data(&s, key)
+    Ok(value_of(secrets.get_opt(name).await?.as_ref(), key))
+}
+
+/// `key` of a Secret that exists (empty when it lacks the key); `None`
+/// when there is no Secret.
+fn value_of(secret: Option<&Secret>, key: &str) -> Option<String> {
+    secret.map(|s| {
+        data(s, key)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
-    }))
+    })
 }

@@ -67,6 +67,7 @@ async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Act
                         keyset_json: &keys.keyset_json,
                         rotate_handled: keys.handled.as_deref(),
                         credential: &found.credential,
+                        session_cookie_key: &found.session_cookie_key,
                         redis_password: found.redis_password.as_deref(),
                         database_checksum: &found.database_checksum,
                         redis_checksum: &found.redis_checksum,

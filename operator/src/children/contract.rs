@@ -11,7 +11,7 @@ use std::path::Path;
 use clap::{CommandFactory, FromArgMatches};
 use k8s_openapi::api::core::v1::Container;
 
-use super::env::{CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR};
+use super::env::{CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SESSION_COOKIE_KEY_KEY};
 use super::testing::{INPUTS, config_data, deployment, pod, realm};
 use super::{Built, build};
 use crate::crd::{AuthRealmSpec, SecretKeyRef};
@@ -106,6 +106,10 @@ fn check(spec: AuthRealmSpec) -> Result<(), TestError> {
     let cred_dir = root.path().join(CREDENTIAL_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&cred_dir)?;
     std::fs::write(cred_dir.join(CREDENTIAL_KEY), INPUTS.credential)?;
+    std::fs::write(
+        cred_dir.join(SESSION_COOKIE_KEY_KEY),
+        INPUTS.session_cookie_key,
+    )?;
     let keys_dir = root.path().join(KEYS_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&keys_dir)?;
     let clients_dir = root.path().join(CLIENTS_DIR.trim_start_matches('/'));
@@ -133,6 +137,13 @@ fn check(spec: AuthRealmSpec) -> Result<(), TestError> {
             let c: main_project::Config = parse(service, &env)?;
             c.validate()
                 .map_err(|e| format!("main-project refuses: {e}"))?;
+            // Every OP replica reads one session-cookie key (a login form
+            // served by one replica is accepted by another), from the
+            // mounted credential Secret.
+            assert_eq!(
+                c.session_cookie_key_file.as_deref(),
+                Some(cred_dir.join(SESSION_COOKIE_KEY_KEY).as_path())
+            );
         }
     }
     Ok(())

@@ -23,6 +23,10 @@ pub const CLIENTS_DIR: &str = "/etc/authrealm/clients";
 pub const CREDENTIAL_DIR: &str = "/etc/authrealm/credential";
 /// Key of the credential in its Secret (and file name in [`CREDENTIAL_DIR`]).
 pub const CREDENTIAL_KEY: &str = "credential";
+/// Key of the credential Secret that holds OP's browser-session (SSO) and
+/// CSRF key: one value for every OP replica, so a login form served by one
+/// replica is accepted by another. Projected into OP's pods only.
+pub const SESSION_COOKIE_KEY_KEY: &str = "session-cookie-key";
 /// Where the embedded SQLite file lives in the main-project pod.
 pub const SQLITE_DIR: &str = "/var/lib/authrealm";
 
@@ -101,6 +105,10 @@ pub fn main_project_config(m: &Meta<'_>) -> ConfigMap {
         (
             env::SERVICE_CREDENTIAL_FILE,
             format!("{CREDENTIAL_DIR}/{CREDENTIAL_KEY}"),
+        ),
+        (
+            env::op::SESSION_COOKIE_KEY_FILE,
+            format!("{CREDENTIAL_DIR}/{SESSION_COOKIE_KEY_KEY}"),
         ),
         (env::REDIS_PREFIX, redis_prefix(r)),
         (env::LOG_FORMAT, "json".to_owned()),

@@ -31,7 +31,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
-pub use env::CREDENTIAL_KEY;
+pub use env::{CREDENTIAL_KEY, SESSION_COOKIE_KEY_KEY};
 pub use names::{Component, Names, common_labels, redis_url, selector_labels, service_url};
 
 use crate::crd::StorageType;
@@ -58,6 +58,8 @@ pub struct Inputs<'a> {
     pub rotate_handled: Option<&'a str>,
     /// The internal service credential (existing or newly generated).
     pub credential: &'a str,
+    /// OP's session-cookie key (existing or newly generated).
+    pub session_cookie_key: &'a str,
     /// The managed Redis password (existing or newly generated); `None` with external Redis.
     pub redis_password: Option<&'a str>,
     /// SHA-256 of the referenced Postgres URL (empty without one): a new
@@ -279,7 +281,10 @@ pub fn build(realm: &ValidRealm, inputs: Inputs<'_>) -> Built {
 
     // Secrets.
     b.children.push(Child::Secret(keys_secret(&m, &inputs)));
-    let credential = BTreeMap::from([(CREDENTIAL_KEY, inputs.credential.to_owned())]);
+    let credential = BTreeMap::from([
+        (CREDENTIAL_KEY, inputs.credential.to_owned()),
+        (SESSION_COOKIE_KEY_KEY, inputs.session_cookie_key.to_owned()),
+    ]);
     b.children.push(Child::Secret(secret(
         &m,
         n.credential(),
@@ -311,6 +316,7 @@ pub fn build(realm: &ValidRealm, inputs: Inputs<'_>) -> Built {
     let op_secrets_sum = sha256_hex(&[
         ma_secrets_sum.as_bytes(),
         inputs.database_checksum.as_bytes(),
+        inputs.session_cookie_key.as_bytes(),
     ]);
 
     // Services.

@@ -17,6 +17,7 @@ pub const INPUTS: Inputs<'static> = Inputs {
     keyset_json: b"{\"version\":1,\"keys\":[]}",
     rotate_handled: None,
     credential: "credential-value-0123456789",
+    session_cookie_key: "session-cookie-key-value-0123456789abcdef",
     redis_password: Some("redis-password"),
     database_checksum: "",
     redis_checksum: "",

@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::env::{
-    CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SQLITE_DIR, secret_env, secret_envs,
+    CLIENTS_DIR, CREDENTIAL_DIR, CREDENTIAL_KEY, KEYS_DIR, SESSION_COOKIE_KEY_KEY, SQLITE_DIR,
+    secret_env, secret_envs,
 };
 use super::names::{Component, selector, selector_labels};
 use super::pod::{
@@ -98,16 +99,27 @@ pub struct Checksums<'a> {
 /// The Deployment of MA or OP.
 #[must_use]
 pub fn app_deployment(m: &Meta<'_>, c: Component, w: &Workload, sums: Checksums<'_>) -> Deployment {
+    // The credential Secret's keys this pod reads: both the service
+    // credential; OP also its session-cookie key (MA never sees it).
+    let mut credential_keys = vec![CREDENTIAL_KEY];
+    if c == Component::MainProject {
+        credential_keys.push(SESSION_COOKIE_KEY_KEY);
+    }
     let mut volumes = vec![
         empty_dir("tmp", "64Mi"),
         secret_volume(
             "credential",
             m.names.credential(),
-            Some(vec![KeyToPath {
-                key: CREDENTIAL_KEY.to_owned(),
-                path: CREDENTIAL_KEY.to_owned(),
-                ..KeyToPath::default()
-            }]),
+            Some(
+                credential_keys
+                    .into_iter()
+                    .map(|k| KeyToPath {
+                        key: k.to_owned(),
+                        path: k.to_owned(),
+                        ..KeyToPath::default()
+                    })
+                    .collect(),
+            ),
         ),
     ];
     let mut mounts = vec![
@@ -290,6 +302,46 @@ mod tests {
             .and_then(pod)
             .and_then(|(t, _)| t.metadata.as_ref()?.annotations.clone())
             .unwrap_or_default()
+    }
+
+    /// The keys of the credential Secret each pod mounts.
+    fn credential_items(b: &Built, name: &str) -> Vec<String> {
+        deployment(b, name)
+            .and_then(pod)
+            .and_then(|(_, p)| p.volumes.as_ref())
+            .and_then(|v| v.iter().find(|v| v.name == "credential"))
+            .and_then(|v| v.secret.as_ref()?.items.as_ref())
+            .map(|items| items.iter().map(|i| i.key.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn op_alone_mounts_the_shared_session_cookie_key() -> Result<(), InvalidSpec> {
+        let b = built(AuthRealmSpec::default())?;
+        assert_eq!(
+            credential_items(&b, "demo-main-project"),
+            ["credential", "session-cookie-key"]
+        );
+        assert_eq!(credential_items(&b, "demo-auth-service"), ["credential"]);
+
+        // A new key rolls OP (its sessions and forms change), never MA.
+        let valid = validate(&realm(AuthRealmSpec::default()), &Defaults::default())?;
+        let other = build(
+            &valid,
+            Inputs {
+                session_cookie_key: "another-session-cookie-key-0123456789abcdef",
+                ..INPUTS
+            },
+        );
+        assert_ne!(
+            template_ann(&other, "demo-main-project")[super::super::SECRETS_CHECKSUM_ANNOTATION],
+            template_ann(&b, "demo-main-project")[super::super::SECRETS_CHECKSUM_ANNOTATION]
+        );
+        assert_eq!(
+            template_ann(&other, "demo-auth-service"),
+            template_ann(&b, "demo-auth-service")
+        );
+        Ok(())
     }
 
     #[test]
