@@ -12,6 +12,8 @@ pub mod secret;
 pub mod validate;
 
 #[cfg(test)]
+mod examples;
+#[cfg(test)]
 mod tests;
 
 use kube::ResourceExt;
