@@ -198,6 +198,12 @@ pub struct Config {
     #[arg(long, env = env::op::TOKEN_CACHE_ENTRIES, default_value_t = 100_000)]
     pub token_cache_entries: usize,
 
+    /// Prefix of the identity headers `/auth/verify` answers with and of the
+    /// requirement headers it reads (`X-Auth-Subject`, `X-Auth-Require-Scope`,
+    /// ...): letters, digits and `-`, at most 64 bytes.
+    #[arg(long, env = env::op::FORWARD_AUTH_HEADER_PREFIX, default_value = crate::forward_auth::DEFAULT_HEADER_PREFIX)]
+    pub forward_auth_header_prefix: String,
+
     /// Log line format.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -310,6 +316,11 @@ impl Config {
         }
         if self.argon2_iterations < MIN_ARGON2_ITERATIONS {
             return bad("AUTHREALM_ARGON2_ITERATIONS must be at least 2 (OWASP)");
+        }
+        if !crate::forward_auth::is_header_prefix(&self.forward_auth_header_prefix) {
+            return bad(
+                "AUTHREALM_FORWARD_AUTH_HEADER_PREFIX must be 1 to 64 letters, digits or `-`",
+            );
         }
         if self.max_body_bytes < 1024 {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 1024");

@@ -13,6 +13,7 @@ use crate::auth_client::AuthClient;
 use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::db::Database;
 use crate::error::Error;
+use crate::forward_auth::ForwardAuthHeaders;
 use crate::keys::KeyStore;
 use crate::limiter::{LoginLimiter, RedisLink};
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub leeway_secs: i64,
     /// Body size limit.
     pub max_body_bytes: usize,
+    /// The header names of the forward-auth endpoint.
+    pub forward_auth: ForwardAuthHeaders,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl Drop for Background {
 /// [`Error::Config`] and friends for settings that cannot work.
 pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error> {
     let credential = config.validate()?;
+    let forward_auth = ForwardAuthHeaders::new(&config.forward_auth_header_prefix)?;
     let clock = config.clock.clone();
     let metrics = Metrics::new()?;
     let db = Database::connect_lazy(
@@ -184,6 +188,7 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
         trust_forwarded_for: config.trust_forwarded_for,
         leeway_secs,
         max_body_bytes: config.max_body_bytes,
+        forward_auth,
     });
     Ok((state, bg))
 }

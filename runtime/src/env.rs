@@ -123,6 +123,9 @@ pub mod op {
     /// How often the revocation listener pings Redis and rereads the
     /// generation marker.
     pub const REVOCATION_PING_INTERVAL: &str = "AUTHREALM_REVOCATION_PING_INTERVAL";
+    /// Prefix of the forward-auth endpoint's identity and requirement
+    /// headers (`X-Auth-` gives `X-Auth-Subject`, `X-Auth-Require-Scope`).
+    pub const FORWARD_AUTH_HEADER_PREFIX: &str = "AUTHREALM_FORWARD_AUTH_HEADER_PREFIX";
 }
 
 /// Variables of the local runner (`cargo run --release` at the root).
@@ -206,6 +209,7 @@ mod tests {
             op::ARGON2_ITERATIONS,
             op::TOKEN_CACHE_ENTRIES,
             op::REVOCATION_PING_INTERVAL,
+            op::FORWARD_AUTH_HEADER_PREFIX,
             local::OP_LISTEN,
             local::MA_LISTEN,
             local::DATA_DIR,
