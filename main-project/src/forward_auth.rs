@@ -114,6 +114,20 @@ impl ForwardAuthHeaders {
             require_audience: name("Require-Audience")?,
         })
     }
+
+    /// The identity headers a 200 carries, in a fixed order.
+    #[must_use]
+    pub fn identity(&self) -> [&HeaderName; 7] {
+        [
+            &self.subject,
+            &self.session,
+            &self.scope,
+            &self.audience,
+            &self.expires,
+            &self.email,
+            &self.client_id,
+        ]
+    }
 }
 
 /// What a route requires beyond a valid token.

@@ -50,6 +50,7 @@ fn api_routes() -> Router<Arc<AppState>> {
         // Any method: Envoy's ext_authz sends the original one (and, with a
         // path prefix, the original path after it).
         .route(forward_auth::PATH, any(forward_auth::verify))
+        .route("/auth/verify/", any(forward_auth::verify))
         .route("/auth/verify/{*rest}", any(forward_auth::verify))
 }
 
