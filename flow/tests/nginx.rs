@@ -73,9 +73,7 @@ async fn start_upstream() -> TestResult<(String, Seen, tokio::task::JoinHandle<(
         Json(Value::Object(body))
     }
     let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .fallback(echo)
-        .with_state(seen.clone());
+    let app = axum::Router::new().fallback(echo).with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -174,7 +172,8 @@ async fn start_nginx(bin: &Path, op: &str, upstream: &str) -> TestResult<Nginx> 
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let log = || std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
+        let log =
+            || std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
         if let Ok(Some(status)) = nginx.child.try_wait() {
             return Err(format!("nginx exited during start ({status}): {}", log()).into());
         }
@@ -207,7 +206,10 @@ async fn nginx_auth_request_enforces_tokens_and_logout_at_the_edge() -> TestResu
     let http = reqwest::Client::new();
 
     // A user of the realm, through OP replica 1.
-    let email = format!("edge-{}@example.com", authrealm_tokens::random_token(6)?.to_lowercase());
+    let email = format!(
+        "edge-{}@example.com",
+        authrealm_tokens::random_token(6)?.to_lowercase()
+    );
     let password = "tangerine-oboe-42";
     let op1 = &realm.ops[0].url;
     let r = http
@@ -223,12 +225,17 @@ async fn nginx_auth_request_enforces_tokens_and_logout_at_the_edge() -> TestResu
         .await?
         .json()
         .await?;
-    let access = pair["access_token"].as_str().ok_or("no access token")?.to_owned();
+    let access = pair["access_token"]
+        .as_str()
+        .ok_or("no access token")?
+        .to_owned();
     let sub = pair["sub"].as_str().ok_or("no sub")?;
     let sid = pair["session_id"].as_str().ok_or("no session_id")?;
 
     // Valid: the upstream sees OP's identity headers, never the client's.
-    let mut spoofed = http.get(format!("{}/app/orders?x=1", edge1.url)).bearer_auth(&access);
+    let mut spoofed = http
+        .get(format!("{}/app/orders?x=1", edge1.url))
+        .bearer_auth(&access);
     for name in IDENTITY {
         spoofed = spoofed.header(format!("X-Auth-{name}"), "admin");
     }
@@ -239,13 +246,22 @@ async fn nginx_auth_request_enforces_tokens_and_logout_at_the_edge() -> TestResu
     assert_eq!(got["x-auth-session"], sid, "{got}");
     assert_eq!(got["x-auth-audience"], AUDIENCE, "{got}");
     assert_eq!(got["x-auth-email"], email.as_str(), "{got}");
-    assert!(got["x-auth-expires"].as_str().is_some_and(|e| e.parse::<i64>().is_ok()), "{got}");
+    assert!(
+        got["x-auth-expires"]
+            .as_str()
+            .is_some_and(|e| e.parse::<i64>().is_ok()),
+        "{got}"
+    );
     // A login token has no scope and no client id: the client's values are gone.
     for absent in ["x-auth-scope", "x-auth-client-id"] {
-        assert!(got.get(absent).is_none(), "{absent} reached the upstream: {got}");
+        assert!(
+            got.get(absent).is_none(),
+            "{absent} reached the upstream: {got}"
+        );
     }
     assert!(
-        got.as_object().is_some_and(|h| h.values().all(|v| v != "admin")),
+        got.as_object()
+            .is_some_and(|h| h.values().all(|v| v != "admin")),
         "a client-sent identity header reached the upstream: {got}"
     );
     assert_eq!(seen_count(&seen), 1);
@@ -260,23 +276,45 @@ async fn nginx_auth_request_enforces_tokens_and_logout_at_the_edge() -> TestResu
     let mut claims = claims_for(&realm.ma.url, AUDIENCE, sub, now - 1000);
     claims["exp"] = json!(now - 600);
     let expired = sign_raw(key, &header_for(key), &claims)?;
-    for (what, token) in [("missing", None), ("forged", Some(&forged)), ("expired", Some(&expired))] {
+    for (what, token) in [
+        ("missing", None),
+        ("forged", Some(&forged)),
+        ("expired", Some(&expired)),
+    ] {
         let mut req = http.get(format!("{}/app/orders", edge1.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         let r = req.send().await?;
         assert_eq!(r.status().as_u16(), 401, "{what}");
-        let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
-        assert!(challenge.is_some_and(|c| c.starts_with("Bearer ")), "{what}: {challenge:?}");
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok());
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Bearer ")),
+            "{what}: {challenge:?}"
+        );
     }
     // A route that requires a scope the token lacks: 403 at nginx.
-    let r = http.get(format!("{}/admin/panel", edge1.url)).bearer_auth(&access).send().await?;
+    let r = http
+        .get(format!("{}/admin/panel", edge1.url))
+        .bearer_auth(&access)
+        .send()
+        .await?;
     assert_eq!(r.status().as_u16(), 403);
-    assert_eq!(seen_count(&seen), 1, "a refused request reached the upstream");
+    assert_eq!(
+        seen_count(&seen),
+        1,
+        "a refused request reached the upstream"
+    );
 
     // Logout through OP replica 1; the nginx in front of replica 2 enforces it.
-    let r = http.get(format!("{}/app", edge2.url)).bearer_auth(&access).send().await?;
+    let r = http
+        .get(format!("{}/app", edge2.url))
+        .bearer_auth(&access)
+        .send()
+        .await?;
     assert_eq!(r.status().as_u16(), 200);
     let r = http
         .post(format!("{op1}/api/v1/logout"))
@@ -285,21 +323,36 @@ async fn nginx_auth_request_enforces_tokens_and_logout_at_the_edge() -> TestResu
         .send()
         .await?;
     assert_eq!(r.status().as_u16(), 204);
-    let r = http.get(format!("{}/app", edge1.url)).bearer_auth(&access).send().await?;
+    let r = http
+        .get(format!("{}/app", edge1.url))
+        .bearer_auth(&access)
+        .send()
+        .await?;
     assert_eq!(r.status().as_u16(), 401, "the replica that logged out");
     let deadline = Instant::now() + PROPAGATION_DEADLINE;
     loop {
-        let r = http.get(format!("{}/app", edge2.url)).bearer_auth(&access).send().await?;
+        let r = http
+            .get(format!("{}/app", edge2.url))
+            .bearer_auth(&access)
+            .send()
+            .await?;
         if r.status().as_u16() == 401 {
             break;
         }
-        assert!(Instant::now() < deadline, "nginx on replica 2 still lets the revoked token in");
+        assert!(
+            Instant::now() < deadline,
+            "nginx on replica 2 still lets the revoked token in"
+        );
         tokio::task::yield_now().await;
     }
     // Once refused, refused for good.
     let before = seen_count(&seen);
     for edge in [&edge1, &edge2] {
-        let r = http.get(format!("{}/app", edge.url)).bearer_auth(&access).send().await?;
+        let r = http
+            .get(format!("{}/app", edge.url))
+            .bearer_auth(&access)
+            .send()
+            .await?;
         assert_eq!(r.status().as_u16(), 401);
     }
     assert_eq!(seen_count(&seen), before);

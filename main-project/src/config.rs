@@ -409,6 +409,17 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(msg.contains("AUTHREALM_DATABASE_URL"), "{msg}");
+        c.database_url = Config::local().database_url;
+        c.forward_auth_header_prefix = "X-Auth:".into();
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("AUTHREALM_FORWARD_AUTH_HEADER_PREFIX"),
+            "{msg}"
+        );
         assert!(Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err());
         assert!(Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err());
         Ok(())

@@ -564,4 +564,46 @@ mod tests {
         let login = Error::InvalidCredentials.into_response();
         assert!(!login.headers().contains_key(header::WWW_AUTHENTICATE));
     }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let challenge = |e: Error| {
+            let resp = e.into_response();
+            let value = resp
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (resp.status(), value)
+        };
+        // No credentials: no error code (§3.1).
+        assert_eq!(
+            challenge(Error::MissingToken),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some(r#"Bearer realm="authrealm""#.to_owned())
+            )
+        );
+        for refused in [Error::Token(VerifyError::BadSignature), Error::TokenRevoked] {
+            let (status, value) = challenge(refused);
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                value.as_deref(),
+                Some(r#"Bearer realm="authrealm", error="invalid_token""#)
+            );
+        }
+        let (status, value) = challenge(Error::InsufficientScope {
+            required: "orders:read admin".into(),
+        });
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            value.as_deref(),
+            Some(
+                r#"Bearer realm="authrealm", error="insufficient_scope", scope="orders:read admin""#
+            )
+        );
+        let (status, value) = challenge(Error::AudienceNotAccepted);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(value.is_some_and(|v| v.ends_with(r#"error="insufficient_scope""#)));
+    }
 }

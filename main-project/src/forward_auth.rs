@@ -346,26 +346,37 @@ mod tests {
             assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         }
         let need = |uri: &str| Requirements::of(&parts(uri, &[]), &names);
-        assert!(need("/auth/verify?scope=read")?.check(&claims(Some("read write"))).is_ok());
+        assert!(
+            need("/auth/verify?scope=read")?
+                .check(&claims(Some("read write")))
+                .is_ok()
+        );
         let e = need("/auth/verify?scope=read+admin")?
             .check(&claims(Some("read write")))
             .err()
             .ok_or("accepted")?;
         assert_eq!(e.code(), "insufficient_scope");
-        let e = need("/auth/verify?scope=read")?.check(&claims(None)).err().ok_or("accepted")?;
+        let e = need("/auth/verify?scope=read")?
+            .check(&claims(None))
+            .err()
+            .ok_or("accepted")?;
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
         let e = need("/auth/verify?audience=other")?
             .check(&claims(None))
             .err()
             .ok_or("accepted")?;
         assert_eq!(e.code(), "audience_not_accepted");
-        assert!(need("/auth/verify?audience=api")?.check(&claims(None)).is_ok());
+        assert!(
+            need("/auth/verify?audience=api")?
+                .check(&claims(None))
+                .is_ok()
+        );
         Ok(())
     }
 
     #[test]
-    fn identity_headers_are_all_set_and_prefixes_are_checked() -> Result<(), Box<dyn std::error::Error>>
-    {
+    fn identity_headers_are_all_set_and_prefixes_are_checked()
+    -> Result<(), Box<dyn std::error::Error>> {
         let names = ForwardAuthHeaders::new("X-User-")?;
         let mut h = HeaderMap::new();
         identity(&mut h, &names, &claims(None));

@@ -16,9 +16,7 @@ fn ok(description: &str, schema: &str) -> Value {
 
 /// `/auth/verify`: every method answers alike (only `get` is listed).
 fn forward_auth(secured: &Value, bad: &Value, unauthorized: &Value, unavailable: &Value) -> Value {
-    let query = |name: &str, what: &str| {
-        json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": what })
-    };
+    let query = |name: &str, what: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": what });
     json!({ "get": {
         "summary": "Forward auth for gateways (nginx auth_request, Traefik forwardAuth, Envoy ext_authz): any method, also under /auth/verify/{rest}",
         "security": secured,

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
 use authrealm_flow::Targets;
+use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
 use authrealm_runtime::env;
 use authrealm_tokens::keyset::{FILE_NAME, KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
 
@@ -55,7 +55,8 @@ pub async fn start_realm(replicas: usize) -> TestResult<Realm> {
     // The key set in the format the operator writes into the Secret.
     let keys = tempfile::tempdir()?;
     let now = authrealm_tokens::unix_now();
-    let active_key = KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, now)?;
+    let active_key =
+        KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, now)?;
     let set = KeySetFile::new(vec![
         active_key.clone(),
         KeyEntry::generate(SigningAlgorithm::EdDSA, "k2".into(), KeyState::Next, now)?,

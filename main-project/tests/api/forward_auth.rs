@@ -94,7 +94,10 @@ async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
     assert_eq!(ok.header("x-auth-audience"), Some(AUDIENCE));
     assert_eq!(ok.header("x-auth-scope"), Some(""));
     assert_eq!(ok.header("x-auth-email"), Some("edge@example.com"));
-    assert!(ok.header("x-auth-expires").is_some_and(|e| e.parse::<i64>().is_ok()));
+    assert!(
+        ok.header("x-auth-expires")
+            .is_some_and(|e| e.parse::<i64>().is_ok())
+    );
     assert_eq!(ok.header("cache-control"), Some("no-store"));
     let signature = access.rsplit('.').next().unwrap_or(&access);
     for (name, value) in &ok.headers {
@@ -105,7 +108,10 @@ async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
     for (method, path) in [
         (Method::POST, "/auth/verify"),
         (Method::HEAD, "/auth/verify"),
-        (Method::DELETE, "/auth/verify/app/orders/7?scope=not-read-here"),
+        (
+            Method::DELETE,
+            "/auth/verify/app/orders/7?scope=not-read-here",
+        ),
     ] {
         let v = ask(api, method.clone(), path, Some(&access), &[]).await?;
         assert_eq!(v.status, 200, "{method} {path}: {v:?}");
@@ -121,13 +127,24 @@ async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
 
     // Missing, forged, expired.
     assert_refused(&verify(api, None).await?, "missing_token", false);
-    let v = ask(api, Method::GET, "/auth/verify", None, &[("authorization", "Basic YTpi")]).await?;
+    let v = ask(
+        api,
+        Method::GET,
+        "/auth/verify",
+        None,
+        &[("authorization", "Basic YTpi")],
+    )
+    .await?;
     assert_refused(&v, "missing_token", false);
     let mut forged = access.clone().into_bytes();
     let i = forged.len() - 10;
     forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged)?;
-    assert_refused(&verify(api, Some(&forged)).await?, "token_bad_signature", true);
+    assert_refused(
+        &verify(api, Some(&forged)).await?,
+        "token_bad_signature",
+        true,
+    );
     let key = st.env.active_key()?;
     let now = authrealm_tokens::unix_now();
     let mut expired = claims_for(&st.ma.issuer, AUDIENCE, "user-x", now - 1000);
@@ -137,7 +154,9 @@ async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
 
     // Revoked: a logout on replica 1 is enforced by replica 2's endpoint.
     assert_eq!(verify(&api2, Some(&access)).await?.status, 200);
-    let out = api.post("/api/v1/logout", &json!({}), Some(&access)).await?;
+    let out = api
+        .post("/api/v1/logout", &json!({}), Some(&access))
+        .await?;
     assert_eq!(out.status, 204, "{out:?}");
     assert_refused(&verify(api, Some(&access)).await?, "token_revoked", true);
     eventually(
@@ -156,7 +175,10 @@ async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
     let text = api.metrics().await?;
     assert!(metric_value(&text, "authrealm_op_forward_auth_total{result=\"allowed\"}")? >= 5);
     assert!(
-        metric_value(&text, "authrealm_op_forward_auth_total{result=\"unauthenticated\"}")? >= 5
+        metric_value(
+            &text,
+            "authrealm_op_forward_auth_total{result=\"unauthenticated\"}"
+        )? >= 5
     );
     Ok(())
 }
@@ -179,7 +201,10 @@ async fn route_requirements(mode: Mode) -> TestResult {
     assert_eq!(ok.header("x-auth-client-id"), Some("shop"));
     let met: [(&str, &[(&str, &str)]); 4] = [
         ("/auth/verify?scope=orders:read", &[]),
-        ("/auth/verify?scope=orders:read+orders:write&audience=authrealm-test", &[]),
+        (
+            "/auth/verify?scope=orders:read+orders:write&audience=authrealm-test",
+            &[],
+        ),
         ("/auth/verify", &[("x-auth-require-scope", "orders:write")]),
         ("/auth/verify", &[("x-auth-require-audience", AUDIENCE)]),
     ];
@@ -188,13 +213,21 @@ async fn route_requirements(mode: Mode) -> TestResult {
         assert_eq!(v.status, 200, "{path} {headers:?}: {v:?}");
     }
     let unmet: [(&str, &[(&str, &str)], &str); 4] = [
-        ("/auth/verify?scope=orders:read+admin", &[], "insufficient_scope"),
+        (
+            "/auth/verify?scope=orders:read+admin",
+            &[],
+            "insufficient_scope",
+        ),
         (
             "/auth/verify?scope=orders:read",
             &[("x-auth-require-scope", "admin")],
             "insufficient_scope",
         ),
-        ("/auth/verify?audience=billing", &[], "audience_not_accepted"),
+        (
+            "/auth/verify?audience=billing",
+            &[],
+            "audience_not_accepted",
+        ),
         (
             "/auth/verify",
             &[("x-auth-require-audience", "billing")],
@@ -208,7 +241,14 @@ async fn route_requirements(mode: Mode) -> TestResult {
         assert!(challenge.contains(r#"error="insufficient_scope""#), "{v:?}");
         assert!(v.header("x-auth-subject").is_none(), "{v:?}");
     }
-    let v = ask(api, Method::GET, "/auth/verify?scope=admin", Some(&token), &[]).await?;
+    let v = ask(
+        api,
+        Method::GET,
+        "/auth/verify?scope=admin",
+        Some(&token),
+        &[],
+    )
+    .await?;
     assert!(
         v.header("www-authenticate")
             .is_some_and(|c| c.ends_with(r#"scope="admin""#)),
@@ -219,7 +259,12 @@ async fn route_requirements(mode: Mode) -> TestResult {
     let v = ask(api, Method::GET, "/auth/verify?scope=x", None, &[]).await?;
     assert_eq!(v.status, 401, "{v:?}");
     let text = api.metrics().await?;
-    assert!(metric_value(&text, "authrealm_op_forward_auth_total{result=\"forbidden\"}")? >= 4);
+    assert!(
+        metric_value(
+            &text,
+            "authrealm_op_forward_auth_total{result=\"forbidden\"}"
+        )? >= 4
+    );
     Ok(())
 }
 
@@ -242,7 +287,11 @@ async fn hostile_input(mode: Mode) -> TestResult {
     // (path, headers, the status expected): 4xx for everything hostile,
     // 200 where a valid token meets no requirement.
     let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, u16)> = vec![
-        ("/auth/verify", auth(&[("authorization", bearer.as_bytes())]), 400),
+        (
+            "/auth/verify",
+            auth(&[("authorization", bearer.as_bytes())]),
+            400,
+        ),
         ("/auth/verify", only(b"Bearer"), 401),
         ("/auth/verify", only(b"Bearer \xff\xfe"), 401),
         ("/auth/verify", only(bearer_long.as_bytes()), 401),
@@ -253,9 +302,21 @@ async fn hostile_input(mode: Mode) -> TestResult {
         ("/auth/verify?audience=a%00b", auth(&[]), 400),
         ("/auth/verify?scope=%", auth(&[]), 403),
         ("/auth/verify?audience=&scope=", auth(&[]), 200),
-        ("/auth/verify", auth(&[("x-auth-require-scope", b"\xff")]), 400),
-        ("/auth/verify", auth(&[("x-auth-require-scope", long.as_bytes())]), 400),
-        ("/auth/verify", auth(&[("x-auth-require-audience", long.as_bytes())]), 400),
+        (
+            "/auth/verify",
+            auth(&[("x-auth-require-scope", b"\xff")]),
+            400,
+        ),
+        (
+            "/auth/verify",
+            auth(&[("x-auth-require-scope", long.as_bytes())]),
+            400,
+        ),
+        (
+            "/auth/verify",
+            auth(&[("x-auth-require-audience", long.as_bytes())]),
+            400,
+        ),
         ("/auth/verify/..%2f..%2fmetrics", vec![], 401),
         ("/auth/verify/%00?audience=%00", auth(&[]), 200),
     ];
@@ -279,9 +340,23 @@ async fn hostile_input(mode: Mode) -> TestResult {
         .map(|(i, s)| format!("{s}{i}"))
         .collect::<Vec<_>>()
         .join("+");
-    let v = ask(api, Method::GET, &format!("/auth/verify?scope={many}"), Some(&access), &[]).await?;
+    let v = ask(
+        api,
+        Method::GET,
+        &format!("/auth/verify?scope={many}"),
+        Some(&access),
+        &[],
+    )
+    .await?;
     assert_eq!((v.status, v.code.as_str()), (400, "bad_request"), "{v:?}");
-    let v = ask(api, Method::from_bytes(b"FROB")?, "/auth/verify", Some(&access), &[]).await?;
+    let v = ask(
+        api,
+        Method::from_bytes(b"FROB")?,
+        "/auth/verify",
+        Some(&access),
+        &[],
+    )
+    .await?;
     assert_eq!(v.status, 200, "{v:?}");
     Ok(())
 }

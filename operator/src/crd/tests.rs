@@ -178,8 +178,7 @@ fn with_cluster_domain(url: &str) -> String {
 }
 
 #[test]
-fn the_ingress_nginx_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>>
-{
+fn the_ingress_nginx_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>> {
     let (url, headers) = forward_auth()?;
     let ingress: serde_json::Value = serde_saphyr::from_str(INGRESS_NGINX)?;
     let annotations = &ingress["metadata"]["annotations"];
@@ -241,14 +240,17 @@ fn the_istio_ext_authz_snippet_uses_what_the_status_says() -> Result<(), Box<dyn
         http["pathPrefix"].as_str().unwrap_or_default()
     );
     assert_eq!(rebuilt, with_cluster_domain(&url));
-    assert_eq!(lower(["authorization"]), lower(
-        http["includeRequestHeadersInCheck"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|v| v.as_str().unwrap_or_default()),
-    ));
+    assert_eq!(
+        lower(["authorization"]),
+        lower(
+            http["includeRequestHeadersInCheck"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default()),
+        )
+    );
     let upstream = http["headersToUpstreamOnAllow"]
         .as_array()
         .cloned()
