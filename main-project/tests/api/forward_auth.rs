@@ -334,10 +334,8 @@ async fn hostile_input(mode: Mode) -> TestResult {
             "{path}"
         );
     }
-    let many = vec!["s"; 40]
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!("{s}{i}"))
+    let many = (0..40)
+        .map(|i| format!("s{i}"))
         .collect::<Vec<_>>()
         .join("+");
     let v = ask(
