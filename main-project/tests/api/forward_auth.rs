@@ -19,6 +19,12 @@ use crate::helpers::{
 /// Generous: propagation is measured in the benchmarks, not asserted here.
 const PROPAGATION_DEADLINE: Duration = Duration::from_secs(5);
 
+/// Extra request headers, by name and value.
+type Extra<'a> = &'a [(&'a str, &'a str)];
+
+/// Request headers with raw (possibly non-ASCII) values.
+type RawHeaders = Vec<(&'static str, Vec<u8>)>;
+
 /// One answer of `/auth/verify`: status, headers, error code.
 #[derive(Debug)]
 struct Verdict {
@@ -39,7 +45,7 @@ async fn ask(
     method: Method,
     path: &str,
     token: Option<&str>,
-    extra: &[(&str, &str)],
+    extra: Extra<'_>,
 ) -> TestResult<Verdict> {
     let mut r = api.http.request(method, format!("{}{path}", api.base));
     if let Some(t) = token {
@@ -199,7 +205,7 @@ async fn route_requirements(mode: Mode) -> TestResult {
     assert_eq!(ok.status, 200, "{ok:?}");
     assert_eq!(ok.header("x-auth-scope"), Some("orders:read orders:write"));
     assert_eq!(ok.header("x-auth-client-id"), Some("shop"));
-    let met: [(&str, &[(&str, &str)]); 4] = [
+    let met: [(&str, Extra<'_>); 4] = [
         ("/auth/verify?scope=orders:read", &[]),
         (
             "/auth/verify?scope=orders:read+orders:write&audience=authrealm-test",
@@ -212,7 +218,7 @@ async fn route_requirements(mode: Mode) -> TestResult {
         let v = ask(api, Method::GET, path, Some(&token), headers).await?;
         assert_eq!(v.status, 200, "{path} {headers:?}: {v:?}");
     }
-    let unmet: [(&str, &[(&str, &str)], &str); 4] = [
+    let unmet: [(&str, Extra<'_>, &str); 4] = [
         (
             "/auth/verify?scope=orders:read+admin",
             &[],
@@ -279,14 +285,14 @@ async fn hostile_input(mode: Mode) -> TestResult {
     let bearer_long = format!("Bearer {long}");
     let bearer = format!("Bearer {access}");
     let auth = |extra: &[(&'static str, &[u8])]| {
-        let mut h: Vec<(&'static str, Vec<u8>)> = vec![("authorization", bearer.clone().into())];
+        let mut h: RawHeaders = vec![("authorization", bearer.clone().into())];
         h.extend(extra.iter().map(|(k, v)| (*k, v.to_vec())));
         h
     };
     let only = |v: &[u8]| vec![("authorization", v.to_vec())];
     // (path, headers, the status expected): 4xx for everything hostile,
     // 200 where a valid token meets no requirement.
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, u16)> = vec![
+    let cases: Vec<(&str, RawHeaders, u16)> = vec![
         (
             "/auth/verify",
             auth(&[("authorization", bearer.as_bytes())]),
