@@ -74,6 +74,14 @@ bar!(
     "OP protected request (one token, repeated) vs bare axum, per server CPU-s"
 );
 bar!(
+    FORWARD_AUTH,
+    "forward-auth",
+    AtLeast,
+    0.85,
+    "×",
+    "OP forward-auth check (`/auth/verify`, one token, repeated) vs bare axum, per server CPU-s"
+);
+bar!(
     NEW_TOKEN,
     "new-token",
     AtLeast,
@@ -311,8 +319,9 @@ pub fn judge(
 }
 
 /// Every bar, for `--help` and override checks.
-pub const ALL: [BarDef; 13] = [
+pub const ALL: [BarDef; 14] = [
     PROTECTED,
+    FORWARD_AUTH,
     NEW_TOKEN,
     MINT,
     REFRESH,

@@ -1,5 +1,5 @@
 //! The ratio bars, each against a reference served the same way: OP's
-//! protected request vs bare axum, a new token vs one bare verification,
+//! protected request and its forward-auth check vs bare axum, a new token vs one bare verification,
 //! MA's mint and refresh vs one bare EdDSA signature, OP's login vs raw
 //! argon2id on one thread. Then refresh races under load, and a login burst
 //! on a fresh replica.
@@ -136,6 +136,36 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         &protected,
     ));
     out.bars.push(measured(bars::PROTECTED, &protected));
+
+    // What a gateway's auth_request / forwardAuth / ext_authz costs OP.
+    eprintln!("  forward auth…");
+    let forward = ab::alternate(
+        g,
+        &rig.job(
+            &[&base],
+            c,
+            ScenarioSpec::Get {
+                path: "/fixed".into(),
+                bearer: None,
+            },
+        ),
+        &rig.job(
+            &[&op],
+            c,
+            ScenarioSpec::Get {
+                path: "/auth/verify".into(),
+                bearer: Some(token.clone()),
+            },
+        ),
+        s.pairs,
+    )
+    .await?;
+    section.row(cells(
+        "OP `GET /auth/verify` (forward auth), one token repeated",
+        "bare axum, fixed JSON",
+        &forward,
+    ));
+    out.bars.push(measured(bars::FORWARD_AUTH, &forward));
 
     eprintln!("  new token each request…");
     let fresh = ScenarioSpec::FreshTokens {

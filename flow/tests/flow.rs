@@ -4,99 +4,18 @@
 
 use std::time::Duration;
 
-use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
-use authrealm_flow::{Targets, soak, steps};
-use authrealm_runtime::env;
-use authrealm_tokens::keyset::{FILE_NAME, KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
+use authrealm_flow::{soak, steps};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod realm;
 
-fn env(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("{name} is not set: run the tests with ./scripts/test"))
-}
-
-struct Realm {
-    _keys: tempfile::TempDir,
-    ma: Service,
-    ops: Vec<Service>,
-}
-
-async fn start_realm(replicas: usize) -> Result<Realm, Box<dyn std::error::Error>> {
-    let database = fresh_database(&env("DATABASE_URL")?).await?;
-    let redis = env("REDIS_URL")?;
-    let bins = Binaries::build(false)?;
-    let prefix = format!("flowtest:{}", authrealm_tokens::random_token(6)?);
-    let credential = authrealm_tokens::random_token(32)?;
-
-    // The key set in the format the operator writes into the Secret.
-    let keys = tempfile::tempdir()?;
-    let now = authrealm_tokens::unix_now();
-    let set = KeySetFile::new(vec![
-        KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, now)?,
-        KeyEntry::generate(SigningAlgorithm::EdDSA, "k2".into(), KeyState::Next, now)?,
-    ]);
-    std::fs::write(keys.path().join(FILE_NAME), set.to_json()?)?;
-
-    let ma_port = free_port()?;
-    let ma_url = format!("http://127.0.0.1:{ma_port}");
-    let ready = Duration::from_secs(60);
-    let ma = Service::start(
-        &bins.auth_service,
-        Part::AuthService,
-        ma_port,
-        &[
-            (env::ISSUER, ma_url.clone()),
-            (env::ma::KEYS_DIR, keys.path().display().to_string()),
-            (env::SERVICE_CREDENTIAL, credential.clone()),
-            (env::REDIS_URL, redis.clone()),
-            (env::REDIS_PREFIX, prefix.clone()),
-            (env::ma::REFRESH_GRACE, "1s".into()),
-        ],
-        ready,
-    )
-    .await?;
-    let mut ops = Vec::new();
-    for _ in 0..replicas {
-        ops.push(
-            Service::start(
-                &bins.main_project,
-                Part::MainProject,
-                free_port()?,
-                &[
-                    (env::op::AUTH_SERVICE_URL, ma.internal_url.clone()),
-                    (
-                        env::op::JWKS_URL,
-                        format!("{ma_url}{}", authrealm_tokens::api::PATH_JWKS),
-                    ),
-                    (env::ISSUER, ma_url.clone()),
-                    (env::SERVICE_CREDENTIAL, credential.clone()),
-                    (env::op::DATABASE_URL, database.clone()),
-                    (env::REDIS_URL, redis.clone()),
-                    (env::REDIS_PREFIX, prefix.clone()),
-                ],
-                ready,
-            )
-            .await?,
-        );
-    }
-    Ok(Realm {
-        _keys: keys,
-        ma,
-        ops,
-    })
-}
+use realm::{TestResult, start_realm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_user_flow_works_against_real_processes_and_two_replicas() -> TestResult {
     let realm = start_realm(2).await?;
-    let targets = Targets {
-        op: realm.ops.iter().map(|s| s.url.clone()).collect(),
-        ma: realm.ma.url.clone(),
-        op_metrics: realm.ops.iter().map(|s| s.metrics_url.clone()).collect(),
-        ma_metrics: realm.ma.metrics_url.clone(),
-    };
+    let targets = realm.targets();
     let opts = steps::FlowOptions {
-        audience: "authrealm".into(),
+        audience: realm::AUDIENCE.into(),
         run_id: authrealm_tokens::random_token(6)?,
         refresh_grace: Duration::from_secs(1),
     };
@@ -129,12 +48,7 @@ async fn verified_ok(
 async fn soak_mode_counts_no_failures_on_a_healthy_realm_and_counts_them_when_op_is_gone()
 -> TestResult {
     let mut realm = start_realm(1).await?;
-    let targets = Targets {
-        op: realm.ops.iter().map(|s| s.url.clone()).collect(),
-        ma: realm.ma.url.clone(),
-        op_metrics: realm.ops.iter().map(|s| s.metrics_url.clone()).collect(),
-        ma_metrics: realm.ma.metrics_url.clone(),
-    };
+    let targets = realm.targets();
     let report = soak::run(
         &targets,
         "healthy",

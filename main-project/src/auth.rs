@@ -1,6 +1,6 @@
 //! Request extractors: [`Authenticated`] (the JWT check every protected
-//! route runs: bearer header, signature and claims, then revocation or
-//! introspection), [`ApiJson`] (JSON bodies with OP's error codes) and
+//! route runs, [`verify_request`]: bearer header, signature and claims, then
+//! revocation or introspection), [`ApiJson`] (JSON bodies with OP's error codes) and
 //! [`ClientIp`].
 
 use std::net::{IpAddr, SocketAddr};
@@ -53,49 +53,63 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let m = &state.metrics;
-        let token = bearer(parts).inspect_err(|_| m.verification("ambiguous"))?;
-        let Some(token) = token else {
-            m.verification("missing");
-            return Err(Error::MissingToken);
-        };
-        let now = state.clock.now();
-        let claims = match state.keys.verify(token, now).await {
-            Ok(c) => c,
+        verify_request(parts, state).await.map(Self)
+    }
+}
+
+/// The one token check of OP: the bearer header, the signature and claims
+/// (through the verified-token cache), then the revocation view (or MA's
+/// introspection in `introspect` mode), each outcome counted. The protected
+/// API ([`Authenticated`]) and the forward-auth endpoint both run it.
+///
+/// # Errors
+/// [`Error::AmbiguousAuthorization`], [`Error::MissingToken`],
+/// [`Error::Token`], [`Error::TokenRevoked`], and the 503s
+/// [`Error::KeysUnavailable`], [`Error::RevocationUnavailable`] and (in
+/// `introspect` mode) [`Error::AuthServiceUnavailable`].
+pub async fn verify_request(parts: &Parts, state: &AppState) -> Result<Arc<AccessClaims>, Error> {
+    let m = &state.metrics;
+    let token = bearer(parts).inspect_err(|_| m.verification("ambiguous"))?;
+    let Some(token) = token else {
+        m.verification("missing");
+        return Err(Error::MissingToken);
+    };
+    let now = state.clock.now();
+    let claims = match state.keys.verify(token, now).await {
+        Ok(c) => c,
+        Err(e) => {
+            m.verification(match &e {
+                Error::Token(v) => v.code(),
+                _ => "no_keys",
+            });
+            return Err(e);
+        }
+    };
+    let revoked = || {
+        m.verification("revoked");
+        Error::TokenRevoked
+    };
+    match (state.revocations.check(&claims), state.verify_mode) {
+        (Status::Revoked, _) => return Err(revoked()),
+        (Status::Valid, VerifyMode::Local) => {}
+        (Status::Unknown, VerifyMode::Local) => match state.revocation_policy {
+            RevocationPolicy::FailClosed => {
+                m.verification("revocation_unavailable");
+                return Err(Error::RevocationUnavailable);
+            }
+            RevocationPolicy::FailOpen => m.revocation_fail_open.inc(),
+        },
+        (_, VerifyMode::Introspect) => match state.ma.introspect(token).await {
+            Ok(r) if r.active => {}
+            Ok(_) => return Err(revoked()),
             Err(e) => {
-                m.verification(match &e {
-                    Error::Token(v) => v.code(),
-                    _ => "no_keys",
-                });
+                m.verification("introspection_unavailable");
                 return Err(e);
             }
-        };
-        let revoked = || {
-            m.verification("revoked");
-            Error::TokenRevoked
-        };
-        match (state.revocations.check(&claims), state.verify_mode) {
-            (Status::Revoked, _) => return Err(revoked()),
-            (Status::Valid, VerifyMode::Local) => {}
-            (Status::Unknown, VerifyMode::Local) => match state.revocation_policy {
-                RevocationPolicy::FailClosed => {
-                    m.verification("revocation_unavailable");
-                    return Err(Error::RevocationUnavailable);
-                }
-                RevocationPolicy::FailOpen => m.revocation_fail_open.inc(),
-            },
-            (_, VerifyMode::Introspect) => match state.ma.introspect(token).await {
-                Ok(r) if r.active => {}
-                Ok(_) => return Err(revoked()),
-                Err(e) => {
-                    m.verification("introspection_unavailable");
-                    return Err(e);
-                }
-            },
-        }
-        m.verify_ok.inc();
-        Ok(Self(claims))
+        },
     }
+    m.verify_ok.inc();
+    Ok(claims)
 }
 
 /// The client address: the peer, or the first `X-Forwarded-For` entry when

@@ -218,6 +218,11 @@ pub struct Config {
     /// Longest life of a browser session (SSO) from the login.
     #[arg(long, env = env::op::SESSION_TTL, default_value = "8h", value_parser = options::duration)]
     pub session_ttl: Duration,
+    /// Prefix of the identity headers `/auth/verify` answers with and of the
+    /// requirement headers it reads (`X-Auth-Subject`, `X-Auth-Require-Scope`,
+    /// ...): letters, digits and `-`, at most 64 bytes.
+    #[arg(long, env = env::op::FORWARD_AUTH_HEADER_PREFIX, default_value = crate::forward_auth::DEFAULT_HEADER_PREFIX)]
+    pub forward_auth_header_prefix: String,
 
     /// Log line format.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
@@ -334,6 +339,11 @@ impl Config {
         }
         if self.argon2_iterations < MIN_ARGON2_ITERATIONS {
             return bad("AUTHREALM_ARGON2_ITERATIONS must be at least 2 (OWASP)");
+        }
+        if !crate::forward_auth::is_header_prefix(&self.forward_auth_header_prefix) {
+            return bad(
+                "AUTHREALM_FORWARD_AUTH_HEADER_PREFIX must be 1 to 64 letters, digits or `-`",
+            );
         }
         if self.max_body_bytes < 1024 {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 1024");
@@ -460,6 +470,17 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(msg.contains("AUTHREALM_DATABASE_URL"), "{msg}");
+        c.database_url = Config::local().database_url;
+        c.forward_auth_header_prefix = "X-Auth:".into();
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("AUTHREALM_FORWARD_AUTH_HEADER_PREFIX"),
+            "{msg}"
+        );
         assert!(Config::try_parse_from(["main-project", "--login-failure-window", "5x"]).is_err());
         assert!(Config::try_parse_from(["main-project", "--revocation-policy", "maybe"]).is_err());
         Ok(())

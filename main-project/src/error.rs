@@ -153,6 +153,16 @@ pub enum Error {
     /// No JWKS has been loaded yet.
     #[error("no keys loaded")]
     KeysUnavailable,
+    /// A valid token lacks a scope the gateway requires (forward auth, 403).
+    #[error("insufficient scope")]
+    InsufficientScope {
+        /// The scopes required, space-separated (named in the challenge).
+        required: String,
+    },
+    /// A valid token is for another audience than the gateway requires
+    /// (forward auth, 403).
+    #[error("token audience not accepted here")]
+    AudienceNotAccepted,
 }
 
 /// Stable error codes of OP's public API.
@@ -203,6 +213,10 @@ pub mod codes {
     pub const REVOCATION_UNAVAILABLE: &str = "revocation_unavailable";
     /// The JWKS has not been loaded yet.
     pub const KEYS_UNAVAILABLE: &str = "keys_unavailable";
+    /// Forward auth: the token lacks a scope the route requires.
+    pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+    /// Forward auth: the token is for another audience than the route requires.
+    pub const AUDIENCE_NOT_ACCEPTED: &str = "audience_not_accepted";
     /// Anything else; details are in the log only.
     pub const INTERNAL: &str = "internal";
 }
@@ -245,13 +259,27 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// The `WWW-Authenticate` challenge of an answer (RFC 6750 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Challenge {
+    /// No challenge.
+    None,
+    /// No credentials were sent: the scheme and realm only (§3.1: no error code).
+    Bearer,
+    /// The token was sent and refused: `error="invalid_token"`.
+    InvalidToken,
+    /// The token is valid but not enough: `error="insufficient_scope"`, and
+    /// the scopes required when there are any.
+    InsufficientScope(Option<String>),
+}
+
 /// How one error answers: everything [`IntoResponse`] needs.
 struct Answer {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
     retry_after: Option<u64>,
-    challenge: bool,
+    challenge: Challenge,
 }
 
 impl Answer {
@@ -261,7 +289,7 @@ impl Answer {
             code,
             message: message.into(),
             retry_after: None,
-            challenge: false,
+            challenge: Challenge::None,
         }
     }
 
@@ -272,10 +300,19 @@ impl Answer {
         }
     }
 
+    /// 401 for a token that was sent and refused.
     fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            challenge: true,
+            challenge: Challenge::InvalidToken,
             ..Self::new(StatusCode::UNAUTHORIZED, code, message)
+        }
+    }
+
+    /// 403 for a valid token that does not meet a route's requirement.
+    fn forbidden(code: &'static str, message: &'static str, scope: Option<String>) -> Self {
+        Self {
+            challenge: Challenge::InsufficientScope(scope),
+            ..Self::new(StatusCode::FORBIDDEN, code, message)
         }
     }
 
@@ -418,9 +455,22 @@ impl Error {
                 codes::REFRESH_TOKEN_REUSED,
                 "the refresh token was already used; the session has been ended",
             ),
-            Self::MissingToken => Answer::unauthorized(
-                codes::MISSING_TOKEN,
-                "an `Authorization: Bearer <access token>` header is required",
+            Self::MissingToken => Answer {
+                challenge: Challenge::Bearer,
+                ..Answer::unauthorized(
+                    codes::MISSING_TOKEN,
+                    "an `Authorization: Bearer <access token>` header is required",
+                )
+            },
+            Self::InsufficientScope { required } => Answer::forbidden(
+                codes::INSUFFICIENT_SCOPE,
+                "the token lacks a scope this resource requires",
+                Some(required.clone()),
+            ),
+            Self::AudienceNotAccepted => Answer::forbidden(
+                codes::AUDIENCE_NOT_ACCEPTED,
+                "the token is not for the audience this resource requires",
+                None,
             ),
             Self::Token(e) => Answer::unauthorized(token_code(*e), e.to_string()),
             Self::TokenRevoked => {
@@ -459,11 +509,24 @@ impl IntoResponse for Error {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if a.challenge {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"authrealm\""),
-            );
+        let challenge = match a.challenge {
+            Challenge::None => None,
+            Challenge::Bearer => Some(HeaderValue::from_static(r#"Bearer realm="authrealm""#)),
+            Challenge::InvalidToken => Some(HeaderValue::from_static(
+                r#"Bearer realm="authrealm", error="invalid_token""#,
+            )),
+            Challenge::InsufficientScope(None) => Some(HeaderValue::from_static(
+                r#"Bearer realm="authrealm", error="insufficient_scope""#,
+            )),
+            // Scope tokens are printable ASCII without `"` or `\` (checked
+            // where the requirement is parsed): safe inside the quotes.
+            Challenge::InsufficientScope(Some(scope)) => HeaderValue::try_from(format!(
+                r#"Bearer realm="authrealm", error="insufficient_scope", scope="{scope}""#
+            ))
+            .ok(),
+        };
+        if let Some(value) = challenge {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
         }
         resp
     }
@@ -500,5 +563,47 @@ mod tests {
         assert!(token.headers().contains_key(header::WWW_AUTHENTICATE));
         let login = Error::InvalidCredentials.into_response();
         assert!(!login.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let challenge = |e: Error| {
+            let resp = e.into_response();
+            let value = resp
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (resp.status(), value)
+        };
+        // No credentials: no error code (§3.1).
+        assert_eq!(
+            challenge(Error::MissingToken),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some(r#"Bearer realm="authrealm""#.to_owned())
+            )
+        );
+        for refused in [Error::Token(VerifyError::BadSignature), Error::TokenRevoked] {
+            let (status, value) = challenge(refused);
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                value.as_deref(),
+                Some(r#"Bearer realm="authrealm", error="invalid_token""#)
+            );
+        }
+        let (status, value) = challenge(Error::InsufficientScope {
+            required: "orders:read admin".into(),
+        });
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            value.as_deref(),
+            Some(
+                r#"Bearer realm="authrealm", error="insufficient_scope", scope="orders:read admin""#
+            )
+        );
+        let (status, value) = challenge(Error::AudienceNotAccepted);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(value.is_some_and(|v| v.ends_with(r#"error="insufficient_scope""#)));
     }
 }

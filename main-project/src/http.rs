@@ -14,13 +14,13 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::error::Error;
 use crate::state::{AppState, build};
-use crate::{accounts, notes, openapi, sessions};
+use crate::{accounts, forward_auth, notes, openapi, sessions};
 
 /// The whole router of OP over a built state: the public API and the
 /// operations endpoints together.
@@ -53,6 +53,11 @@ fn api_routes() -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn(no_store))
         .route(&p("/openapi.json"), get(openapi_json))
         .merge(crate::oidc::routes())
+        // Any method: Envoy's ext_authz sends the original one (and, with a
+        // path prefix, the original path after it).
+        .route(forward_auth::PATH, any(forward_auth::verify))
+        .route("/auth/verify/", any(forward_auth::verify))
+        .route("/auth/verify/{*rest}", any(forward_auth::verify))
 }
 
 fn ops_routes() -> Router<Arc<AppState>> {

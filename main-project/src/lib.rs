@@ -19,6 +19,7 @@ pub mod error;
 // Request handling: extractors, then the endpoints by what they serve.
 pub mod accounts;
 pub mod auth;
+pub mod forward_auth;
 pub mod notes;
 pub mod oidc;
 pub mod openapi;

@@ -63,6 +63,11 @@ pub struct Metrics {
     pub ma_requests: IntCounterVec,
     /// `authrealm_op_http_request_duration_seconds{method,route,status}`.
     pub http_duration: HistogramVec,
+    /// `authrealm_op_forward_auth_total{result}`: allowed, unauthenticated,
+    /// forbidden, bad_request, unavailable, error.
+    pub forward_auth: IntCounterVec,
+    /// Pre-resolved `result="allowed"` child (the hot path).
+    pub forward_auth_allowed: IntCounter,
 }
 
 /// Registers a freshly made metric on `registry` and hands it back.
@@ -93,6 +98,11 @@ impl Metrics {
         let verifications = counter_vec(
             "authrealm_op_token_verifications_total",
             "Access token verifications by result.",
+            &["result"],
+        )?;
+        let forward_auth = counter_vec(
+            "authrealm_op_forward_auth_total",
+            "Answers of the forward-auth endpoint (/auth/verify) by result.",
             &["result"],
         )?;
         let http_duration = register(
@@ -205,6 +215,8 @@ impl Metrics {
                 &["endpoint", "result"],
             )?,
             http_duration,
+            forward_auth_allowed: forward_auth.with_label_values(&["allowed"]),
+            forward_auth,
             registry,
         })
     }
@@ -216,6 +228,19 @@ impl Metrics {
         } else {
             self.verifications.with_label_values(&[result]).inc();
         }
+    }
+
+    /// Counts one refused forward-auth answer by its status (a bounded label set).
+    pub fn forward_auth_result(&self, status: axum::http::StatusCode) {
+        let result = match status.as_u16() {
+            200 => "allowed",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            400 => "bad_request",
+            503 => "unavailable",
+            _ => "error",
+        };
+        self.forward_auth.with_label_values(&[result]).inc();
     }
 
     /// The Prometheus text exposition.

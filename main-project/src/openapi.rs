@@ -14,6 +14,25 @@ fn ok(description: &str, schema: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
 }
 
+/// `/auth/verify`: every method answers alike (only `get` is listed).
+fn forward_auth(secured: &Value, bad: &Value, unauthorized: &Value, unavailable: &Value) -> Value {
+    let query = |name: &str, what: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": what });
+    json!({ "get": {
+        "summary": "Forward auth for gateways (nginx auth_request, Traefik forwardAuth, Envoy ext_authz): any method, also under /auth/verify/{rest}",
+        "security": secured,
+        "parameters": [
+            query("scope", "space-separated scopes the token must all carry (also the X-Auth-Require-Scope header)"),
+            query("audience", "the aud the token must carry (also the X-Auth-Require-Audience header)")
+        ],
+        "responses": {
+            "200": { "description": "valid and unrevoked; identity in X-Auth-Subject, X-Auth-Session, X-Auth-Scope, X-Auth-Audience, X-Auth-Expires, X-Auth-Email, X-Auth-Client-Id" },
+            "400": bad, "401": unauthorized,
+            "403": error_response("insufficient_scope, audience_not_accepted"),
+            "503": unavailable
+        }
+    }})
+}
+
 /// Builds the document.
 #[must_use]
 pub fn document() -> Value {
@@ -29,6 +48,7 @@ pub fn document() -> Value {
     );
     let too_large = error_response("payload_too_large");
     let not_found = error_response("not_found (also for another user's note)");
+    let forward_auth = forward_auth(&secured, &bad, &unauthorized, &unavailable);
     json!({
         "openapi": "3.1.0",
         "info": { "title": "AuthRealm main project (OP)", "version": env!("CARGO_PKG_VERSION") },
@@ -92,6 +112,7 @@ pub fn document() -> Value {
                 "put": { "summary": "Replace a note's title and body", "security": secured, "requestBody": body("NoteInput"), "responses": { "200": ok("the note", "Note"), "400": bad, "401": unauthorized, "404": not_found, "413": too_large } },
                 "delete": { "summary": "Delete a note", "security": secured, "responses": { "204": { "description": "deleted" }, "401": unauthorized, "404": not_found } }
             },
+            "/auth/verify": forward_auth,
             "/healthz": { "get": { "summary": "Process is up", "responses": { "200": { "description": "ok" } } } },
             "/readyz": { "get": { "summary": "Database reachable, schema migrated, JWKS loaded, revocation state known", "responses": { "200": { "description": "ready" }, "503": { "description": "not ready; the body names the failing checks" } } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition" } } } }

@@ -13,6 +13,7 @@ use crate::auth_client::AuthClient;
 use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::db::Database;
 use crate::error::Error;
+use crate::forward_auth::ForwardAuthHeaders;
 use crate::keys::KeyStore;
 use crate::limiter::{LoginLimiter, RedisLink};
 use crate::metrics::Metrics;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub issuer: String,
     /// The browser side of the code flow: cookie keys and settings.
     pub oidc: crate::oidc::Settings,
+    /// The header names of the forward-auth endpoint.
+    pub forward_auth: ForwardAuthHeaders,
 }
 
 impl AppState {
@@ -114,6 +117,7 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
         secure_cookies: config.session_cookie_secure,
         session_ttl: i64::try_from(config.session_ttl.as_secs()).unwrap_or(i64::MAX),
     };
+    let forward_auth = ForwardAuthHeaders::new(&config.forward_auth_header_prefix)?;
     let clock = config.clock.clone();
     let metrics = Metrics::new()?;
     let db = Database::connect_lazy(
@@ -201,6 +205,7 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
         max_body_bytes: config.max_body_bytes,
         issuer: config.issuer.clone(),
         oidc,
+        forward_auth,
     });
     Ok((state, bg))
 }

@@ -132,6 +132,9 @@ pub mod op {
     pub const SESSION_COOKIE_SECURE: &str = "AUTHREALM_SESSION_COOKIE_SECURE";
     /// Longest life of a browser session (SSO) before the user logs in again.
     pub const SESSION_TTL: &str = "AUTHREALM_SESSION_TTL";
+    /// Prefix of the forward-auth endpoint's identity and requirement
+    /// headers (`X-Auth-` gives `X-Auth-Subject`, `X-Auth-Require-Scope`).
+    pub const FORWARD_AUTH_HEADER_PREFIX: &str = "AUTHREALM_FORWARD_AUTH_HEADER_PREFIX";
 }
 
 /// Variables of the local runner (`cargo run --release` at the root).
@@ -219,6 +222,7 @@ mod tests {
             op::SESSION_COOKIE_KEY_FILE,
             op::SESSION_COOKIE_SECURE,
             op::SESSION_TTL,
+            op::FORWARD_AUTH_HEADER_PREFIX,
             local::OP_LISTEN,
             local::MA_LISTEN,
             local::DATA_DIR,

@@ -94,6 +94,14 @@ start_redis() {
   log "Redis on 127.0.0.1:$port"
 }
 
+# Debian's nginx (its auth_request module is built in) for the forward-auth
+# test in flow/tests/nginx.rs; the test only runs it, on a port of its own.
+ensure_nginx() {
+  if [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; then return 0; fi
+  log "installing nginx"
+  apt_install nginx
+}
+
 services_start() {
   if [ -n "${DATABASE_URL:-}" ]; then log "using DATABASE_URL from the environment"; else start_postgres; fi
   if [ -n "${REDIS_URL:-}" ]; then log "using REDIS_URL from the environment"; else start_redis; fi

@@ -20,6 +20,7 @@ macro_rules! both_modes {
 mod bad_input;
 mod faults;
 mod flow;
+mod forward_auth;
 mod helpers;
 mod hostile;
 mod keys;

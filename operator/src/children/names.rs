@@ -18,6 +18,9 @@ pub const MAIN_PROJECT_PORT: i32 = 8080;
 pub const MAIN_PROJECT_METRICS_PORT: i32 = 9080;
 /// Path of the JWKS on MA's public port.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Path of OP's forward-auth endpoint on its API port (gateways'
+/// `auth_request`, `forwardAuth`, `ext_authz`).
+pub const FORWARD_AUTH_PATH: &str = "/auth/verify";
 /// Redis's port.
 pub const REDIS_PORT: i32 = 6379;
 
@@ -146,6 +149,15 @@ pub fn jwks_url(realm: &str, namespace: &str) -> String {
     )
 }
 
+/// OP's forward-auth endpoint in the cluster (`status.forwardAuthUrl`).
+#[must_use]
+pub fn forward_auth_url(realm: &str, namespace: &str) -> String {
+    format!(
+        "{}{FORWARD_AUTH_PATH}",
+        service_url(realm, namespace, Component::MainProject)
+    )
+}
+
 /// The managed Redis URL for a password.
 #[must_use]
 pub fn redis_url(realm: &str, namespace: &str, password: &str) -> String {
@@ -211,6 +223,12 @@ mod tests {
             jwks_url("demo", "team-a"),
             "http://demo-auth-service.team-a.svc:8081/.well-known/jwks.json"
         );
+        assert_eq!(
+            forward_auth_url("demo", "team-a"),
+            "http://demo-main-project.team-a.svc:8080/auth/verify"
+        );
+        // The path OP serves.
+        assert_eq!(FORWARD_AUTH_PATH, main_project::forward_auth::PATH);
         assert_eq!(
             redis_url("demo", "team-a", "pw"),
             "redis://:pw@demo-redis.team-a.svc:6379/0"

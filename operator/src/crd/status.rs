@@ -41,6 +41,9 @@ pub struct AuthRealmStatus {
     /// OpenID discovery document: the issuer plus `/.well-known/openid-configuration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<String>,
+    /// In-cluster URL of the forward-auth endpoint of the main project: point the external authorization of a gateway at it (ingress-nginx `auth-url`, Traefik `forwardAuth`, Envoy or Istio `ext_authz`) so that logouts are enforced at once. 200 with `X-Auth-*` identity headers, else 401 or 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_auth_url: Option<String>,
     /// The images the realm's services run, and whether they follow the operator's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<ImagesStatus>,

@@ -200,5 +200,129 @@ fn the_client_crd_explains_itself_and_prints_its_columns() -> Result<(), serde_j
     // The realm's side: clients from other namespaces are opt-in.
     let spec: AuthRealmSpec = serde_json::from_str("{}")?;
     assert!(spec.clients.allowed_namespaces.is_empty());
+const INGRESS_NGINX: &str = include_str!("../../../examples/ingress-nginx-forward-auth.yaml");
+const TRAEFIK: &str = include_str!("../../../examples/traefik-forward-auth.yaml");
+const ISTIO_EXT_AUTHZ: &str = include_str!("../../../examples/istio-ext-authz.yaml");
+
+/// The forward-auth URL the status of the sample realm carries, and the
+/// identity headers OP answers with (default prefix), lower-cased.
+fn forward_auth() -> Result<(String, Vec<String>), Box<dyn std::error::Error>> {
+    // The reconcile test (fixtures/scenarios.rs) checks that the status
+    // carries this URL.
+    let realm: AuthRealm = serde_saphyr::from_str(SAMPLE)?;
+    let url = crate::children::names::forward_auth_url(
+        realm.metadata.name.as_deref().unwrap_or_default(),
+        "default",
+    );
+    let names = main_project::forward_auth::ForwardAuthHeaders::new(
+        main_project::forward_auth::DEFAULT_HEADER_PREFIX,
+    )?;
+    let headers = names
+        .identity()
+        .iter()
+        .map(|h| h.as_str().to_owned())
+        .collect();
+    Ok((url, headers))
+}
+
+fn lower(list: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
+    list.into_iter()
+        .map(|s| s.as_ref().trim().to_lowercase())
+        .collect()
+}
+
+/// The status URL with the cluster domain, for resolvers that search no domains.
+fn with_cluster_domain(url: &str) -> String {
+    url.replacen(".svc:", ".svc.cluster.local:", 1)
+}
+
+#[test]
+fn the_ingress_nginx_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>> {
+    let (url, headers) = forward_auth()?;
+    let ingress: serde_json::Value = serde_saphyr::from_str(INGRESS_NGINX)?;
+    let annotations = &ingress["metadata"]["annotations"];
+    assert_eq!(
+        annotations["nginx.ingress.kubernetes.io/auth-url"],
+        with_cluster_domain(&url).as_str()
+    );
+    let listed = annotations["nginx.ingress.kubernetes.io/auth-response-headers"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(lower(listed.split(',')), headers);
+    Ok(())
+}
+
+#[test]
+fn the_traefik_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>> {
+    let (url, headers) = forward_auth()?;
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(TRAEFIK)?;
+    let mw = docs
+        .iter()
+        .find(|d| d["kind"] == "Middleware")
+        .ok_or("no Middleware")?;
+    let fa = &mw["spec"]["forwardAuth"];
+    assert_eq!(fa["address"], url.as_str());
+    let listed = fa["authResponseHeaders"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        lower(listed.iter().map(|v| v.as_str().unwrap_or_default())),
+        headers
+    );
+    let route = docs
+        .iter()
+        .find(|d| d["kind"] == "IngressRoute")
+        .ok_or("no IngressRoute")?;
+    assert_eq!(
+        route["spec"]["routes"][0]["middlewares"][0]["name"],
+        mw["metadata"]["name"]
+    );
+    Ok(())
+}
+
+#[test]
+fn the_istio_ext_authz_snippet_uses_what_the_status_says() -> Result<(), Box<dyn std::error::Error>>
+{
+    let (url, headers) = forward_auth()?;
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(ISTIO_EXT_AUTHZ)?;
+    let mesh = docs
+        .iter()
+        .find(|d| d["kind"] == "IstioOperator")
+        .ok_or("no IstioOperator")?;
+    let provider = &mesh["spec"]["meshConfig"]["extensionProviders"][0];
+    let http = &provider["envoyExtAuthzHttp"];
+    let rebuilt = format!(
+        "http://{}:{}{}",
+        http["service"].as_str().unwrap_or_default(),
+        http["port"],
+        http["pathPrefix"].as_str().unwrap_or_default()
+    );
+    assert_eq!(rebuilt, with_cluster_domain(&url));
+    assert_eq!(
+        lower(["authorization"]),
+        lower(
+            http["includeRequestHeadersInCheck"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default()),
+        )
+    );
+    let upstream = http["headersToUpstreamOnAllow"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        lower(upstream.iter().map(|v| v.as_str().unwrap_or_default())),
+        headers
+    );
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "AuthorizationPolicy")
+        .ok_or("no AuthorizationPolicy")?;
+    assert_eq!(policy["spec"]["action"], "CUSTOM");
+    assert_eq!(policy["spec"]["provider"]["name"], provider["name"]);
     Ok(())
 }

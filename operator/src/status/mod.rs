@@ -8,7 +8,7 @@ use authrealm_tokens::KeyState;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 
-use crate::children::names::jwks_url;
+use crate::children::names::{forward_auth_url, jwks_url};
 use crate::children::{Component, Names, service_url};
 use crate::crd::{AuthRealm, AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 use crate::keys::{KeyMeta, Step};
@@ -192,6 +192,7 @@ pub fn build(realm: &AuthRealm, outcome: &Outcome, now: i64) -> AuthRealmStatus 
             a.issuer.trim_end_matches('/')
         )),
         jwks_url: Some(jwks_url(&name, &ns)),
+        forward_auth_url: Some(forward_auth_url(&name, &ns)),
         issuer: Some(a.issuer.clone()),
         audience: Some(a.audience.clone()),
         images: Some(a.images.clone()),
