@@ -200,6 +200,9 @@ fn the_client_crd_explains_itself_and_prints_its_columns() -> Result<(), serde_j
     // The realm's side: clients from other namespaces are opt-in.
     let spec: AuthRealmSpec = serde_json::from_str("{}")?;
     assert!(spec.clients.allowed_namespaces.is_empty());
+    Ok(())
+}
+
 const INGRESS_NGINX: &str = include_str!("../../../examples/ingress-nginx-forward-auth.yaml");
 const TRAEFIK: &str = include_str!("../../../examples/traefik-forward-auth.yaml");
 const ISTIO_EXT_AUTHZ: &str = include_str!("../../../examples/istio-ext-authz.yaml");
