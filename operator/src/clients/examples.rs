@@ -71,7 +71,8 @@ fn the_oauth2_proxy_example_fits_its_client_and_the_realm() -> Result<(), TestEr
     assert_eq!(arg("oidc-issuer-url")?, realm.config.issuer);
     assert_eq!(arg("client-id")?, e.client_id);
     // The redirect URI is registered exactly; PKCE S256 as MA requires.
-    assert!(e.redirect_uris.iter().any(|u| u == arg("redirect-url")?));
+    let redirect = arg("redirect-url")?;
+    assert!(e.redirect_uris.iter().any(|u| u == redirect));
     assert_eq!(arg("code-challenge-method")?, "S256");
     assert!(e.grant_types.contains(&GrantType::AuthorizationCode));
     for scope in arg("scope")?.split(' ') {
