@@ -151,7 +151,7 @@ mod tests {
             Some("Ingress/demo")
         );
         assert!(!b.absent.iter().any(|(k, _)| *k == Kind::Ingress));
-        let i = the_ingress(&b).ok_or_else(|| missing())?;
+        let i = the_ingress(&b).ok_or_else(missing)?;
         let owners = i.metadata.owner_references.clone().unwrap_or_default();
         assert_eq!(owners.len(), 1);
         assert_eq!(owners[0].kind, "AuthRealm");
@@ -209,7 +209,7 @@ mod tests {
             i.annotations.clear();
         }
         let b = built(spec)?;
-        let i = the_ingress(&b).ok_or_else(|| missing())?;
+        let i = the_ingress(&b).ok_or_else(missing)?;
         assert_eq!(i.metadata.annotations, None);
         let s = i.spec.clone().unwrap_or_default();
         assert_eq!((s.ingress_class_name, s.tls), (None, None));
@@ -275,7 +275,8 @@ mod tests {
 
     #[test]
     fn a_bad_ingress_is_refused_naming_its_field() {
-        let cases: [(&str, fn(&mut Spec)); 7] = [
+        type Change = fn(&mut Spec);
+        let cases: [(&str, Change); 7] = [
             ("spec.ingress.host", |i| {
                 i.host = "https://login.example.com".into()
             }),
