@@ -171,14 +171,15 @@ fn the_services_accept_what_the_operator_writes() -> Result<(), TestError> {
     prod.clients.allowed_namespaces = vec!["apps".into()];
     check(prod)?;
     // Behind an Ingress, the issuer and OP's public URL the services get are the host's.
-    let mut public = AuthRealmSpec::default();
-    public.ingress = Some(crate::crd::IngressSpec {
-        host: "login.example.com".into(),
-        class_name: None,
-        tls_secret_name: Some("login-tls".into()),
-        annotations: BTreeMap::new(),
-    });
-    check(public)
+    check(AuthRealmSpec {
+        ingress: Some(crate::crd::IngressSpec {
+            host: "login.example.com".into(),
+            class_name: None,
+            tls_secret_name: Some("login-tls".into()),
+            annotations: BTreeMap::new(),
+        }),
+        ..AuthRealmSpec::default()
+    })
 }
 
 #[test]
