@@ -19,6 +19,7 @@ REALM_RULES: dict[tuple[str, str], set[str]] = {
     ("apps", "deployments"): CHILD_VERBS,
     ("policy", "poddisruptionbudgets"): CHILD_VERBS,
     ("networking.k8s.io", "networkpolicies"): CHILD_VERBS,
+    ("networking.k8s.io", "ingresses"): CHILD_VERBS,
     ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
     ("monitoring.coreos.com", "podmonitors"): CHILD_VERBS,
     ("events.k8s.io", "events"): {"create", "patch"},

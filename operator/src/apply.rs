@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
@@ -48,6 +48,7 @@ pub async fn children(
             Child::NetworkPolicy(o) => drop(apply(c, ns, o).await?),
             Child::PersistentVolumeClaim(o) => drop(apply(c, ns, o).await?),
             Child::PodMonitor(o) => drop(apply(c, ns, o).await?),
+            Child::Ingress(o) => drop(apply(c, ns, o).await?),
         }
     }
     for (kind, name) in &built.absent {
@@ -89,6 +90,7 @@ async fn prune(client: Client, ns: &str, kind: Kind, name: &str) -> Result<(), E
         Kind::NetworkPolicy => delete::<NetworkPolicy>(client, ns, name).await,
         Kind::PersistentVolumeClaim => delete::<PersistentVolumeClaim>(client, ns, name).await,
         Kind::PodMonitor => delete::<PodMonitor>(client, ns, name).await,
+        Kind::Ingress => delete::<Ingress>(client, ns, name).await,
     };
     match res {
         Ok(()) => Ok(()),

@@ -112,6 +112,10 @@ one Role per watched namespace.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# The realm's optional Ingress (spec.ingress).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 # Which auth-service pods serve a key before it signs (their JWKS is fetched).
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]

@@ -127,6 +127,7 @@ fn check(spec: AuthRealmSpec) -> Result<(), TestError> {
             c.validate()
                 .map_err(|e| format!("auth-service refuses: {e}"))?;
             assert_eq!(c.audience, valid.config.audience);
+            assert_eq!(c.issuer, valid.config.issuer);
             // The client registry directory and OP's public URL reach MA's own settings.
             assert_eq!(c.clients_dir.as_deref(), Some(clients_dir.as_path()));
             assert_eq!(
@@ -137,6 +138,7 @@ fn check(spec: AuthRealmSpec) -> Result<(), TestError> {
             let c: main_project::Config = parse(service, &env)?;
             c.validate()
                 .map_err(|e| format!("main-project refuses: {e}"))?;
+            assert_eq!(c.issuer, valid.config.issuer);
             // Every OP replica reads one session-cookie key (a login form
             // served by one replica is accepted by another), from the
             // mounted credential Secret.
@@ -167,7 +169,17 @@ fn the_services_accept_what_the_operator_writes() -> Result<(), TestError> {
     prod.tokens.clock_skew = "0s".into();
     prod.clients.public_url = Some("https://login.example.com/".into());
     prod.clients.allowed_namespaces = vec!["apps".into()];
-    check(prod)
+    check(prod)?;
+    // Behind an Ingress, the issuer and OP's public URL the services get are the host's.
+    check(AuthRealmSpec {
+        ingress: Some(crate::crd::IngressSpec {
+            host: "login.example.com".into(),
+            class_name: None,
+            tls_secret_name: Some("login-tls".into()),
+            annotations: BTreeMap::new(),
+        }),
+        ..AuthRealmSpec::default()
+    })
 }
 
 #[test]

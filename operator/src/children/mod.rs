@@ -4,10 +4,12 @@
 //!
 //! Rooms: [`names`] (names, ports, URLs, labels), [`env`] (the environment
 //! contract with the services), [`pod`] (pod scaffolding), [`workloads`]
-//! (Deployments, Services, disruption budgets), [`network`] (NetworkPolicies).
+//! (Deployments, Services, disruption budgets), [`network`] (NetworkPolicies),
+//! [`monitoring`] (the PodMonitor), [`ingress`] (the optional Ingress).
 //! This file puts them together with the identities and Secrets.
 
 pub mod env;
+pub mod ingress;
 pub mod monitoring;
 pub mod names;
 pub mod network;
@@ -26,7 +28,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -93,6 +95,8 @@ pub enum Child {
     PersistentVolumeClaim(PersistentVolumeClaim),
     /// A Prometheus Operator PodMonitor.
     PodMonitor(monitoring::PodMonitor),
+    /// The Ingress in front of the public ports.
+    Ingress(Ingress),
 }
 
 /// Kinds of children that may have to be deleted when the spec no longer asks for them.
@@ -114,6 +118,8 @@ pub enum Kind {
     PersistentVolumeClaim,
     /// monitoring.coreos.com/v1 PodMonitor.
     PodMonitor,
+    /// networking.k8s.io/v1 Ingress.
+    Ingress,
 }
 
 impl Child {
@@ -130,6 +136,7 @@ impl Child {
             Self::NetworkPolicy(o) => o.meta(),
             Self::PersistentVolumeClaim(o) => o.meta(),
             Self::PodMonitor(o) => o.meta(),
+            Self::Ingress(o) => o.meta(),
         }
     }
 
@@ -384,6 +391,13 @@ pub fn build(realm: &ValidRealm, inputs: Inputs<'_>) -> Built {
         .as_ref()
         .map(|s| Child::PodMonitor(monitoring::pod_monitor(&m, s)));
     b.want(Kind::PodMonitor, realm.name.clone(), pm);
+
+    // The public entrance.
+    let entrance = realm
+        .ingress
+        .as_ref()
+        .map(|v| Child::Ingress(ingress::ingress(&m, v)));
+    b.want(Kind::Ingress, realm.name.clone(), entrance);
 
     b
 }

@@ -79,6 +79,7 @@ pub fn names_of(b: &Built) -> Vec<String> {
                 Child::NetworkPolicy(_) => "NetworkPolicy",
                 Child::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
                 Child::PodMonitor(_) => "PodMonitor",
+                Child::Ingress(_) => "Ingress",
             };
             format!("{kind}/{}", c.name())
         })

@@ -226,7 +226,9 @@ pub struct ClientsSpec {
     /// The main project's (OP's) public base URL, where browsers reach the
     /// login page, e.g. `https://login.example.com`. The discovery document
     /// publishes the authorization, UserInfo and logout endpoints under it.
-    /// Default: OP's in-cluster URL (`http://<realm>-main-project.<namespace>.svc:8080`).
+    /// Default: the public URL of `spec.ingress` when it is set
+    /// (`https://<host>`), else OP's in-cluster URL
+    /// (`http://<realm>-main-project.<namespace>.svc:8080`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub public_url: Option<String>,

@@ -104,6 +104,12 @@ pub struct AuthRealmSpec {
     /// Where the realm's `AuthClient`s may live, and OP's public URL for the code flow.
     #[serde(default)]
     pub clients: ClientsSpec,
+    /// An Ingress `<realm>` for one host routing MA's and OP's public endpoints
+    /// (discovery, JWKS, `/oauth2/*`, `/api/*`; never an internal or metrics
+    /// port). Unless set, `tokens.issuer` and `clients.publicUrl` become
+    /// `https://<host>` (`http://` without `tlsSecretName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
 }
 
 /// Per-realm monitoring with the Prometheus Operator.
@@ -163,6 +169,7 @@ impl Default for AuthRealmSpec {
             network_policy: NetworkPolicySpec::default(),
             monitoring: MonitoringSpec::default(),
             clients: ClientsSpec::default(),
+            ingress: None,
         }
     }
 }
@@ -171,7 +178,8 @@ impl Default for AuthRealmSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TokensSpec {
-    /// The `iss` claim. Defaults to the in-cluster URL of the auth service
+    /// The `iss` claim. Defaults to the public URL of `ingress` when it is
+    /// set (`https://<host>`), else to the in-cluster URL of the auth service
     /// (`http://<realm>-auth-service.<namespace>.svc:8081`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
@@ -574,11 +582,13 @@ pub struct PeerSpec {
 }
 
 mod client;
+mod ingress;
 mod status;
 pub use client::{
     AuthClient, AuthClientSpec, AuthClientStatus, ClientGrant, ClientKind, ClientsSpec,
     ROTATE_SECRET_ANNOTATION, RealmRef, client_crd_yaml,
 };
+pub use ingress::IngressSpec;
 pub use status::{AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 
 /// The CRD as YAML, exactly as `crds/authrealm.yaml` holds it.

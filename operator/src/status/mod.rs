@@ -8,7 +8,7 @@ use authrealm_tokens::KeyState;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 
-use crate::children::names::{forward_auth_url, jwks_url};
+use crate::children::names::{JWKS_PATH, forward_auth_url, jwks_url};
 use crate::children::{Component, Names, service_url};
 use crate::crd::{AuthRealm, AuthRealmStatus, Condition, ImagesStatus, KeyStatus};
 use crate::keys::{KeyMeta, Step};
@@ -56,6 +56,9 @@ pub struct Applied {
     pub external_redis: Option<(String, String)>,
     /// The `iss` claim.
     pub issuer: String,
+    /// Where verifiers fetch the JWKS: under the Ingress's public URL when
+    /// the realm has one, else MA's in-cluster URL.
+    pub jwks_url: String,
     /// The `aud` claim.
     pub audience: String,
     /// The images the Deployments were given.
@@ -65,6 +68,17 @@ pub struct Applied {
     /// Per key id, how many MA replicas serve it (`served/replicas`), and
     /// since when every one has (the next key).
     pub propagation: BTreeMap<String, (String, Option<i64>)>,
+}
+
+/// The JWKS URL the status reports: under the Ingress's public URL when the
+/// realm has one (where verifiers outside the cluster reach it), else MA's
+/// in-cluster URL.
+#[must_use]
+pub fn published_jwks_url(realm: &ValidRealm) -> String {
+    realm.ingress.as_ref().map_or_else(
+        || jwks_url(&realm.name, &realm.namespace),
+        |i| format!("{}{JWKS_PATH}", i.origin),
+    )
 }
 
 /// What one reconcile came to.
@@ -98,6 +112,7 @@ impl Outcome {
             names: Names::new(&realm.name),
             external_redis,
             issuer: realm.config.issuer.clone(),
+            jwks_url: published_jwks_url(realm),
             audience: realm.config.audience.clone(),
             images: ImagesStatus {
                 auth_service: realm.auth_service.image.clone(),
@@ -191,7 +206,7 @@ pub fn build(realm: &AuthRealm, outcome: &Outcome, now: i64) -> AuthRealmStatus 
             "{}/.well-known/openid-configuration",
             a.issuer.trim_end_matches('/')
         )),
-        jwks_url: Some(jwks_url(&name, &ns)),
+        jwks_url: Some(a.jwks_url.clone()),
         forward_auth_url: Some(forward_auth_url(&name, &ns)),
         issuer: Some(a.issuer.clone()),
         audience: Some(a.audience.clone()),

@@ -178,6 +178,8 @@ pub struct ValidRealm {
     pub monitoring: Option<MonitoringSpec>,
     /// Where its `AuthClient`s may live, and OP's public URL.
     pub clients: ClientsPolicy,
+    /// The Ingress in front of the public ports, when the realm asks for one.
+    pub ingress: Option<ValidIngress>,
     /// From the last status: per key id, since when every auth-service
     /// replica has served it (Unix seconds).
     pub served_since: BTreeMap<String, i64>,
@@ -299,12 +301,14 @@ pub fn validate_spec(
             ),
         ));
     }
+    let ingress = clients::ingress(spec.ingress.as_ref())?;
+    let public_origin = ingress.as_ref().map(|i| i.origin.as_str());
     let issuer = match &t.issuer {
         Some(i) if i.trim().is_empty() => {
             return Err(invalid("spec.tokens.issuer", "must not be empty when set"));
         }
         Some(i) => i.clone(),
-        None => auth_service_url.clone(),
+        None => public_origin.unwrap_or(auth_service_url).to_owned(),
     };
     let audience = match &t.audience {
         Some(a) if a.trim().is_empty() => {
@@ -480,7 +484,8 @@ pub fn validate_spec(
         served_since: BTreeMap::new(),
         operator_namespace: None,
         monitoring: spec.monitoring.pod_monitor.then(|| spec.monitoring.clone()),
-        clients: clients::policy(name, namespace, &spec.clients)?,
+        clients: clients::policy(name, namespace, &spec.clients, public_origin)?,
+        ingress,
         network_peers: spec
             .network_policy
             .enabled
@@ -544,7 +549,7 @@ fn check_resources(field: &str, r: &ResourcesSpec) -> Result<(), InvalidSpec> {
 }
 
 pub mod clients;
-pub use clients::ClientsPolicy;
+pub use clients::{ClientsPolicy, ValidIngress};
 
 #[cfg(test)]
 mod tests;
