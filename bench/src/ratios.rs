@@ -108,64 +108,47 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     );
     let mut out = PartReport::default();
 
-    eprintln!("  protected request…");
-    let protected = ab::alternate(
-        g,
-        &rig.job(
-            &[&base],
-            c,
-            ScenarioSpec::Get {
-                path: "/fixed".into(),
-                bearer: None,
-            },
+    // OP's one-token paths against bare axum: the protected request, and
+    // what a gateway's auth_request / forwardAuth / ext_authz costs OP.
+    for (what, path, label, bar) in [
+        (
+            "protected request",
+            "/api/v1/session",
+            "OP `GET /api/v1/session`, one token repeated",
+            bars::PROTECTED,
         ),
-        &rig.job(
-            &[&op],
-            c,
-            ScenarioSpec::Get {
-                path: "/api/v1/session".into(),
-                bearer: Some(token.clone()),
-            },
+        (
+            "forward auth",
+            "/auth/verify",
+            "OP `GET /auth/verify` (forward auth), one token repeated",
+            bars::FORWARD_AUTH,
         ),
-        s.pairs,
-    )
-    .await?;
-    section.row(cells(
-        "OP `GET /api/v1/session`, one token repeated",
-        "bare axum, fixed JSON",
-        &protected,
-    ));
-    out.bars.push(measured(bars::PROTECTED, &protected));
-
-    // What a gateway's auth_request / forwardAuth / ext_authz costs OP.
-    eprintln!("  forward auth…");
-    let forward = ab::alternate(
-        g,
-        &rig.job(
-            &[&base],
-            c,
-            ScenarioSpec::Get {
-                path: "/fixed".into(),
-                bearer: None,
-            },
-        ),
-        &rig.job(
-            &[&op],
-            c,
-            ScenarioSpec::Get {
-                path: "/auth/verify".into(),
-                bearer: Some(token.clone()),
-            },
-        ),
-        s.pairs,
-    )
-    .await?;
-    section.row(cells(
-        "OP `GET /auth/verify` (forward auth), one token repeated",
-        "bare axum, fixed JSON",
-        &forward,
-    ));
-    out.bars.push(measured(bars::FORWARD_AUTH, &forward));
+    ] {
+        eprintln!("  {what}…");
+        let result = ab::alternate(
+            g,
+            &rig.job(
+                &[&base],
+                c,
+                ScenarioSpec::Get {
+                    path: "/fixed".into(),
+                    bearer: None,
+                },
+            ),
+            &rig.job(
+                &[&op],
+                c,
+                ScenarioSpec::Get {
+                    path: path.into(),
+                    bearer: Some(token.clone()),
+                },
+            ),
+            s.pairs,
+        )
+        .await?;
+        section.row(cells(label, "bare axum, fixed JSON", &result));
+        out.bars.push(measured(bar, &result));
+    }
 
     eprintln!("  new token each request…");
     let fresh = ScenarioSpec::FreshTokens {

@@ -99,11 +99,14 @@ impl AuthClient {
         result
     }
 
-    async fn call_inner<Req: serde::Serialize + Sync, Resp: serde::de::DeserializeOwned>(
+    /// POSTs `body` to MA's `path` with the service credential: the status
+    /// and body of any answer below 500; MA unreachable or failing is
+    /// [`Error::AuthServiceUnavailable`] (never naming the URL).
+    async fn post<Req: serde::Serialize + Sync>(
         &self,
         path: &str,
         body: &Req,
-    ) -> Result<Resp, Error> {
+    ) -> Result<(StatusCode, axum::body::Bytes), Error> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -120,6 +123,15 @@ impl AuthClient {
         if status.is_server_error() {
             return Err(Error::AuthServiceUnavailable(format!("status {status}")));
         }
+        Ok((status, bytes))
+    }
+
+    async fn call_inner<Req: serde::Serialize + Sync, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Req,
+    ) -> Result<Resp, Error> {
+        let (status, bytes) = self.post(path, body).await?;
         if !status.is_success() {
             let code = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|b| b.error.code)
@@ -147,22 +159,7 @@ impl AuthClient {
         body: &Req,
     ) -> Result<Result<Resp, AuthorizeRejection>, Error> {
         let result = async {
-            let resp = self
-                .http
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(self.credential.expose())
-                .json(body)
-                .send()
-                .await
-                .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
-            let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::AuthServiceUnavailable(without_url(&e)))?;
-            if status.is_server_error() {
-                return Err(Error::AuthServiceUnavailable(format!("status {status}")));
-            }
+            let (status, bytes) = self.post(path, body).await?;
             if status == StatusCode::BAD_REQUEST
                 && let Ok(r) = serde_json::from_slice::<AuthorizeRejection>(&bytes)
             {
