@@ -117,11 +117,31 @@ impl Drop for Service {
     }
 }
 
-/// A free loopback port (bound, read, released).
+/// A free loopback port (bound, read, released), for a child process to
+/// bind a moment later.
+///
+/// Picked at random below Linux's ephemeral range (32768–60999): a port
+/// the kernel hands out for `bind(0)` comes from that range, which every
+/// outgoing connection of every concurrent test also draws from, so one of
+/// them could take it between the release here and the child's bind.
+/// Falls back to `bind(0)` when no port below the range is free.
 ///
 /// # Errors
 /// When no port can be bound.
 pub fn free_port() -> Result<u16, FlowError> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_768;
+    for attempt in 0..64u64 {
+        // A fresh randomly keyed hasher per attempt: a random number
+        // without another dependency.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        let port = LOW + u16::try_from(h.finish() % u64::from(SPAN)).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| FlowError::Setup(format!("no free port: {e}")))?;
     l.local_addr()

@@ -228,6 +228,11 @@ pub struct Config {
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Header, body and idle timeouts, connection cap and shutdown time of
+    /// every listener (the same hardened listener as auth-service's).
+    #[command(flatten)]
+    pub limits: authrealm_runtime::Limits,
+
     /// The clock every time decision reads (the system clock; tests move a
     /// manual one). Not a flag.
     #[arg(skip)]
@@ -345,6 +350,7 @@ impl Config {
                 "AUTHREALM_FORWARD_AUTH_HEADER_PREFIX must be 1 to 64 letters, digits or `-`",
             );
         }
+        self.limits.validate().map_err(Error::Config)?;
         if self.max_body_bytes < 1024 {
             return bad("AUTHREALM_MAX_BODY_BYTES must be at least 1024");
         }

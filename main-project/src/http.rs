@@ -5,7 +5,6 @@
 //! listener, the operations endpoints on another that no Ingress routes to).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
+
+use authrealm_runtime::Limits;
 
 use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::error::Error;
@@ -88,7 +89,7 @@ pub async fn serve(
     let (state, background) = build(&config).await?;
     let addr = listener.local_addr().map_err(Error::Io)?;
     tracing::info!(%addr, backend = ?state.db.backend(), redis = state.redis_enabled, verify_mode = ?state.verify_mode, "main-project listening (API and operations endpoints)");
-    let result = run(listener, app(state.clone()), shutdown).await;
+    let result = run(listener, app(state.clone()), config.limits, shutdown).await;
     drop(background);
     state.db.close().await;
     result
@@ -115,8 +116,18 @@ pub async fn serve_split(
     let result = tokio::try_join!(
         // The public API alone (the operations endpoints answer 404 there),
         // and the operations endpoints alone.
-        run(api, finish(api_routes(), state.clone()), shutdown.clone()),
-        run(ops, finish(ops_routes(), state.clone()), shutdown),
+        run(
+            api,
+            finish(api_routes(), state.clone()),
+            config.limits,
+            shutdown.clone(),
+        ),
+        run(
+            ops,
+            finish(ops_routes(), state.clone()),
+            config.limits,
+            shutdown,
+        ),
     )
     .map(|_| ());
     drop(background);
@@ -124,18 +135,18 @@ pub async fn serve_split(
     result
 }
 
+/// Serves `router` on the runtime's hardened listener: header, body and
+/// idle timeouts, a connection cap, the peer address as `ConnectInfo`, and
+/// a bounded drain on shutdown.
 async fn run(
     listener: TcpListener,
     router: Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(Error::Io)
+    authrealm_runtime::listener::serve(listener, router, limits, shutdown)
+        .await
+        .map_err(Error::Io)
 }
 
 /// `Cache-Control: no-store` (RFC 6749 §5.1, RFC 9111) and `Pragma: no-cache`
