@@ -179,7 +179,7 @@ impl Config {
             return bad("AUTHREALM_CLIENTS_POLL_INTERVAL must be at least 1s");
         }
         if let Some(url) = &self.op_public_url
-            && !is_base_url(url)
+            && !options::is_base_url(url)
         {
             return bad(
                 "AUTHREALM_OP_PUBLIC_URL must be an http:// or https:// URL without query or fragment",
@@ -232,20 +232,6 @@ impl Config {
     pub fn issuer_trimmed(&self) -> &str {
         self.issuer.trim_end_matches('/')
     }
-}
-
-/// An absolute http(s) URL with a host and without query, fragment or
-/// whitespace: something endpoint paths can be appended to.
-fn is_base_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        !r.is_empty()
-            && !r.starts_with('/')
-            && r.bytes().all(|b| b.is_ascii_graphic())
-            && !r.contains(['?', '#', '@'])
-    })
 }
 
 #[cfg(test)]

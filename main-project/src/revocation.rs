@@ -134,8 +134,14 @@ impl RevocationView {
     /// Checks a verified token's claims.
     #[must_use]
     pub fn check(&self, claims: &AccessClaims) -> Status {
+        self.status(|e| e.revokes(claims))
+    }
+
+    /// Revoked when `revokes` says so of the entries; otherwise valid while
+    /// the view is known to be current.
+    fn status(&self, revokes: impl FnOnce(&Entries) -> bool) -> Status {
         let revoked = match self.entries.read() {
-            Ok(e) => e.revokes(claims),
+            Ok(e) => revokes(&e),
             // A poisoned lock means a panic elsewhere; do not guess.
             Err(_) => return Status::Unknown,
         };
@@ -260,22 +266,12 @@ impl RevocationView {
     /// `auth_time`. [`Status::Unknown`] while the view may be stale.
     #[must_use]
     pub fn check_browser_session(&self, sub: &str, sids: &[String], auth_time: i64) -> Status {
-        let revoked = match self.entries.read() {
-            Ok(e) => {
-                sids.iter().any(|s| e.sid.get(s).is_some())
-                    || e.user
-                        .get(sub)
-                        .is_some_and(|nb| auth_time < i64::from(nb.at))
-            }
-            Err(_) => return Status::Unknown,
-        };
-        if revoked {
-            Status::Revoked
-        } else if self.is_known() {
-            Status::Valid
-        } else {
-            Status::Unknown
-        }
+        self.status(|e| {
+            sids.iter().any(|s| e.sid.get(s).is_some())
+                || e.user
+                    .get(sub)
+                    .is_some_and(|nb| auth_time < i64::from(nb.at))
+        })
     }
 
     /// Records that the MA session `sid` ended, effective here at once,

@@ -146,29 +146,19 @@ fn controller(
     client: &Client,
     namespace: Option<&str>,
 ) -> (Controller<AuthRealm>, Store<AuthRealm>) {
-    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
     let controller = Controller::new(
-        api::<AuthRealm>(client, namespace),
+        namespaced_or_all::<AuthRealm>(client, namespace),
         watcher::Config::default().any_semantic(),
     );
     let store = controller.store();
     let secret_store = store.clone();
     let controller = controller
         .owns(
-            api::<Deployment>(client, namespace),
+            namespaced_or_all::<Deployment>(client, namespace),
             watcher::Config::default().labels("app.kubernetes.io/managed-by=authrealm-operator"),
         )
         .watches(
-            api::<PartialObjectMeta<Secret>>(client, namespace),
+            namespaced_or_all::<PartialObjectMeta<Secret>>(client, namespace),
             watcher::Config::default(),
             move |s| realms_for_secret(&secret_store, &s),
         );

@@ -68,6 +68,22 @@ impl std::str::FromStr for Secret {
 /// (see [`authrealm_tokens::duration`]).
 ///
 /// # Errors
+/// An absolute `http://` or `https://` URL with a host and without query,
+/// fragment, user info or whitespace: a base endpoint paths can be appended
+/// to. What the operator writes and what the services accept (one rule).
+#[must_use]
+pub fn is_base_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes().all(|b| b.is_ascii_graphic())
+            && !r.contains(['?', '#', '@'])
+    })
+}
+
 /// The parser's message, naming the accepted forms.
 pub fn duration(s: &str) -> Result<Duration, String> {
     authrealm_tokens::duration::parse(s).map_err(|e| e.to_string())
@@ -112,6 +128,31 @@ fn from_defaults<T: clap::FromArgMatches>(command: clap::Command) -> Result<T, c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_urls_have_a_host_and_nothing_after_the_path() {
+        for ok in [
+            "http://op:8080",
+            "https://auth.example.com/realm",
+            "http://127.0.0.1:9",
+        ] {
+            assert!(is_base_url(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "op:8080",
+            "ftp://op",
+            "http://",
+            "https:///path",
+            "http://op/?q",
+            "http://op/#f",
+            "http://user@op",
+            "http://op /x",
+            "http://op\n",
+        ] {
+            assert!(!is_base_url(bad), "{bad}");
+        }
+    }
     use clap::ValueEnum as _;
 
     #[test]

@@ -37,19 +37,7 @@ pub fn is_namespace_name(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// An `http://` or `https://` base URL with a host, no query, fragment or user info.
-#[must_use]
-pub fn is_base_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        !r.is_empty()
-            && !r.starts_with('/')
-            && r.bytes().all(|b| b.is_ascii_graphic())
-            && !r.contains(['?', '#', '@'])
-    })
-}
+pub use authrealm_runtime::options::is_base_url;
 
 /// Checks `spec.clients` of the realm `name` in `namespace`; without a
 /// `publicUrl`, OP's public URL is `public_origin` (the Ingress's) or else
