@@ -1,7 +1,7 @@
 //! Micro-benchmark of refresh rotation: one atomic rotation per iteration,
 //! against Redis (`REDIS_URL`, as `./scripts/bench` sets it) and in memory.
 
-use auth_service::opaque::hash_token;
+use auth_service::opaque::{Presented, new_refresh};
 use auth_service::store::memory::MemoryStore;
 use auth_service::store::redis::RedisStore;
 use auth_service::store::{NewSession, RotateOutcome, Rotation, Store, Successor};
@@ -11,19 +11,26 @@ fn token() -> String {
     authrealm_tokens::random_token(32).unwrap_or_default()
 }
 
+/// The benchmark's one session.
+const SID: &str = "YmVuY2gtc2Vzc2lvbi0wMQ";
+
+fn refresh() -> (String, [u8; 16]) {
+    new_refresh(SID).unwrap_or_default()
+}
+
 /// A session whose refresh chain the benchmark walks.
 struct Chain {
     current: String,
 }
 
 async fn start(store: &Store, now: i64) -> Chain {
-    let first = token();
+    let (first, digest) = refresh();
     let session = NewSession {
-        sid: "bench-sid",
+        sid: SID,
         sub: "bench-user",
         claims_json: "{}",
         client: "",
-        refresh_hash: Some(&hash_token(&first)),
+        refresh_digest: Some(digest),
         refresh_exp: now + 3600,
         now,
     };
@@ -32,7 +39,7 @@ async fn start(store: &Store, now: i64) -> Chain {
 }
 
 async fn step(store: &Store, chain: &mut Chain, now: i64) -> bool {
-    let next = token();
+    let (next, new_digest) = refresh();
     let successor = Successor {
         refresh_token: next.clone(),
         jti: "bench-jti".into(),
@@ -45,10 +52,14 @@ async fn step(store: &Store, chain: &mut Chain, now: i64) -> bool {
     let Ok(successor_json) = serde_json::to_string(&successor) else {
         return false;
     };
+    let Some(presented) = Presented::parse(&chain.current) else {
+        return false;
+    };
     let rotation = Rotation {
-        old_hash: &hash_token(&chain.current),
+        sid: SID,
+        presented: &presented,
         client: "",
-        new_hash: &hash_token(&next),
+        new_digest,
         successor_json: &successor_json,
         refresh_exp: now + 3600,
         now,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::keys::JwtType;
 use crate::metrics::RefreshResult;
-use crate::opaque::{hash_token, is_refresh_shaped, random};
+use crate::opaque::{Presented, new_refresh, random};
 use crate::service::{AccessIds, AuthService, pair};
 use crate::store::{RotateOutcome, Rotation, SessionInfo, Successor};
 
@@ -64,16 +64,27 @@ impl AuthService {
         token: &str,
         who: &Refresher<'_>,
     ) -> Result<(TokenPair, Option<String>)> {
-        if !is_refresh_shaped(token) {
+        let invalid = || {
             self.metrics.refresh(RefreshResult::Invalid);
-            return Err(Error::RefreshInvalid);
-        }
+            Error::RefreshInvalid
+        };
+        let Some(presented) = Presented::parse(token) else {
+            return Err(invalid());
+        };
+        let sid = match &presented {
+            Presented::Session { sid, .. } => (*sid).to_owned(),
+            Presented::Legacy { hash } => match self.store.legacy_sid(hash).await? {
+                Some(sid) => sid,
+                None => return Err(invalid()),
+            },
+        };
         let now = self.clock.now();
         let s = &self.settings;
         let keys = self.keys.snapshot();
         let key = keys.active();
+        let (refresh_token, new_digest) = new_refresh(&sid)?;
         let successor = Successor {
-            refresh_token: random(32)?,
+            refresh_token,
             jti: random(16)?,
             iat: now,
             exp: now + who.access_ttl,
@@ -83,14 +94,13 @@ impl AuthService {
         };
         let successor_json = serde_json::to_string(&successor)
             .map_err(|e| Error::StoreProtocol(format!("successor encoding: {e}")))?;
-        let old_hash = hash_token(token);
-        let new_hash = hash_token(&successor.refresh_token);
         let outcome = self
             .store
             .rotate(&Rotation {
-                old_hash: &old_hash,
+                sid: &sid,
+                presented: &presented,
                 client: who.client,
-                new_hash: &new_hash,
+                new_digest,
                 successor_json: &successor_json,
                 refresh_exp: successor.refresh_exp,
                 now,
@@ -116,10 +126,7 @@ impl AuthService {
                 tracing::warn!(sid = %sid, "spent refresh token presented again: session revoked");
                 Err(Error::RefreshReused)
             }
-            RotateOutcome::Invalid | RotateOutcome::WrongClient => {
-                self.metrics.refresh(RefreshResult::Invalid);
-                Err(Error::RefreshInvalid)
-            }
+            RotateOutcome::Invalid | RotateOutcome::WrongClient => Err(invalid()),
         }
     }
 

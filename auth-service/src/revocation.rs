@@ -9,7 +9,7 @@ use authrealm_tokens::revocation::RevocationKind;
 use authrealm_tokens::verify::MAX_TOKEN_BYTES;
 
 use crate::error::{Error, Result};
-use crate::opaque::{hash_token, is_refresh_shaped};
+use crate::opaque::Presented;
 use crate::service::{AuthService, check_sub};
 
 /// Session ids MA hands out are 22 base64url characters; accept up to 128
@@ -38,7 +38,7 @@ pub enum TokenShape {
 /// [`Error::BadRequest`] for anything else (empty, too long, other characters).
 pub fn classify(token: &str) -> Result<TokenShape> {
     let b64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-    if is_refresh_shaped(token) {
+    if Presented::parse(token).is_some() {
         return Ok(TokenShape::Refresh);
     }
     let parts: Vec<&str> = token.split('.').collect();
@@ -121,9 +121,12 @@ impl AuthService {
             }
             TokenShape::Refresh => {
                 let ttl = self.settings.revoke_ttl;
+                let Some(presented) = Presented::parse(token) else {
+                    return Ok(Revoked::Nothing);
+                };
                 match self
                     .store
-                    .revoke_refresh(&hash_token(token), client, now, ttl)
+                    .revoke_refresh(&presented, client, now, ttl)
                     .await?
                 {
                     Some(_) => {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::{JwtType, KeyRing, SigningKey};
 use crate::metrics::Metrics;
-use crate::opaque::{hash_token, random};
+use crate::opaque::{new_refresh, random};
 use crate::store::{NewSession, Store};
 use authrealm_tokens::Clock;
 
@@ -154,8 +154,7 @@ impl AuthService {
         let now = self.clock.now();
         let sid = random(16)?;
         let jti = random(16)?;
-        let refresh = random(32)?;
-        let refresh_hash = hash_token(&refresh);
+        let (refresh, refresh_digest) = new_refresh(&sid)?;
         let s = &self.settings;
         let (exp, refresh_exp) = (now + s.access_ttl, now + s.refresh_ttl);
         let keys = self.keys.snapshot();
@@ -175,7 +174,7 @@ impl AuthService {
                 sub: &req.sub,
                 claims_json: &claims_json,
                 client: "",
-                refresh_hash: Some(&refresh_hash),
+                refresh_digest: Some(refresh_digest),
                 refresh_exp,
                 now,
             })

@@ -51,11 +51,12 @@ pub enum ScenarioSpec {
         /// How many tokens to sign.
         tokens: usize,
     },
-    /// MA `POST /v1/tokens` for a new subject each time.
+    /// MA `POST /v1/tokens` for a new subject each time, shaped like OP's
+    /// login: a UUID as `sub` and the user's email as a claim.
     Mint {
         /// The run's service credential.
         credential: String,
-        /// Subjects are `{prefix}-{connection}-{n}`.
+        /// Makes the subjects and emails of this run unlike any other's.
         sub_prefix: String,
     },
     /// MA `POST /v1/tokens/refresh`: each connection mints one session, then

@@ -135,6 +135,55 @@ pub async fn dbsize(conn: &mut redis::aio::MultiplexedConnection) -> Result<u64>
         })
 }
 
+/// Waits until no key matching `pattern` is left, walking the keyspace
+/// with SCAN (which removes the expired keys it passes, so short-lived
+/// keys are gone once they expired rather than whenever Redis's sampling
+/// finds them); returns how many the first pass found.
+///
+/// # Errors
+/// When Redis does not answer, or keys are still there after `limit`.
+pub async fn wait_gone(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+    limit: Duration,
+) -> Result<u64> {
+    let started = Instant::now();
+    let mut first = None;
+    loop {
+        let mut cursor = 0u64;
+        let mut found = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(conn)
+                .await
+                .map_err(|source| BenchError::Redis {
+                    what: "SCAN",
+                    source,
+                })?;
+            found += keys.len() as u64;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let first = *first.get_or_insert(found);
+        if found == 0 {
+            return Ok(first);
+        }
+        if started.elapsed() > limit {
+            return Err(BenchError::Setup(format!(
+                "{found} keys matching {pattern} still there after {limit:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One kind of key in a sample: its share of the keyspace and mean size.
 #[derive(Debug, Clone, Default)]
 pub struct KeyKind {
@@ -162,7 +211,9 @@ pub async fn sample_keys(
     let mut kinds: BTreeMap<String, KeyKind> = BTreeMap::new();
     let mut seen = 0u64;
     for _ in 0..n {
-        let key: Option<String> =
+        // Keys are bytes: MA's session records are named by the 16 bytes
+        // of their session id.
+        let key: Option<Vec<u8>> =
             redis::cmd("RANDOMKEY")
                 .query_async(conn)
                 .await
@@ -186,11 +237,13 @@ pub async fn sample_keys(
                 source,
             })?;
         let segment = key
-            .strip_prefix(prefix)
-            .and_then(|k| k.strip_prefix(':'))
-            .and_then(|k| k.split(':').next())
-            .unwrap_or("(other)")
-            .to_owned();
+            .strip_prefix(prefix.as_bytes())
+            .and_then(|k| k.strip_prefix(b":"))
+            .and_then(|k| k.split(|b| *b == b':').next())
+            .map_or_else(
+                || "(other)".to_owned(),
+                |s| String::from_utf8_lossy(s).into_owned(),
+            );
         let e = kinds.entry(segment).or_default();
         e.mean_bytes =
             (e.mean_bytes * e.sampled as f64 + bytes.unwrap_or(0) as f64) / (e.sampled + 1) as f64;

@@ -220,7 +220,11 @@ impl Scenario for Mint {
         host: &str,
         _: &mut Option<String>,
     ) -> Request<Full<Bytes>> {
-        let body = serde_json::json!({"sub": format!("{}-{worker}-{seq}", self.sub_prefix)});
+        // What OP sends at login: its user id (a UUID) and the email.
+        let body = serde_json::json!({
+            "sub": op_like_user_id(&self.sub_prefix, worker, seq),
+            "claims": {"email": format!("user{seq}.{worker}@example.com")},
+        });
         request(
             Method::POST,
             authrealm_tokens::api::PATH_MINT,
@@ -229,6 +233,21 @@ impl Scenario for Mint {
             Some(&body),
         )
     }
+}
+
+/// A UUID-shaped user id, distinct per (run tag, connection, n).
+fn op_like_user_id(tag: &str, worker: usize, seq: u64) -> String {
+    let t = tag
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        t & 0xffff_ffff,
+        (t >> 32) & 0xffff,
+        worker & 0xfff,
+        (seq >> 48) & 0xfff,
+        seq & 0xffff_ffff_ffff
+    )
 }
 
 fn refresh_token_of(body: &[u8]) -> Option<String> {

@@ -39,8 +39,8 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     let mut minted = 0u64;
     let mut section = Section::new(
         "Sessions and refresh families in Redis",
-        "Sessions are created through MA's `POST /v1/tokens` (one subject each), one size after another, in the run's \
-         own Redis. Bytes per session is the growth of Redis `used_memory` over the sessions added in that step. \
+        "Sessions are created through MA's `POST /v1/tokens` (one subject each, shaped like OP's login: a UUID and an \
+         email claim), one size after another, in the run's own Redis. Bytes per session is the growth of Redis `used_memory` over the sessions added in that step. \
          Refresh is a timed window of rotations on the sessions of the window's connections; \"left per rotation\" is \
          Redis's growth per rotation afterwards. \"OP resync\" is an OP replica reloading its (empty) revocation list \
          after a disconnect, with this many keys in the Redis it scans.",
@@ -57,6 +57,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     );
     let mut out = PartReport::default();
     let mut last_per_session = f64::NAN;
+    let mut transient = Vec::new();
     for &n in &s.session_sizes {
         eprintln!("  {} sessions…", size(n));
         let add = n.saturating_sub(minted);
@@ -74,7 +75,25 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             ))
             .await?;
         minted += fill.ok;
+        // MA keeps each user's sessions of the last few seconds in a short-
+        // lived set (for "log out everywhere" in the same second); measure
+        // what stays: after those sets expired.
+        let with_recent = probe::used_memory(&mut conn).await?;
+        let recent = probe::wait_gone(
+            &mut conn,
+            &format!("{prefix}:recent:*"),
+            Duration::from_secs(120),
+        )
+        .await?;
         let after_fill = probe::used_memory(&mut conn).await?;
+        if recent > 0 {
+            transient.push(format!(
+                "{}: {} B per session while its set of recent sessions lived ({} sets)",
+                size(n),
+                num((with_recent as f64 - after_fill as f64) / recent as f64, 0),
+                num(recent as f64, 0)
+            ));
+        }
         let per_session = (after_fill as f64 - before as f64) / fill.ok.max(1) as f64;
         last_per_session = per_session;
 
@@ -134,6 +153,13 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             size(s.session_sizes.last().copied().unwrap_or(0))
         )),
     );
+    if !transient.is_empty() {
+        section.notes.push(format!(
+            "Bytes per session are measured once the sets of each user's sessions of the last few seconds expired \
+             (SCAN removes them as it passes); while one lives it costs, per session minted in those seconds: {}.",
+            transient.join("; ")
+        ));
+    }
     let kinds = probe::sample_keys(&mut conn, prefix, if s.smoke { 50 } else { 400 }).await?;
     let keys_total = probe::dbsize(&mut conn).await?;
     let breakdown = kinds

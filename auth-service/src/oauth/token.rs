@@ -22,7 +22,7 @@ use crate::keys::JwtType;
 use crate::oauth::client_auth::{Refusal, authenticate};
 use crate::oauth::form::Form;
 use crate::oauth::{ClientTokens, granted_scopes, scope_string};
-use crate::opaque::{hash_token, is_refresh_shaped, random};
+use crate::opaque::{hash_token, is_code_shaped, new_refresh, random};
 use crate::refresh::Refresher;
 use crate::service::{AccessIds, AuthService};
 use crate::store::{NewSession, RedeemOutcome, Redemption, StoredCode};
@@ -182,7 +182,7 @@ impl AuthService {
         let verifier = form
             .get("code_verifier")
             .ok_or_else(|| invalid("`code_verifier` is required (PKCE)"))?;
-        if !is_refresh_shaped(code) {
+        if !is_code_shaped(code) {
             return Err(invalid("the code is unknown or expired"));
         }
         let code_hash = hash_token(code);
@@ -209,11 +209,13 @@ impl AuthService {
         let extra = access_claims(&client.client_id, scope.as_deref());
         let claims_json = serde_json::to_string(&extra)
             .map_err(|e| Error::StoreProtocol(format!("claims encoding: {e}")))?;
-        let refresh_token = match client.allows(GrantType::RefreshToken) {
-            true => Some(random(32)?),
-            false => None,
+        let (refresh_token, refresh_digest) = match client.allows(GrantType::RefreshToken) {
+            true => {
+                let (token, digest) = new_refresh(&record.sid)?;
+                (Some(token), Some(digest))
+            }
+            false => (None, None),
         };
-        let refresh_hash = refresh_token.as_deref().map(hash_token);
         let access_exp = now + tokens.access_ttl;
         // Sign before the store step, so nothing can fail after it. A code
         // known to be spent is not worth signing for: the step revokes.
@@ -264,7 +266,7 @@ impl AuthService {
                     sub: &record.sub,
                     claims_json: &claims_json,
                     client: &client.client_id,
-                    refresh_hash: refresh_hash.as_deref(),
+                    refresh_digest,
                     refresh_exp,
                     now,
                 },

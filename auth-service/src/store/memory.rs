@@ -3,7 +3,7 @@
 //! against the `now` each call passes in. Revocation events go to an
 //! in-process broadcast channel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
@@ -13,30 +13,28 @@ use super::{
     CodeRecord, NewSession, RedeemOutcome, Redemption, RevocationState, RotateOutcome, Rotation,
     SessionInfo, StoredCode,
 };
+use crate::opaque::{Digest, Presented};
 
-#[derive(Debug)]
-struct TokenRec {
-    sid: String,
-    exp: i64,
-    spent: Option<i64>,
-}
-
+/// A session: what the Redis record holds (see [`super::record`]).
 #[derive(Debug)]
 struct Family {
     sub: String,
     claims_json: String,
     client: String,
     created: i64,
+    /// When the newest refresh token expires.
     exp: i64,
+    /// Its digest; `None`: the session has no refresh token.
+    current: Option<Digest>,
+    /// Spent tokens and their expiry, oldest first.
+    spent: Vec<(Digest, i64)>,
+    /// The last rotation's successor JSON and when it was handed out.
+    successor: Option<(String, i64)>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    tokens: HashMap<String, TokenRec>,
-    /// Successor JSON and when it may be forgotten, by spent token hash.
-    successors: HashMap<String, (String, i64)>,
     families: HashMap<String, Family>,
-    user_sids: HashMap<String, HashSet<String>>,
     revoked_jti: HashMap<String, i64>,
     revoked_sid: HashMap<String, i64>,
     /// Not-before time and when it may be forgotten, by user.
@@ -55,14 +53,7 @@ impl State {
             return;
         }
         self.last_purge = now;
-        self.tokens.retain(|_, t| t.exp > now);
-        self.successors.retain(|_, (_, until)| *until > now);
         self.families.retain(|_, f| f.exp > now);
-        let families = &self.families;
-        self.user_sids.retain(|_, sids| {
-            sids.retain(|sid| families.contains_key(sid));
-            !sids.is_empty()
-        });
         self.revoked_jti.retain(|_, until| *until > now);
         self.revoked_sid.retain(|_, until| *until > now);
         self.not_before.retain(|_, (_, until)| *until > now);
@@ -79,22 +70,11 @@ impl State {
                 client: s.client.to_owned(),
                 created: s.now,
                 exp: s.refresh_exp,
+                current: s.refresh_digest,
+                spent: Vec::new(),
+                successor: None,
             },
         );
-        if let Some(hash) = s.refresh_hash {
-            self.tokens.insert(
-                hash.to_owned(),
-                TokenRec {
-                    sid: s.sid.to_owned(),
-                    exp: s.refresh_exp,
-                    spent: None,
-                },
-            );
-        }
-        self.user_sids
-            .entry(s.sub.to_owned())
-            .or_default()
-            .insert(s.sid.to_owned());
     }
 
     /// Whether the user logged out everywhere after `at`.
@@ -110,11 +90,7 @@ impl State {
 
     /// Ends a session; the event to publish once the lock is released.
     fn revoke_family(&mut self, sid: &str, now: i64, ttl: i64) -> RevocationEvent {
-        if let Some(f) = self.families.remove(sid)
-            && let Some(sids) = self.user_sids.get_mut(&f.sub)
-        {
-            sids.remove(sid);
-        }
+        self.families.remove(sid);
         let until = now + ttl;
         self.revoked_sid.insert(sid.to_owned(), until);
         RevocationEvent {
@@ -123,6 +99,15 @@ impl State {
             at: until,
             expires: until,
         }
+    }
+}
+
+impl Family {
+    /// Whether `digest` is one of the session's spent tokens that has not
+    /// expired; `Some(true)` when it is the last one spent.
+    fn spent_token(&self, digest: &Digest, now: i64) -> Option<bool> {
+        let at = self.spent.iter().position(|(d, _)| d == digest)?;
+        (self.spent[at].1 > now).then_some(at + 1 == self.spent.len())
     }
 }
 
@@ -273,27 +258,28 @@ impl MemoryStore {
 
     pub(super) fn revoke_refresh(
         &self,
-        hash: &str,
+        token: &Presented<'_>,
         client: Option<&str>,
         now: i64,
         ttl: i64,
     ) -> Option<String> {
-        let (sid, event) = {
+        let Presented::Session { sid, digest } = token else {
+            return None;
+        };
+        let event = {
             let mut st = self.lock();
-            let sid = st
-                .tokens
-                .get(hash)
-                .filter(|t| t.exp > now)
-                .map(|t| t.sid.clone())?;
-            let family = st.live_family(&sid, now)?;
+            let family = st.live_family(sid, now)?;
             if client.is_some_and(|c| c != family.client) {
                 return None;
             }
-            let event = st.revoke_family(&sid, now, ttl);
-            (sid, event)
+            if family.current.as_ref() != Some(digest) && family.spent_token(digest, now).is_none()
+            {
+                return None;
+            }
+            st.revoke_family(sid, now, ttl)
         };
         self.publish(vec![event]);
-        Some(sid)
+        Some((*sid).to_owned())
     }
 
     pub(super) fn revoke_session(&self, sid: &str, now: i64, ttl: i64) -> bool {
@@ -312,15 +298,16 @@ impl MemoryStore {
             let mut st = self.lock();
             st.purge(now);
             st.not_before.insert(sub.to_owned(), (now, now + ttl));
-            let sids = st.user_sids.remove(sub).unwrap_or_default();
-            let mut revoked = Vec::new();
-            for sid in sids {
-                if st.live_family(&sid, now).is_some() {
-                    events.push(st.revoke_family(&sid, now, ttl));
-                    revoked.push(sid);
-                }
+            let sids: Vec<String> = st
+                .families
+                .iter()
+                .filter(|(_, f)| f.sub == sub && f.exp > now)
+                .map(|(sid, _)| sid.clone())
+                .collect();
+            for sid in &sids {
+                events.push(st.revoke_family(sid, now, ttl));
             }
-            revoked
+            sids
         };
         events.push(RevocationEvent {
             kind: RevocationKind::User,
@@ -357,11 +344,11 @@ fn rotate_locked(
     r: &Rotation<'_>,
     events: &mut Vec<RevocationEvent>,
 ) -> RotateOutcome {
-    let Some(tok) = st.tokens.get(r.old_hash).filter(|t| t.exp > r.now) else {
+    // Tokens of the old shape were only ever recorded in Redis.
+    let Presented::Session { digest, .. } = r.presented else {
         return RotateOutcome::Invalid;
     };
-    let (sid, spent) = (tok.sid.clone(), tok.spent);
-    let Some(fam) = st.live_family(&sid, r.now) else {
+    let Some(fam) = st.live_family(r.sid, r.now) else {
         return RotateOutcome::Invalid;
     };
     if st.logged_out_since(&fam.sub, fam.created, r.now) {
@@ -371,36 +358,32 @@ fn rotate_locked(
         return RotateOutcome::WrongClient;
     }
     let info = SessionInfo {
-        sid: sid.clone(),
+        sid: r.sid.to_owned(),
         sub: fam.sub.clone(),
         claims_json: fam.claims_json.clone(),
     };
-    if let Some(spent_at) = spent {
-        if r.now - spent_at <= r.grace_secs
-            && let Some((json, _)) = st.successors.get(r.old_hash)
+    if fam.current.as_ref() != Some(digest) {
+        let Some(last) = fam.spent_token(digest, r.now) else {
+            return RotateOutcome::Invalid;
+        };
+        if last
+            && let Some((json, at)) = &fam.successor
+            && r.now - at <= r.grace_secs
         {
             return RotateOutcome::Repeat(info, json.clone());
         }
-        events.push(st.revoke_family(&sid, r.now, r.revoke_ttl));
-        return RotateOutcome::Reused { sid };
+        events.push(st.revoke_family(r.sid, r.now, r.revoke_ttl));
+        return RotateOutcome::Reused {
+            sid: r.sid.to_owned(),
+        };
     }
-    if let Some(t) = st.tokens.get_mut(r.old_hash) {
-        t.spent = Some(r.now);
-    }
-    st.tokens.insert(
-        r.new_hash.to_owned(),
-        TokenRec {
-            sid: sid.clone(),
-            exp: r.refresh_exp,
-            spent: None,
-        },
-    );
-    if let Some(f) = st.families.get_mut(&sid) {
+    if let Some(f) = st.families.get_mut(r.sid) {
+        let now = r.now;
+        f.spent.retain(|(_, exp)| *exp > now);
+        f.spent.push((*digest, f.exp));
+        f.current = Some(r.new_digest);
         f.exp = r.refresh_exp;
+        f.successor = Some((r.successor_json.to_owned(), r.now));
     }
-    st.successors.insert(
-        r.old_hash.to_owned(),
-        (r.successor_json.to_owned(), r.now + r.grace_secs + 1),
-    );
     RotateOutcome::Rotated(info)
 }

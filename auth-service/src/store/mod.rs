@@ -4,25 +4,36 @@
 //! everywhere) is one operation of the store, never read-then-write.
 //!
 //! Records (Redis keys under the prefix `P`; the memory store mirrors them):
-//! - `P:fam:{sid}` — a session (refresh family): `sub`, the extra `claims`
-//!   (JSON), `created`; expires with its newest refresh token.
-//! - `P:rt:{sha256(refresh token)}` — one refresh token: `sid`, `exp`,
-//!   `spent` (time it was rotated); expires with the token.
-//! - `P:rtnext:{sha256(refresh token)}` — the successor handed out when the
-//!   token was rotated, kept for the grace window only.
-//! - `P:usersids:{sub}` — the sessions of a user, for "log out everywhere".
+//! - `P:s:{16 bytes of sid}` — a session (refresh family), one string:
+//!   when it was created, when its newest refresh token expires, that
+//!   token's digest, the client, `sub`, the extra claims (JSON), then the
+//!   digests of its spent refresh tokens with their expiry (reuse
+//!   detection), oldest first, each kept until that token would have
+//!   expired. Expires with the newest refresh token. Layout: [`record`].
+//! - `P:n:{16 bytes of sid}` — the successor handed out by the session's
+//!   last rotation and when it was handed out, for the grace window only.
+//! - `P:recent:{sub}` — the sessions of a user created in the last few
+//!   seconds: "log out everywhere" ends them explicitly, since a session
+//!   created in the same second as its not-before is not older than it.
 //! - `P:code:{sha256(code)}` — an authorization code: its [`CodeRecord`]
 //!   (JSON), `exp`, and `used` once exchanged; expires with the code, so a
 //!   second exchange within its life is detected as reuse.
 //! - the revocation list and channel of `authrealm_tokens::revocation`.
+//!
+//! Sessions recorded before they became one record (`P:fam:{sid}`,
+//! `P:rt:{sha256(token)}`, `P:rtnext:…`, `P:usersids:{sub}`) are read
+//! through their old refresh tokens until those expire: the first rotation
+//! of such a token moves its session into one record.
 
 pub mod memory;
+pub mod record;
 pub mod redis;
 
 use authrealm_tokens::revocation::RevocationEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::opaque::{Digest, Presented};
 
 /// A new session to record at mint time (or when a code is exchanged).
 #[derive(Debug, Clone, Copy)]
@@ -36,9 +47,9 @@ pub struct NewSession<'a> {
     /// The OAuth client the session is bound to; empty for OP's own
     /// sessions (the internal API). Only that client may refresh it.
     pub client: &'a str,
-    /// SHA-256 (base64url) of the first refresh token; `None`: the grant
-    /// has no refresh token (the client may not use that grant).
-    pub refresh_hash: Option<&'a str>,
+    /// Digest of the first refresh token; `None`: the grant has no
+    /// refresh token (the client may not use that grant).
+    pub refresh_digest: Option<Digest>,
     /// When that refresh token (or, without one, the session) expires.
     pub refresh_exp: i64,
     /// Now.
@@ -149,13 +160,16 @@ impl std::fmt::Debug for Successor {
 /// refresh token).
 #[derive(Clone, Copy)]
 pub struct Rotation<'a> {
-    /// Hash of the presented refresh token.
-    pub old_hash: &'a str,
+    /// The session the presented token belongs to (for a token of the old
+    /// shape: the one its record names, see [`Store::legacy_sid`]).
+    pub sid: &'a str,
+    /// The presented refresh token.
+    pub presented: &'a Presented<'a>,
     /// The OAuth client presenting it; empty for OP (the internal API). A
     /// token of a session bound to another client changes nothing.
     pub client: &'a str,
-    /// Hash of the successor refresh token.
-    pub new_hash: &'a str,
+    /// Digest of the successor refresh token.
+    pub new_digest: Digest,
     /// The successor, serialised ([`Successor`]).
     pub successor_json: &'a str,
     /// When the successor refresh token expires.
@@ -171,8 +185,8 @@ pub struct Rotation<'a> {
 impl std::fmt::Debug for Rotation<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rotation")
-            .field("old_hash", &self.old_hash)
-            .field("new_hash", &self.new_hash)
+            .field("sid", &self.sid)
+            .field("presented", self.presented)
             .field("now", &self.now)
             .finish_non_exhaustive()
     }
@@ -312,14 +326,27 @@ impl Store {
     /// When the store is unreachable.
     pub async fn revoke_refresh(
         &self,
-        hash: &str,
+        token: &Presented<'_>,
         client: Option<&str>,
         now: i64,
         ttl: i64,
     ) -> Result<Option<String>> {
         match self {
-            Self::Memory(m) => Ok(m.revoke_refresh(hash, client, now, ttl)),
-            Self::Redis(r) => r.revoke_refresh(hash, client, now, ttl).await,
+            Self::Memory(m) => Ok(m.revoke_refresh(token, client, now, ttl)),
+            Self::Redis(r) => r.revoke_refresh(token, client, now, ttl).await,
+        }
+    }
+
+    /// The session a refresh token of the old shape (its hash) belongs to,
+    /// `None` when it is unknown. Only Redis can hold such tokens (a memory
+    /// store starts empty with the process).
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn legacy_sid(&self, hash: &str) -> Result<Option<String>> {
+        match self {
+            Self::Memory(_) => Ok(None),
+            Self::Redis(r) => r.legacy_sid(hash).await,
         }
     }
 
@@ -360,8 +387,10 @@ impl Store {
         }
     }
 
-    /// Sets the user's not-before to `now` and revokes each of their live
-    /// sessions; returns the sessions revoked.
+    /// Sets the user's not-before to `now` (no session created before it
+    /// refreshes again, no token issued before it passes) and revokes the
+    /// user's sessions created in that same second explicitly (the memory
+    /// store: every live one); returns those.
     ///
     /// # Errors
     /// When the store is unreachable.
@@ -443,9 +472,13 @@ mod tests {
         let shown = format!(
             "{successor:?} {:?} {:?}",
             Rotation {
-                old_hash: "h1",
+                sid: "s",
+                presented: &Presented::Session {
+                    sid: "s",
+                    digest: [7; 16],
+                },
                 client: "",
-                new_hash: "h2",
+                new_digest: [9; 16],
                 successor_json: &json,
                 refresh_exp: 3,
                 now: 1,

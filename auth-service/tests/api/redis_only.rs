@@ -128,20 +128,37 @@ async fn every_revocation_is_written_and_published() -> TestResult {
 async fn refresh_tokens_are_stored_only_as_hashes() -> TestResult {
     let app = spawn(Backend::Redis).await?;
     let pair = app.mint("rita").await?;
+    // The secret part: the session id before the dot is no secret.
+    let secret = pair
+        .refresh_token
+        .rsplit_once('.')
+        .map(|(_, s)| s.as_bytes().to_vec())
+        .ok_or("a refresh token names its session")?;
+    let contains = |hay: &[u8]| hay.windows(secret.len()).any(|w| w == secret.as_slice());
     let mut conn = app.redis_conn().await?;
-    let keys: Vec<String> = conn.keys(format!("{}:*", app.prefix())).await?;
+    let keys: Vec<Vec<u8>> = conn.keys(format!("{}:*", app.prefix())).await?;
     assert!(!keys.is_empty());
+    // One record for the session, and the user's set of recent sessions.
+    let record =
+        auth_service::store::redis::RedisStore::session_key(app.prefix(), &pair.session_id)
+            .ok_or("MA made the session id")?;
+    assert!(keys.contains(&record), "the session has its record");
     for key in keys {
-        assert!(!key.contains(&pair.refresh_token));
+        let name = String::from_utf8_lossy(&key).into_owned();
+        assert!(!contains(&key));
         let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
-        let dump = match kind.as_str() {
-            "hash" => format!("{:?}", conn.hgetall::<_, Vec<String>>(&key).await?),
-            "set" => format!("{:?}", conn.smembers::<_, Vec<String>>(&key).await?),
-            _ => format!("{:?}", conn.get::<_, Option<String>>(&key).await?),
+        let dump: Vec<Vec<u8>> = match kind.as_str() {
+            "hash" => conn.hgetall::<_, Vec<Vec<u8>>>(&key).await?,
+            "set" => conn.smembers::<_, Vec<Vec<u8>>>(&key).await?,
+            _ => conn
+                .get::<_, Option<Vec<u8>>>(&key)
+                .await?
+                .into_iter()
+                .collect(),
         };
-        assert!(!dump.contains(&pair.refresh_token), "{key} holds the token");
+        assert!(!dump.iter().any(|v| contains(v)), "{name} holds the token");
         // Every record expires.
-        assert!(conn.ttl::<_, i64>(&key).await? > 0, "{key} never expires");
+        assert!(conn.ttl::<_, i64>(&key).await? > 0, "{name} never expires");
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The behaviour every store must show. Each test here runs twice, against
-//! the memory store and against the real Redis (see `both_stores!`).
+//! the memory store and against the real Redis (see `both_stores_in!`).
 
 use std::collections::HashSet;
 
@@ -13,7 +13,13 @@ pub async fn minted_tokens_carry_the_claims_and_verify(b: Backend) -> TestResult
     let pair = app.mint("alice").await?;
     assert_eq!(pair.token_type, "Bearer");
     assert_eq!(pair.expires_in, 300);
-    assert_eq!(pair.refresh_token.len(), 43);
+    // A refresh token names its session: `{sid}.{32 random bytes}`.
+    let (sid, secret) = pair
+        .refresh_token
+        .split_once('.')
+        .ok_or("a refresh token names its session")?;
+    assert_eq!(sid, pair.session_id);
+    assert_eq!(secret.len(), 43);
     let now = app.clock.now();
     let claims = app.verifier().await?.verify(&pair.access_token, now)?;
     assert_eq!(claims.sub, "alice");
@@ -550,29 +556,31 @@ pub use crate::observers::{
 pub use crate::oauth::*;
 pub use crate::oauth_requests::*;
 
-/// Instantiates every test above once per store.
-macro_rules! both_stores {
+/// Instantiates each named test (an `async fn(Backend)` in scope) once
+/// per store.
+#[macro_export]
+macro_rules! both_stores_in {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> crate::helpers::TestResult {
-                    super::$name(crate::helpers::Backend::Memory).await
+                async fn $name() -> $crate::helpers::TestResult {
+                    super::$name($crate::helpers::Backend::Memory).await
                 }
             )*
         }
         mod redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> crate::helpers::TestResult {
-                    super::$name(crate::helpers::Backend::Redis).await
+                async fn $name() -> $crate::helpers::TestResult {
+                    super::$name($crate::helpers::Backend::Redis).await
                 }
             )*
         }
     };
 }
 
-both_stores!(
+crate::both_stores_in!(
     minted_tokens_carry_the_claims_and_verify,
     refresh_rotates_and_a_repeat_in_grace_gets_the_same_pair,
     twenty_concurrent_refreshes_yield_one_successor,
