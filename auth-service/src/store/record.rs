@@ -14,7 +14,9 @@
 //! | … | client (empty for OP's own sessions), `sub`, claims (JSON) |
 //! | 20 each | spent tokens: digest (16) and expiry (4), oldest first |
 //!
-//! Times are unsigned 32-bit seconds (valid until 2106).
+//! Times are unsigned 32-bit seconds (valid until 2106). A `sub` that is a
+//! UUID in its canonical form (lowercase, hyphenated: what OP's user ids
+//! are) is kept as its 16 bytes, with the length [`UUID_SUB`].
 
 use crate::error::{Error, Result};
 use crate::opaque::Digest;
@@ -24,6 +26,50 @@ pub const HEADER_LEN: usize = 30;
 
 /// Bytes per spent token.
 pub const SPENT_LEN: usize = 20;
+
+/// The `sub` length that means "a canonical UUID, as its 16 bytes".
+pub const UUID_SUB: u16 = u16::MAX;
+
+/// The 16 bytes of a canonical lowercase hyphenated UUID, else `None`.
+fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    let mut i = 0;
+    while i < 36 {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if b[i] != b'-' {
+                return None;
+            }
+            i += 1;
+            continue;
+        }
+        let hex = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        out[n] = (hex(b[i])? << 4) | hex(b[i + 1])?;
+        n += 1;
+        i += 2;
+    }
+    Some(out)
+}
+
+fn uuid_string(b: &[u8; 16]) -> String {
+    let h = authrealm_tokens::digest::hex(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
 
 /// A session record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +114,19 @@ pub fn encode(r: &Record) -> Result<Vec<u8>> {
     out.extend_from_slice(&time(r.created)?);
     out.extend_from_slice(&time(r.exp)?);
     out.extend_from_slice(&r.current.unwrap_or_default());
-    for field in [&r.client, &r.sub, &r.claims_json] {
-        out.extend_from_slice(&len(field)?);
+    let uuid = uuid_bytes(&r.sub);
+    out.extend_from_slice(&len(&r.client)?);
+    match uuid {
+        Some(_) => out.extend_from_slice(&UUID_SUB.to_be_bytes()),
+        None => out.extend_from_slice(&len(&r.sub)?),
     }
-    for field in [&r.client, &r.sub, &r.claims_json] {
-        out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(&len(&r.claims_json)?);
+    out.extend_from_slice(r.client.as_bytes());
+    match &uuid {
+        Some(b) => out.extend_from_slice(b),
+        None => out.extend_from_slice(r.sub.as_bytes()),
     }
+    out.extend_from_slice(r.claims_json.as_bytes());
     for (digest, exp) in &r.spent {
         out.extend_from_slice(digest);
         out.extend_from_slice(&time(*exp)?);
@@ -102,7 +155,20 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
         at += n;
         Some(s)
     };
-    let (client, sub, claims_json) = (field(cl)?, field(sl)?, field(ml)?);
+    let client = field(cl)?;
+    let sub = if sl == usize::from(UUID_SUB) {
+        let b: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
+        at += 16;
+        uuid_string(&b)
+    } else {
+        field(sl)?
+    };
+    let mut field = |n: usize| -> Option<String> {
+        let s = std::str::from_utf8(bytes.get(at..at + n)?).ok()?.to_owned();
+        at += n;
+        Some(s)
+    };
+    let claims_json = field(ml)?;
     let rest = bytes.get(at..)?;
     if rest.len() % SPENT_LEN != 0 {
         return None;
@@ -148,8 +214,8 @@ mod tests {
         let bytes = encode(&r)?;
         assert_eq!(
             bytes.len(),
-            HEADER_LEN + 3 + 36 + 27 + 2 * SPENT_LEN,
-            "the layout documented above"
+            HEADER_LEN + 3 + 16 + 27 + 2 * SPENT_LEN,
+            "the layout documented above (the UUID as its 16 bytes)"
         );
         assert_eq!(decode(&bytes), Some(r));
         let none = Record {
@@ -159,6 +225,21 @@ mod tests {
             ..sample()
         };
         assert_eq!(decode(&encode(&none)?), Some(none));
+        // Any other `sub` is kept as it is, including UUID look-alikes.
+        for sub in [
+            "alice",
+            "0B6F5C5E-8A4E-4C1A-9F7E-2D8A1B0C9E11",
+            "0b6f5c5e8a4e4c1a9f7e2d8a1b0c9e11",
+            "0b6f5c5e-8a4e-4c1a-9f7e-2d8a1b0c9e1g",
+            "0b6f5c5e-8a4e-4c1a-9f7e+2d8a1b0c9e11",
+            "ü-not-ascii",
+        ] {
+            let r = Record {
+                sub: sub.into(),
+                ..sample()
+            };
+            assert_eq!(decode(&encode(&r)?), Some(r), "{sub}");
+        }
         Ok(())
     }
 
@@ -170,7 +251,7 @@ mod tests {
             spent: Vec::new(),
             ..sample()
         };
-        assert!(encode(&r)?.len() <= 100, "{}", encode(&r)?.len());
+        assert!(encode(&r)?.len() <= 80, "{}", encode(&r)?.len());
         Ok(())
     }
 

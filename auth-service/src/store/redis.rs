@@ -38,8 +38,15 @@ local function parse(rec)
   local created, exp, h, cl, sl, ml, pos = struct.unpack('>I4I4c16I2I2I2', rec)
   local client = string.sub(rec, pos, pos + cl - 1)
   pos = pos + cl
-  local sub = string.sub(rec, pos, pos + sl - 1)
-  pos = pos + sl
+  local sub
+  if sl == 65535 then
+    sub = string.format('%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x',
+      string.byte(rec, pos, pos + 15))
+    pos = pos + 16
+  else
+    sub = string.sub(rec, pos, pos + sl - 1)
+    pos = pos + sl
+  end
   local claims = string.sub(rec, pos, pos + ml - 1)
   pos = pos + ml
   return {created = created, exp = exp, h = h, client = client, sub = sub,

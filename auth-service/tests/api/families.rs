@@ -108,7 +108,30 @@ pub async fn spent_tokens_are_forgotten_once_they_would_have_expired(b: Backend)
     Ok(())
 }
 
+/// OP's user ids are UUIDs, which the Redis record keeps as 16 bytes: they
+/// must come back exactly as sent (and a look-alike in capitals as it is).
+pub async fn user_ids_come_back_from_a_refresh_exactly_as_sent(b: Backend) -> TestResult {
+    let app = spawn(b).await?;
+    for sub in [
+        "0b6f5c5e-8a4e-4c1a-9f7e-2d8a1b0c9e11",
+        "0B6F5C5E-8A4E-4C1A-9F7E-2D8A1B0C9E11",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        let pair = app.mint(sub).await?;
+        let next = app.refresh_ok(&pair.refresh_token).await?;
+        assert_eq!(next.sub, sub);
+        let claims = app
+            .verifier()
+            .await?
+            .verify(&next.access_token, app.clock.now())?;
+        assert_eq!(claims.sub, sub);
+        assert_eq!(claims.extra["email"], json!(format!("{sub}@example.test")));
+    }
+    Ok(())
+}
+
 crate::both_stores_in!(
+    user_ids_come_back_from_a_refresh_exactly_as_sent,
     a_token_spent_rotations_ago_is_still_caught_as_reuse,
     a_made_up_token_for_a_real_session_changes_nothing,
     spent_tokens_are_forgotten_once_they_would_have_expired,
