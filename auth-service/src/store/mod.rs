@@ -28,6 +28,7 @@
 pub mod memory;
 pub mod record;
 pub mod redis;
+mod scripts;
 
 use authrealm_tokens::revocation::RevocationEvent;
 use serde::{Deserialize, Serialize};

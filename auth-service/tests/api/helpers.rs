@@ -375,3 +375,27 @@ impl Follower {
         }
     }
 }
+
+/// Instantiates each named test (an `async fn(Backend)` in scope) once
+/// per store.
+#[macro_export]
+macro_rules! both_stores_in {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::helpers::TestResult {
+                    super::$name($crate::helpers::Backend::Memory).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::helpers::TestResult {
+                    super::$name($crate::helpers::Backend::Redis).await
+                }
+            )*
+        }
+    };
+}

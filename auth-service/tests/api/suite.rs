@@ -1,5 +1,5 @@
 //! The behaviour every store must show. Each test here runs twice, against
-//! the memory store and against the real Redis (see `both_stores_in!`).
+//! the memory store and against the real Redis (see `both_stores_in!` in helpers).
 
 use std::collections::HashSet;
 
@@ -555,30 +555,6 @@ pub use crate::observers::{
 // OAuth tests (every `pub` test of these files), instantiated here too.
 pub use crate::oauth::*;
 pub use crate::oauth_requests::*;
-
-/// Instantiates each named test (an `async fn(Backend)` in scope) once
-/// per store.
-#[macro_export]
-macro_rules! both_stores_in {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> $crate::helpers::TestResult {
-                    super::$name($crate::helpers::Backend::Memory).await
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> $crate::helpers::TestResult {
-                    super::$name($crate::helpers::Backend::Redis).await
-                }
-            )*
-        }
-    };
-}
 
 crate::both_stores_in!(
     minted_tokens_carry_the_claims_and_verify,
