@@ -69,4 +69,20 @@ impl Context {
     pub fn now(&self) -> i64 {
         (self.clock)()
     }
+
+    /// Counts one more consecutive failure of `key`; the delay before the
+    /// next try ([`crate::reconcile::backoff`]).
+    #[must_use]
+    pub fn failed(&self, key: &str) -> std::time::Duration {
+        let n = self
+            .failures
+            .lock()
+            .map(|mut f| {
+                let n = f.entry(key.to_owned()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            })
+            .unwrap_or(1);
+        crate::reconcile::backoff(n)
+    }
 }

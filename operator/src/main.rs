@@ -225,6 +225,29 @@ fn clients_controller(
     controller
 }
 
+/// The `AuthClient`s of one scope, checked for a realm that is not there;
+/// woken again when a realm they name changes or goes away.
+fn orphan_clients_controller(client: &Client, namespace: Option<&str>) -> Controller<AuthClient> {
+    let controller = Controller::new(
+        namespaced_or_all::<AuthClient>(client, namespace),
+        watcher::Config::default(),
+    );
+    let clients = controller.store();
+    controller.watches(
+        namespaced_or_all::<AuthRealm>(client, namespace),
+        watcher::Config::default(),
+        move |realm| {
+            let key = (realm.namespace().unwrap_or_default(), realm.name_any());
+            clients
+                .state()
+                .into_iter()
+                .filter(|c| realm_of(c) == key)
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>()
+        },
+    )
+}
+
 /// Renews the Lease every third of its duration; returns when it is lost
 /// (another holder, or no successful renewal for a whole duration).
 async fn hold_lease(api: Api<Lease>, cfg: LeaseConfig) -> anyhow::Error {
@@ -325,8 +348,10 @@ async fn main() -> anyhow::Result<()> {
         operator_namespace: config.lease_namespace.clone(),
     };
     let ctx = Arc::new(ctx);
+    // Each controller's outcomes, only to log its errors.
     let runs = controllers.into_iter().map(|c| {
         c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
             .boxed()
     });
     let client_runs = scopes.iter().map(|ns| {
@@ -336,9 +361,20 @@ async fn main() -> anyhow::Result<()> {
                 operator::clients::reconcile::error_policy,
                 ctx.clone(),
             )
+            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
             .boxed()
     });
-    let runs = runs.chain(client_runs);
+    let orphan_runs = scopes.iter().map(|ns| {
+        orphan_clients_controller(&client, ns.as_deref())
+            .run(
+                operator::clients::orphans::reconcile,
+                operator::clients::orphans::error_policy,
+                ctx.clone(),
+            )
+            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+            .boxed()
+    });
+    let runs = runs.chain(client_runs).chain(orphan_runs);
     let run = futures::stream::select_all(runs).for_each(|r| async move {
         if let Err(e) = r {
             warn!(error = %e, "controller");

@@ -101,16 +101,7 @@ async fn pipeline(realm: &AuthRealm, ctx: &Context) -> Result<(&'static str, Act
 /// independently of every other realm, and says why in a Warning event.
 pub fn error_policy(realm: Arc<AuthRealm>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = realm_key(&realm);
-    let n = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1);
-    let delay = backoff(n);
+    let delay = ctx.failed(&key);
     warn!(realm = %key, error = %error, retry_in = ?delay, "reconcile failed");
     let note = Note::new(Kind::Warning, "ReconcileFailed", error.to_string());
     tokio::spawn(async move {

@@ -4,9 +4,11 @@
 //! an entry in the realm's registry Secret `<realm>-oauth-clients`
 //! (`clients.json`, hashes only), which MA mounts and reloads ([`build`]).
 //! [`reconcile`] runs all of it per realm, as a second controller of
-//! `AuthRealm`s that watches `AuthClient`s.
+//! `AuthRealm`s that watches `AuthClient`s; [`orphans`] reports clients
+//! whose realm is not there.
 
 pub mod build;
+pub mod orphans;
 pub mod reconcile;
 pub mod secret;
 pub mod validate;

@@ -165,7 +165,7 @@ fn with_kind(s: &Secret) -> Result<serde_json::Value, Error> {
 }
 
 /// Writes a client's status when it changed.
-async fn write_status(
+pub(super) async fn write_status(
     ctx: &Context,
     c: &AuthClient,
     status: &AuthClientStatus,
@@ -193,16 +193,7 @@ pub fn error_policy(realm: Arc<AuthRealm>, error: &Error, ctx: Arc<Context>) -> 
         realm.namespace().unwrap_or_default(),
         realm.name_any()
     );
-    let n = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1);
-    let delay = crate::reconcile::backoff(n);
+    let delay = ctx.failed(&key);
     warn!(realm = %key, error = %error, retry_in = ?delay, "clients step failed");
     Action::requeue(delay)
 }
