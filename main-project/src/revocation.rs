@@ -21,7 +21,7 @@ use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
 
 pub use self::feed::follow_feed;
 pub use self::redis::follow_redis;
-use self::table::Table;
+use self::table::{Id, Key, Table};
 use crate::metrics::Metrics;
 
 /// What the view says about one token.
@@ -47,6 +47,20 @@ fn secs(t: i64) -> u32 {
     u32::try_from(t.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX)
 }
 
+/// One revocation as a scan of Redis reads it, its id decoded already (so
+/// a page is decoded before the view is locked, and no id is a `String`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// What kind of revocation.
+    pub kind: RevocationKind,
+    /// The `jti`, `sid` or `sub`.
+    pub id: Id,
+    /// As [`RevocationEvent::at`].
+    pub at: i64,
+    /// As [`RevocationEvent::expires`].
+    pub expires: i64,
+}
+
 #[derive(Default)]
 struct Entries {
     /// jti -> forget after.
@@ -59,16 +73,26 @@ struct Entries {
 
 impl Entries {
     fn add(&mut self, ev: &RevocationEvent) {
-        let until = secs(ev.expires);
-        match ev.kind {
-            RevocationKind::Jti => self.jti.upsert(&ev.id, until, u32::max),
-            RevocationKind::Session => self.sid.upsert(&ev.id, until, u32::max),
+        self.insert(ev.kind, Key::of(&ev.id), ev.at, ev.expires);
+    }
+
+    fn insert<T: Into<Box<str>>>(
+        &mut self,
+        kind: RevocationKind,
+        id: Key<T>,
+        at: i64,
+        expires: i64,
+    ) {
+        let until = secs(expires);
+        match kind {
+            RevocationKind::Jti => self.jti.upsert_key(id, until, u32::max),
+            RevocationKind::Session => self.sid.upsert_key(id, until, u32::max),
             RevocationKind::User => {
                 let nb = NotBefore {
-                    at: secs(ev.at),
+                    at: secs(at),
                     until,
                 };
-                self.user.upsert(&ev.id, nb, |a, b| NotBefore {
+                self.user.upsert_key(id, nb, |a, b| NotBefore {
                     at: a.at.max(b.at),
                     until: a.until.max(b.until),
                 });
@@ -169,6 +193,17 @@ impl RevocationView {
         if let Ok(mut e) = self.entries.write() {
             for ev in events {
                 e.add(ev);
+            }
+            self.count(&e);
+        }
+    }
+
+    /// Adds a page of a scan, decoded already: as [`RevocationView::merge`],
+    /// under one write lock.
+    pub fn merge_entries(&self, entries: Vec<Entry>) {
+        if let Ok(mut e) = self.entries.write() {
+            for en in entries {
+                e.insert(en.kind, en.id, en.at, en.expires);
             }
             self.count(&e);
         }
@@ -349,6 +384,60 @@ mod tests {
         assert_eq!(v.check(&c), Status::Unknown);
         v.apply(&ev(RevocationKind::Jti, "j1", 1800, 1800));
         assert_eq!(v.check(&c), Status::Revoked);
+        Ok(())
+    }
+
+    #[test]
+    fn a_decoded_page_merges_as_its_events_would() -> Result<(), Box<dyn std::error::Error>> {
+        let events = [
+            ev(RevocationKind::Jti, "AAAAAAAAAAAAAAAAAAAAAQ", 2000, 2000),
+            ev(
+                RevocationKind::Session,
+                "an id of another shape",
+                2100,
+                2100,
+            ),
+            ev(
+                RevocationKind::User,
+                "550e8400-e29b-41d4-a716-446655440000",
+                1500,
+                2200,
+            ),
+        ];
+        let by_events = RevocationView::new(true, Metrics::new()?);
+        by_events.merge(&events);
+        let by_entries = RevocationView::new(true, Metrics::new()?);
+        by_entries.apply(&ev(
+            RevocationKind::Jti,
+            "AAAAAAAAAAAAAAAAAAAAAQ",
+            2500,
+            2500,
+        ));
+        by_entries.merge_entries(
+            events
+                .iter()
+                .map(|e| Entry {
+                    kind: e.kind,
+                    id: Id::parse(&e.id),
+                    at: e.at,
+                    expires: e.expires,
+                })
+                .collect(),
+        );
+        assert_eq!(by_entries.counts(), [1, 1, 1]);
+        let sorted = |v: &RevocationView| {
+            let mut live = v.live(1000);
+            live.sort_by(|a, b| a.id.cmp(&b.id));
+            live
+        };
+        let mut expected = sorted(&by_events);
+        // The later expiry the view held already is kept.
+        for e in &mut expected {
+            if e.kind == RevocationKind::Jti {
+                (e.at, e.expires) = (2500, 2500);
+            }
+        }
+        assert_eq!(sorted(&by_entries), expected);
         Ok(())
     }
 

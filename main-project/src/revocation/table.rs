@@ -14,30 +14,86 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// One id in its most compact form.
-enum Key<'a> {
+/// One id in its most compact form: `Key<&str>` to look one up, [`Id`]
+/// (owning its text) to insert one decoded ahead of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key<T> {
     /// 22 characters of canonical base64url: 16 bytes.
     Base64([u8; 16]),
     /// A lower-case hyphenated UUID: 16 bytes.
     Uuid([u8; 16]),
     /// Anything else, as text.
-    Text(&'a str),
+    Text(T),
 }
 
+/// An id decoded into the table's form once, outside any lock (a scan
+/// decodes a page of ids before it merges them).
+pub type Id = Key<Box<str>>;
+
+impl<'a> Key<&'a str> {
+    /// `id` in its compact form, borrowing it when it has none.
+    #[must_use]
+    pub fn of(id: &'a str) -> Self {
+        if let Some(b) = base64_bytes(id) {
+            Key::Base64(b)
+        } else if let Some(b) = uuid_bytes(id) {
+            Key::Uuid(b)
+        } else {
+            Key::Text(id)
+        }
+    }
+}
+
+impl Id {
+    /// Decodes `id`.
+    #[must_use]
+    pub fn parse(id: &str) -> Self {
+        match Key::of(id) {
+            Key::Base64(b) => Key::Base64(b),
+            Key::Uuid(b) => Key::Uuid(b),
+            Key::Text(t) => Key::Text(t.into()),
+        }
+    }
+}
+
+/// The base64url alphabet's value of each byte; `INVALID` for the others.
+const BASE64URL: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < alphabet.len() {
+        t[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+const INVALID: u8 = 0xff;
+
+/// 16 bytes from exactly 22 characters of canonical unpadded base64url (the
+/// 4 bits left over in the last character zero), as `URL_SAFE_NO_PAD`
+/// decodes them; `None` for anything else. Every id of a scan passes here,
+/// so it is a table look-up per character rather than a general decoder.
 fn base64_bytes(id: &str) -> Option<[u8; 16]> {
-    if id.len() != 22 {
+    let chars: &[u8; 22] = id.as_bytes().try_into().ok()?;
+    let mut six = [0u8; 22];
+    for (v, c) in six.iter_mut().zip(chars) {
+        *v = BASE64URL[usize::from(*c)];
+        if *v == INVALID {
+            return None;
+        }
+    }
+    if six[21] & 0x0f != 0 {
         return None;
     }
-    // The estimate for 22 characters is 18 bytes; a canonical one decodes to 16.
-    let mut buf = [0u8; 18];
-    match URL_SAFE_NO_PAD.decode_slice(id, &mut buf) {
-        Ok(16) => {
-            let mut out = [0u8; 16];
-            out.copy_from_slice(buf.get(..16)?);
-            Some(out)
+    let mut out = [0u8; 16];
+    for (bytes, quad) in out.chunks_exact_mut(3).zip(six.chunks_exact(4)) {
+        let n = quad.iter().fold(0u32, |n, v| (n << 6) | u32::from(*v));
+        for (b, shift) in bytes.iter_mut().zip([16, 8, 0]) {
+            *b = (n >> shift) as u8;
         }
-        _ => None,
     }
+    out[15] = (six[20] << 2) | (six[21] >> 4);
+    Some(out)
 }
 
 fn hex_value(c: u8) -> Option<u8> {
@@ -63,16 +119,6 @@ fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-fn key(id: &str) -> Key<'_> {
-    if let Some(b) = base64_bytes(id) {
-        Key::Base64(b)
-    } else if let Some(b) = uuid_bytes(id) {
-        Key::Uuid(b)
-    } else {
-        Key::Text(id)
-    }
-}
-
 /// Ids mapped to a small `Copy` value.
 #[derive(Debug)]
 pub struct Table<V> {
@@ -94,7 +140,7 @@ impl<V> Default for Table<V> {
 impl<V: Copy> Table<V> {
     /// The value of `id`, if present.
     pub fn get(&self, id: &str) -> Option<V> {
-        match key(id) {
+        match Key::of(id) {
             Key::Base64(b) => self.base64.get(&b).copied(),
             Key::Uuid(b) => self.uuid.get(&b).copied(),
             Key::Text(t) => self.text.get(t).copied(),
@@ -103,8 +149,18 @@ impl<V: Copy> Table<V> {
 
     /// Inserts `value` for `id`, or combines it with the present one.
     pub fn upsert(&mut self, id: &str, value: V, combine: impl Fn(V, V) -> V) {
+        self.upsert_key(Key::of(id), value, combine);
+    }
+
+    /// [`Table::upsert`] of an id in its compact form already.
+    pub fn upsert_key<T: Into<Box<str>>>(
+        &mut self,
+        id: Key<T>,
+        value: V,
+        combine: impl Fn(V, V) -> V,
+    ) {
         let merge = |slot: &mut V| *slot = combine(*slot, value);
-        match key(id) {
+        match id {
             Key::Base64(b) => self.base64.entry(b).and_modify(merge).or_insert(value),
             Key::Uuid(b) => self.uuid.entry(b).and_modify(merge).or_insert(value),
             Key::Text(t) => self.text.entry(t.into()).and_modify(merge).or_insert(value),
@@ -177,6 +233,68 @@ mod tests {
         assert_eq!(back, ids);
         assert_eq!(t.get("not-there"), None);
         Ok(())
+    }
+
+    /// What the general decoder says of `id`: 16 bytes from 22 characters of
+    /// canonical base64url, or nothing.
+    fn reference(id: &str) -> Option<[u8; 16]> {
+        if id.len() != 22 {
+            return None;
+        }
+        URL_SAFE_NO_PAD.decode(id).ok()?.try_into().ok()
+    }
+
+    #[test]
+    fn the_base64_decoder_takes_only_canonical_ids() {
+        assert_eq!(base64_bytes("AAAAAAAAAAAAAAAAAAAAAA"), Some([0; 16]));
+        assert_eq!(base64_bytes("_____________________w"), Some([0xff; 16]));
+        // The four bits past the 16th byte must be zero.
+        assert_eq!(base64_bytes("_____________________x"), None);
+        assert_eq!(base64_bytes("AAAAAAAAAAAAAAAAAAAAAB"), None);
+        // Standard base64's characters, padding, other lengths, multi-byte text.
+        for odd in [
+            "AAAAAAAAAAAAAAAAAAAA+A",
+            "AAAAAAAAAAAAAAAAAAAA/A",
+            "AAAAAAAAAAAAAAAAAAAA==",
+            "AAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAé",
+            "",
+        ] {
+            assert_eq!(base64_bytes(odd), None, "{odd}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_base64_decoder_agrees_with_the_general_one(
+            id in "[A-Za-z0-9_=+/-]{22}|.{0,30}",
+            bytes in proptest::array::uniform16(proptest::prelude::any::<u8>()),
+        ) {
+            proptest::prop_assert_eq!(base64_bytes(&id), reference(&id));
+            let encoded = URL_SAFE_NO_PAD.encode(bytes);
+            proptest::prop_assert_eq!(base64_bytes(&encoded), Some(bytes));
+            proptest::prop_assert_eq!(Id::parse(&encoded), Key::Base64(bytes));
+        }
+    }
+
+    #[test]
+    fn an_id_decoded_ahead_is_found_by_its_text() {
+        let mut t = Table::<u32>::default();
+        let ids = [
+            "AAAAAAAAAAAAAAAAAAAAAQ",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "550E8400-E29B-41D4-A716-446655440000",
+            "an id of another shape",
+        ];
+        for id in ids {
+            t.upsert_key(Id::parse(id), 7, u32::max);
+            t.upsert(id, 5, u32::max);
+        }
+        assert_eq!(t.len(), ids.len());
+        for id in ids {
+            assert_eq!(t.get(id), Some(7), "{id}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn random_suffix() -> TestResult<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-fn require_env(name: &str) -> TestResult<String> {
+pub fn require_env(name: &str) -> TestResult<String> {
     std::env::var(name).map_err(|_| {
         format!(
             "{name} is not set: run the tests with ./scripts/test (it starts Postgres and Redis)"

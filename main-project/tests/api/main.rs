@@ -30,3 +30,4 @@ mod oidc_support;
 mod ports;
 mod properties;
 mod redis_loss;
+mod revocation_load;

@@ -1,0 +1,117 @@
+//! OP's load of the revocation list from a real Redis: several scan pages
+//! of every kind, next to keys of the prefix that are no entry MA writes
+//! (not UTF-8, another type, an unreadable value). The odd keys are passed
+//! over or kept a day; none stops the load, so the view becomes known.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authrealm_tokens::revocation::RevocationKeys;
+use authrealm_tokens::{AccessClaims, Clock};
+use main_project::metrics::Metrics;
+use main_project::revocation::{RevocationView, Status, follow_redis};
+
+use crate::helpers::{TestResult, eventually, random_suffix, require_env};
+
+fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> AccessClaims {
+    AccessClaims {
+        iss: "i".into(),
+        sub: sub.into(),
+        aud: "a".into(),
+        exp: iat + 300,
+        iat,
+        nbf: iat,
+        jti: jti.into(),
+        sid: sid.into(),
+        extra: serde_json::Map::new(),
+    }
+}
+
+/// A canonical 22-character base64url id, as MA makes them.
+fn jti(n: u32) -> String {
+    use base64::Engine as _;
+    let mut b = [0x5a_u8; 16];
+    b[12..].copy_from_slice(&n.to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_over_many_pages_passes_odd_keys_over() -> TestResult {
+    let url = require_env("REDIS_URL")?;
+    let client = redis::Client::open(url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys = RevocationKeys::new(&format!("load-{}", random_suffix()?));
+    let now = authrealm_tokens::unix_now();
+    let until = now + 3600;
+    let user = "550e8400-e29b-41d4-a716-446655440000";
+
+    let mut pipe = redis::pipe();
+    for n in 0..2_500 {
+        pipe.set_ex(keys.jti(&jti(n)), until, 3600).ignore();
+    }
+    pipe.set_ex(keys.session("another issuer's sid"), until, 3600)
+        .ignore()
+        .set_ex(keys.not_before(user), now - 10, 3600)
+        .ignore()
+        // An unreadable value: kept a day rather than dropped.
+        .set_ex(keys.jti("odd-value"), "soon", 3600)
+        .ignore()
+        // Not UTF-8, another type at an entry's name, another key: passed over.
+        .set_ex(
+            [keys.jti("").as_bytes(), &[0xff, 0xfe][..]].concat(),
+            until,
+            3600,
+        )
+        .ignore()
+        .hset(keys.jti("a-hash"), "f", "v")
+        .ignore()
+        .rpush(keys.not_before("a-list"), "1")
+        .ignore()
+        .set_ex(format!("{}:revoked:other:x", keys.prefix()), until, 3600)
+        .ignore();
+    pipe.query_async::<()>(&mut conn).await?;
+
+    let view = Arc::new(RevocationView::new(false, Metrics::new()?));
+    let task = tokio::spawn(follow_redis(
+        client,
+        keys,
+        Arc::clone(&view),
+        Duration::from_secs(5),
+        Clock::System,
+    ));
+    let known = {
+        let view = Arc::clone(&view);
+        eventually("the view is loaded", Duration::from_secs(30), move || {
+            let known = view.is_known();
+            async move { Ok(known) }
+        })
+        .await
+    };
+    task.abort();
+    known?;
+
+    assert_eq!(view.counts(), [2_501, 1, 1]);
+    let old = now - 60;
+    for n in [0, 999, 1_000, 2_499] {
+        assert_eq!(view.check(&claims(&jti(n), "s", "u", old)), Status::Revoked);
+    }
+    assert_eq!(
+        view.check(&claims(&jti(2_500), "s", "u", old)),
+        Status::Valid
+    );
+    assert_eq!(
+        view.check(&claims("odd-value", "s", "u", old)),
+        Status::Revoked
+    );
+    assert_eq!(
+        view.check(&claims("j", "another issuer's sid", "u", old)),
+        Status::Revoked
+    );
+    assert_eq!(view.check(&claims("j", "s", user, old)), Status::Revoked);
+    assert_eq!(view.check(&claims("j", "s", user, now)), Status::Valid);
+    assert_eq!(
+        view.check(&claims("a-hash", "s", "a-list", old)),
+        Status::Valid
+    );
+    Ok(())
+}
