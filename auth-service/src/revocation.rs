@@ -115,7 +115,9 @@ impl AuthService {
                 // Kept past `exp` by the skew verifiers allow, or the token
                 // would be accepted again in that last stretch.
                 let keep_until = claims.exp.saturating_add(self.settings.clock_skew);
-                self.store.revoke_jti(&claims.jti, keep_until, now).await?;
+                self.store
+                    .revoke_jti(&claims.jti, claims.exp, keep_until, now)
+                    .await?;
                 self.metrics.revoked(RevocationKind::Jti, 1);
                 Ok(Revoked::AccessToken)
             }
@@ -194,7 +196,7 @@ impl AuthService {
         };
         let state = self
             .store
-            .revocation_state(&claims.jti, &claims.sid, &claims.sub, now)
+            .revocation_state(&claims.jti, claims.exp, &claims.sid, &claims.sub, now)
             .await?;
         if state.rejects(claims.iat) {
             return Ok(inactive);
@@ -228,7 +230,7 @@ impl AuthService {
         };
         let state = self
             .store
-            .revocation_state(&claims.jti, &claims.sid, &claims.sub, now)
+            .revocation_state(&claims.jti, claims.exp, &claims.sid, &claims.sub, now)
             .await?;
         if state.rejects(claims.iat) {
             return Ok(inactive);

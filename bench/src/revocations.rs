@@ -77,7 +77,12 @@ async fn fill(
         for n in i..end {
             let id = entry_id(kind, tag, n);
             let (key, value) = match kind {
-                RevocationKind::Jti => (keys.jti(&id), now + TTL_SECS as i64),
+                // As MA writes it: named with the token's `exp`, the value
+                // that plus MA's clock skew (60 s by default).
+                RevocationKind::Jti => {
+                    let exp = now + TTL_SECS as i64 - 60;
+                    (keys.jti(&id, exp), now + TTL_SECS as i64)
+                }
                 RevocationKind::Session => (keys.session(&id), now + TTL_SECS as i64),
                 RevocationKind::User => (keys.not_before(&id), now),
             };

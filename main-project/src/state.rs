@@ -182,6 +182,7 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
             revocations.clone(),
             config.revocation_ping_interval,
             clock.clone(),
+            leeway_secs,
         ));
     } else {
         bg.spawn(revocation::follow_feed(ma.clone(), revocations.clone()));

@@ -2,8 +2,15 @@
 //! and healer): key names, values, the pub/sub channel, the event published
 //! on it, and the generation marker that tells a reader Redis lost its data.
 //!
-//! - `{prefix}:revoked:jti:{jti}` — a revoked access token. Value: the Unix
-//!   second after which it may be forgotten; TTL ends then too.
+//! - `{prefix}:revoked:jti-exp:{exp}:{jti}` — a revoked access token, named
+//!   with the token's own `exp` (Unix seconds), so a reader learns how long
+//!   to keep it from the name alone: a full reload is one pass of SCAN, no
+//!   value read per key. Value: the Unix second after which it may be
+//!   forgotten (`exp` plus the writer's clock skew); TTL ends then too.
+//! - `{prefix}:revoked:jti:{jti}` — the same with the expiry only in the
+//!   value: what MA wrote before, and what a reader's write-back (below)
+//!   writes, since it keeps when an entry may go rather than the token's
+//!   `exp`. Every reader reads both names.
 //! - `{prefix}:revoked:sid:{sid}` — a revoked session. Value and TTL as above
 //!   (the longest access token life from the revocation).
 //! - `{prefix}:notbefore:{sub}` — Unix seconds; tokens of `sub` issued earlier are
@@ -63,6 +70,17 @@ pub struct RevocationEvent {
     pub expires: i64,
 }
 
+/// What the name of a revocation entry's key says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryKey<'k> {
+    /// What is revoked.
+    pub kind: RevocationKind,
+    /// Its id (`jti`, `sid` or `sub`).
+    pub id: &'k str,
+    /// For a revoked `jti` named with it: the token's `exp`.
+    pub exp: Option<i64>,
+}
+
 /// Redis key names for one prefix.
 #[derive(Debug, Clone)]
 pub struct RevocationKeys {
@@ -90,9 +108,15 @@ impl RevocationKeys {
         &self.prefix
     }
 
-    /// Revoked access token key.
+    /// Revoked access token key: the token's `exp` and `jti`.
     #[must_use]
-    pub fn jti(&self, jti: &str) -> String {
+    pub fn jti(&self, jti: &str, exp: i64) -> String {
+        format!("{}:revoked:jti-exp:{exp}:{jti}", self.prefix)
+    }
+
+    /// Revoked access token key as written before the name carried `exp`.
+    #[must_use]
+    pub fn legacy_jti(&self, jti: &str) -> String {
         format!("{}:revoked:jti:{jti}", self.prefix)
     }
 
@@ -108,10 +132,10 @@ impl RevocationKeys {
         format!("{}:notbefore:{sub}", self.prefix)
     }
 
-    /// SCAN pattern matching every revoked jti.
+    /// SCAN pattern matching every revoked jti (either naming).
     #[must_use]
     pub fn jti_pattern(&self) -> String {
-        format!("{}:revoked:jti:*", self.prefix)
+        format!("{}:revoked:jti*", self.prefix)
     }
 
     /// SCAN pattern matching every revoked session.
@@ -148,14 +172,36 @@ impl RevocationKeys {
     /// key (what [`RevocationKeys::scan_pattern`] also matches).
     #[must_use]
     pub fn classify<'k>(&self, key: &'k str) -> Option<(RevocationKind, &'k str)> {
+        self.read_key(key).map(|k| (k.kind, k.id))
+    }
+
+    /// What a revocation entry's key says: kind, id and, for a revoked
+    /// `jti` named with it, the token's `exp`. `None` for any other key.
+    #[must_use]
+    pub fn read_key<'k>(&self, key: &'k str) -> Option<EntryKey<'k>> {
         let rest = key.strip_prefix(self.prefix.as_str())?.strip_prefix(':')?;
-        if let Some(id) = rest.strip_prefix("revoked:jti:") {
-            Some((RevocationKind::Jti, id))
+        let plain = |kind, id| EntryKey {
+            kind,
+            id,
+            exp: None,
+        };
+        if let Some(named) = rest.strip_prefix("revoked:jti-exp:") {
+            let (exp, id) = named.split_once(':')?;
+            if exp.is_empty() || exp.len() > 12 || !exp.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(EntryKey {
+                kind: RevocationKind::Jti,
+                id,
+                exp: Some(exp.parse().ok()?),
+            })
+        } else if let Some(id) = rest.strip_prefix("revoked:jti:") {
+            Some(plain(RevocationKind::Jti, id))
         } else if let Some(id) = rest.strip_prefix("revoked:sid:") {
-            Some((RevocationKind::Session, id))
+            Some(plain(RevocationKind::Session, id))
         } else {
             rest.strip_prefix("notbefore:")
-                .map(|id| (RevocationKind::User, id))
+                .map(|id| plain(RevocationKind::User, id))
         }
     }
 
@@ -185,11 +231,9 @@ mod tests {
             let prefix = pattern.trim_end_matches('*');
             assert!(!marker.starts_with(prefix), "{marker} ~ {pattern}");
         }
-        assert_eq!(
-            k.jti("j")
-                .strip_prefix(k.jti_pattern().trim_end_matches('*')),
-            Some("j")
-        );
+        for key in [k.jti("j", 5), k.legacy_jti("j")] {
+            assert!(key.starts_with(k.jti_pattern().trim_end_matches('*')));
+        }
     }
 
     /// A glob matcher with Redis's rules for the characters the patterns use.
@@ -228,7 +272,12 @@ mod tests {
             let pattern = k.scan_pattern();
             for (key, kind, id) in [
                 (
-                    k.jti("Ab-_0123456789abcdefgh"),
+                    k.jti("Ab-_0123456789abcdefgh", 1_800_000_300),
+                    RevocationKind::Jti,
+                    "Ab-_0123456789abcdefgh",
+                ),
+                (
+                    k.legacy_jti("Ab-_0123456789abcdefgh"),
                     RevocationKind::Jti,
                     "Ab-_0123456789abcdefgh",
                 ),
@@ -246,8 +295,32 @@ mod tests {
             assert_eq!(k.classify(&format!("{prefix}:revoked:other:x")), None);
             // Another prefix's entries are neither matched nor classified.
             let other = RevocationKeys::new("other");
-            assert!(!glob(pattern.as_bytes(), other.jti("x").as_bytes()));
-            assert_eq!(k.classify(&other.jti("x")), None);
+            assert!(!glob(pattern.as_bytes(), other.jti("x", 1).as_bytes()));
+            assert_eq!(k.classify(&other.jti("x", 1)), None);
+        }
+    }
+
+    #[test]
+    fn a_revoked_jti_is_named_with_its_exp_and_odd_names_are_not_entries() {
+        let k = RevocationKeys::new("authrealm");
+        assert_eq!(
+            k.read_key(&k.jti("j1", 1_800_000_300)),
+            Some(EntryKey {
+                kind: RevocationKind::Jti,
+                id: "j1",
+                exp: Some(1_800_000_300)
+            })
+        );
+        assert_eq!(k.read_key(&k.legacy_jti("j1")).and_then(|e| e.exp), None);
+        for odd in [
+            "authrealm:revoked:jti-exp:",
+            "authrealm:revoked:jti-exp:123",
+            "authrealm:revoked:jti-exp::j1",
+            "authrealm:revoked:jti-exp:-5:j1",
+            "authrealm:revoked:jti-exp:12a:j1",
+            "authrealm:revoked:jti-exp:99999999999999999999:j1",
+        ] {
+            assert_eq!(k.read_key(odd), None, "{odd}");
         }
     }
 }

@@ -305,17 +305,24 @@ impl Store {
         }
     }
 
-    /// Revokes one access token until `exp`.
+    /// Revokes one access token (whose own `exp` is `token_exp`) until
+    /// `keep_until`.
     ///
     /// # Errors
     /// When the store is unreachable.
-    pub async fn revoke_jti(&self, jti: &str, exp: i64, now: i64) -> Result<()> {
+    pub async fn revoke_jti(
+        &self,
+        jti: &str,
+        token_exp: i64,
+        keep_until: i64,
+        now: i64,
+    ) -> Result<()> {
         match self {
             Self::Memory(m) => {
-                m.revoke_jti(jti, exp, now);
+                m.revoke_jti(jti, keep_until, now);
                 Ok(())
             }
-            Self::Redis(r) => r.revoke_jti(jti, exp, now).await,
+            Self::Redis(r) => r.revoke_jti(jti, token_exp, keep_until, now).await,
         }
     }
 
@@ -402,20 +409,22 @@ impl Store {
         }
     }
 
-    /// What the revocation list says about a token.
+    /// What the revocation list says about a token (its `jti`, own `exp`,
+    /// `sid` and `sub`).
     ///
     /// # Errors
     /// When the store is unreachable.
     pub async fn revocation_state(
         &self,
         jti: &str,
+        token_exp: i64,
         sid: &str,
         sub: &str,
         now: i64,
     ) -> Result<RevocationState> {
         match self {
             Self::Memory(m) => Ok(m.revocation_state(jti, sid, sub, now)),
-            Self::Redis(r) => r.revocation_state(jti, sid, sub).await,
+            Self::Redis(r) => r.revocation_state(jti, token_exp, sid, sub).await,
         }
     }
 

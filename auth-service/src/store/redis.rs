@@ -306,20 +306,28 @@ impl RedisStore {
         })
     }
 
-    pub(super) async fn revoke_jti(&self, jti: &str, exp: i64, now: i64) -> Result<()> {
-        let ttl = u64::try_from(exp.saturating_sub(now)).unwrap_or(0).max(1);
+    pub(super) async fn revoke_jti(
+        &self,
+        jti: &str,
+        token_exp: i64,
+        keep_until: i64,
+        now: i64,
+    ) -> Result<()> {
+        let ttl = u64::try_from(keep_until.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1);
         let event = RevocationEvent {
             kind: RevocationKind::Jti,
             id: jti.to_owned(),
-            at: exp,
-            expires: exp,
+            at: keep_until,
+            expires: keep_until,
         };
         let event = serde_json::to_string(&event)
             .map_err(|e| Error::StoreProtocol(format!("event encoding: {e}")))?;
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
-            .set_ex(self.keys.jti(jti), exp, ttl)
+            .set_ex(self.keys.jti(jti, token_exp), keep_until, ttl)
             .ignore()
             .publish(self.keys.channel(), event)
             .ignore()
@@ -411,19 +419,23 @@ impl RedisStore {
     pub(super) async fn revocation_state(
         &self,
         jti: &str,
+        token_exp: i64,
         sid: &str,
         sub: &str,
     ) -> Result<RevocationState> {
         let mut conn = self.conn.clone();
-        let (j, s, nb): (Option<String>, Option<String>, Option<i64>) = redis::pipe()
-            .get(self.keys.jti(jti))
-            .get(self.keys.session(sid))
-            .get(self.keys.not_before(sub))
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::Store)?;
+        // A jti revoked before its key carried `exp` is under the old name.
+        let (j, old, s, nb): (Option<String>, Option<String>, Option<String>, Option<i64>) =
+            redis::pipe()
+                .get(self.keys.jti(jti, token_exp))
+                .get(self.keys.legacy_jti(jti))
+                .get(self.keys.session(sid))
+                .get(self.keys.not_before(sub))
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::Store)?;
         Ok(RevocationState {
-            jti: j.is_some(),
+            jti: j.is_some() || old.is_some(),
             session: s.is_some(),
             not_before: nb,
         })

@@ -278,7 +278,7 @@ impl TestApp {
     /// revocation in force when it started.
     pub async fn follow(&self) -> TestResult<(Follower, Vec<Revoked>)> {
         use authrealm_tokens::api::FeedLine;
-        use authrealm_tokens::revocation::{RevocationKeys, RevocationKind};
+        use authrealm_tokens::revocation::RevocationKeys;
         match &self.redis {
             None => {
                 let resp = self
@@ -309,18 +309,20 @@ impl TestApp {
                 pubsub.subscribe(keys.channel()).await?;
                 let mut conn = self.redis_conn().await?;
                 let mut snapshot = Vec::new();
-                for (pattern, kind) in [
-                    (keys.jti_pattern(), RevocationKind::Jti),
-                    (keys.session_pattern(), RevocationKind::Session),
-                    (keys.not_before_pattern(), RevocationKind::User),
+                for pattern in [
+                    keys.jti_pattern(),
+                    keys.session_pattern(),
+                    keys.not_before_pattern(),
                 ] {
                     let found: Vec<String> = redis::cmd("KEYS")
                         .arg(&pattern)
                         .query_async(&mut conn)
                         .await?;
                     for k in found {
-                        let id = k.get(pattern.len() - 1..).unwrap_or_default().to_owned();
-                        snapshot.push((kind, id));
+                        let (kind, id) = keys
+                            .classify(&k)
+                            .ok_or_else(|| err(format!("{k} is no revocation entry")))?;
+                        snapshot.push((kind, id.to_owned()));
                     }
                 }
                 Ok((

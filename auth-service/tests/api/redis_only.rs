@@ -30,7 +30,7 @@ async fn a_revoked_jti_disappears_from_redis_after_the_token_expires() -> TestRe
         .post(api::PATH_REVOKE, &json!({ "token": pair.access_token }))
         .await?;
     assert_eq!(status, 200);
-    let key = RevocationKeys::new(app.prefix()).jti(&claims.jti);
+    let key = RevocationKeys::new(app.prefix()).jti(&claims.jti, claims.exp);
     let mut conn = app.redis_conn().await?;
     let ttl: i64 = conn.ttl(&key).await?;
     // The token's remaining life (2 s) plus the 1 s skew verifiers allow past `exp`.
@@ -48,6 +48,31 @@ async fn a_revoked_jti_disappears_from_redis_after_the_token_expires() -> TestRe
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gone, "{key} still present long after the token expired");
+    Ok(())
+}
+
+/// A jti revoked before its key carried the token's `exp` (or written back
+/// by a verifier's heal, which knows no `exp`) is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jti_revoked_under_the_older_name_stays_revoked() -> TestResult {
+    let app = spawn(Backend::Redis).await?;
+    let pair = app.mint("quinn").await?;
+    let claims = app
+        .verifier()
+        .await?
+        .verify(&pair.access_token, app.clock.now())?;
+    assert!(app.introspect_active(&pair.access_token).await?);
+    let keys = RevocationKeys::new(app.prefix());
+    let mut conn = app.redis_conn().await?;
+    let _: () = conn
+        .set_ex(keys.legacy_jti(&claims.jti), claims.exp + 60, 600)
+        .await?;
+    assert!(!app.introspect_active(&pair.access_token).await?);
+    assert!(
+        !conn
+            .exists::<_, bool>(keys.jti(&claims.jti, claims.exp))
+            .await?
+    );
     Ok(())
 }
 

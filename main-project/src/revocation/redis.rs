@@ -71,6 +71,7 @@ pub async fn follow_redis(
     view: Arc<RevocationView>,
     ping_every: Duration,
     clock: Clock,
+    leeway_secs: i64,
 ) {
     let mut generation = None;
     let mut backoff = Duration::from_millis(100);
@@ -82,6 +83,7 @@ pub async fn follow_redis(
             view: &view,
             ping_every,
             clock: &clock,
+            leeway_secs,
         };
         if let Err(e) = cycle.run(&mut generation).await {
             tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
@@ -102,6 +104,9 @@ struct Cycle<'a> {
     view: &'a Arc<RevocationView>,
     ping_every: Duration,
     clock: &'a Clock,
+    /// How long past `exp` this OP accepts a token: a revoked `jti` named
+    /// with its `exp` is kept that much longer.
+    leeway_secs: i64,
 }
 
 impl Cycle<'_> {
@@ -206,6 +211,7 @@ impl Cycle<'_> {
         let now = self.clock.now();
         let pattern = self.keys.scan_pattern();
         let keys = Arc::new(self.keys.clone());
+        let leeway = self.leeway_secs;
         let slots = Arc::new(Semaphore::new(PAGES_IN_FLIGHT));
         let mut readers = JoinSet::new();
         let mut total = 0;
@@ -231,7 +237,7 @@ impl Cycle<'_> {
                     let (mut conn, keys, view) =
                         (conn.clone(), Arc::clone(&keys), Arc::clone(self.view));
                     readers.spawn(async move {
-                        let merged = read_page(&mut conn, &keys, &view, page, now).await;
+                        let merged = read_page(&mut conn, &keys, &view, page, now, leeway).await;
                         drop(slot);
                         merged
                     });
@@ -268,8 +274,11 @@ impl Cycle<'_> {
             for ev in chunk {
                 match ev.kind {
                     RevocationKind::Jti | RevocationKind::Session => {
+                        // The view keeps when an entry may go, not the
+                        // token's `exp`: written back under the name that
+                        // carries the value (MA reads both names).
                         let key = if ev.kind == RevocationKind::Jti {
-                            self.keys.jti(&ev.id)
+                            self.keys.legacy_jti(&ev.id)
                         } else {
                             self.keys.session(&ev.id)
                         };
@@ -321,6 +330,8 @@ struct Found {
     key: Vec<u8>,
     kind: RevocationKind,
     id: Id,
+    /// For a revoked `jti` named with it: the token's `exp` (no value to read).
+    exp: Option<i64>,
 }
 
 /// The key's kind and id decoded, or `None` for a key that is no
@@ -328,9 +339,10 @@ struct Found {
 /// writes none such).
 fn classify(keys: &RevocationKeys, key: Vec<u8>) -> Option<Found> {
     let text = std::str::from_utf8(&key).ok()?;
-    let (kind, id) = keys.classify(text)?;
-    let id = Id::parse(id);
-    Some(Found { key, kind, id })
+    let named = keys.read_key(text)?;
+    let (kind, exp) = (named.kind, named.exp);
+    let id = Id::parse(named.id);
+    Some(Found { key, kind, id, exp })
 }
 
 /// A Unix time as MA writes it (decimal seconds), if it is one.
@@ -342,6 +354,18 @@ fn unix_secs(value: &[u8]) -> Option<i64> {
 /// which it may be forgotten (a day from `now` if the value is unreadable).
 fn expiring_entry(found: Found, value: &[u8], now: i64) -> Entry {
     let expires = unix_secs(value).unwrap_or(now + UNKNOWN_LIFE_SECS);
+    Entry {
+        kind: found.kind,
+        id: found.id,
+        at: expires,
+        expires,
+    }
+}
+
+/// The entry of a revoked `jti` named with its token's `exp`: kept as long
+/// as this OP would still accept the token.
+fn named_entry(found: Found, exp: i64, leeway: i64) -> Entry {
+    let expires = exp.saturating_add(leeway.max(0));
     Entry {
         kind: found.kind,
         id: found.id,
@@ -368,25 +392,32 @@ fn not_before_entry(found: Found, value: &[u8], pttl: i64, now: i64) -> Entry {
 
 /// Reads the values of one SCAN page and merges them into `view`; returns
 /// how many entries it merged. Keys that are no revocation entry are passed
-/// over, and so are keys that expired meanwhile. MA writes each `jti` /
-/// `sid` entry with its forget-after time as the value; a not-before
-/// entry's value is the time itself and its TTL says when it goes.
+/// over, and so are keys that expired meanwhile. A revoked `jti` named with
+/// its token's `exp` needs no read: it is kept until `exp` plus `leeway`.
+/// Otherwise MA writes each `jti` / `sid` entry with its forget-after time
+/// as the value; a not-before entry's value is the time itself and its TTL
+/// says when it goes.
 async fn read_page(
     conn: &mut MultiplexedConnection,
     keys: &RevocationKeys,
     view: &RevocationView,
     page: Vec<Vec<u8>>,
     now: i64,
+    leeway: i64,
 ) -> redis::RedisResult<usize> {
-    let (mut expiring, mut users) = (Vec::with_capacity(page.len()), Vec::new());
+    let (mut expiring, mut users) = (Vec::new(), Vec::new());
+    let mut named = Vec::with_capacity(page.len());
     for found in page.into_iter().filter_map(|key| classify(keys, key)) {
-        if found.kind == RevocationKind::User {
+        if let Some(exp) = found.exp {
+            named.push(named_entry(found, exp, leeway));
+        } else if found.kind == RevocationKind::User {
             users.push(found);
         } else {
             expiring.push(found);
         }
     }
-    let mut entries = Vec::with_capacity(expiring.len() + users.len());
+    let mut entries = named;
+    entries.reserve(expiring.len() + users.len());
     if !expiring.is_empty() {
         let mut mget = redis::cmd("MGET");
         for found in &expiring {
@@ -500,12 +531,20 @@ mod tests {
     fn keys_are_sorted_by_kind_with_their_ids_decoded() {
         let k = RevocationKeys::new("realm");
         let jti = "AAAAAAAAAAAAAAAAAAAAAQ";
-        let f = found(&k, k.jti(jti).as_bytes());
+        let f = found(&k, k.legacy_jti(jti).as_bytes());
         assert!(
-            matches!(&f, Some(Found { kind: RevocationKind::Jti, id: Id::Base64(_), key }) if key == k.jti(jti).as_bytes()),
+            matches!(&f, Some(Found { kind: RevocationKind::Jti, id: Id::Base64(_), key, exp: None }) if key == k.legacy_jti(jti).as_bytes()),
             "{:?}",
             f.map(|f| (f.kind, f.id))
         );
+        // Named with its token's `exp`: nothing to read, kept `leeway` past it.
+        let f = found(&k, k.jti(jti, NOW + 300).as_bytes());
+        assert!(matches!(
+            &f,
+            Some(Found { kind: RevocationKind::Jti, id: Id::Base64(_), exp: Some(e), .. }) if *e == NOW + 300
+        ));
+        let e = f.map(|f| named_entry(f, NOW + 300, 60));
+        assert_eq!(e.map(|e| (e.at, e.expires)), Some((NOW + 360, NOW + 360)));
         let user = "550e8400-e29b-41d4-a716-446655440000";
         let f = found(&k, k.not_before(user).as_bytes()).map(|f| (f.kind, f.id));
         assert!(matches!(f, Some((RevocationKind::User, Id::Uuid(_)))));
@@ -519,7 +558,7 @@ mod tests {
     #[test]
     fn keys_that_are_no_entry_are_passed_over() {
         let k = RevocationKeys::new("realm");
-        let mut not_utf8 = k.jti("").into_bytes();
+        let mut not_utf8 = k.legacy_jti("").into_bytes();
         not_utf8.extend_from_slice(&[0xff, 0xfe, b'x']);
         for key in [
             not_utf8.as_slice(),
@@ -552,8 +591,9 @@ mod tests {
             assert_eq!(unix_secs(odd), None, "{}", String::from_utf8_lossy(odd));
         }
         let k = RevocationKeys::new("realm");
-        let entry =
-            |value: &[u8]| found(&k, k.jti("j").as_bytes()).map(|f| expiring_entry(f, value, NOW));
+        let entry = |value: &[u8]| {
+            found(&k, k.legacy_jti("j").as_bytes()).map(|f| expiring_entry(f, value, NOW))
+        };
         assert_eq!(
             entry(b"1800000300").map(|e| (e.at, e.expires)),
             Some((1_800_000_300, 1_800_000_300))
