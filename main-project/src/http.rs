@@ -34,6 +34,18 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// Prefix of the JSON API.
 const API: &str = "/api/v1";
 
+/// The API's description: public, the one API route a cache may keep.
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// Whether answers of the route template `route` must not be stored: every
+/// JSON API route but its description (the API's answers carry tokens or a
+/// user's own data). Routes added under the prefix are covered by default.
+fn no_store_route(route: &str) -> bool {
+    route.starts_with(API)
+        && route.as_bytes().get(API.len()) == Some(&b'/')
+        && route != OPENAPI_PATH
+}
+
 fn api_routes() -> Router<Arc<AppState>> {
     // Full paths rather than `nest`: a nested router rebuilds every
     // request's URI without its prefix, a cost on the protected path for
@@ -52,9 +64,9 @@ fn api_routes() -> Router<Arc<AppState>> {
             &p("/notes/{id}"),
             get(notes::get).put(notes::update).delete(notes::delete),
         )
-        // Answers carry tokens or a user's own data: never stored by a cache.
-        .route_layer(NoStoreLayer)
-        .route(&p("/openapi.json"), get(openapi_json))
+        // Every route above answers with tokens or a user's own data: never
+        // stored by a cache (`no_store_route`, applied in `finish`).
+        .route(OPENAPI_PATH, get(openapi_json))
         .merge(crate::oidc::routes())
         // Any method: Envoy's ext_authz sends the original one (and, with a
         // path prefix, the original path after it).
@@ -79,7 +91,8 @@ fn finish(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(DefaultBodyLimit::max(state.max_body_bytes))
-                .layer(TrackLayer::new(state.metrics.http_duration.clone())),
+                .layer(TrackLayer::new(state.metrics.http_duration.clone()))
+                .layer(NoStoreLayer::new(no_store_route)),
         )
         .with_state(state)
 }
@@ -206,4 +219,31 @@ async fn openapi_json() -> Response {
         OPENAPI.as_str(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_route_but_its_description_is_no_store() {
+        for route in [
+            "/api/v1/login",
+            "/api/v1/token/refresh",
+            "/api/v1/session",
+            "/api/v1/notes/{id}",
+        ] {
+            assert!(no_store_route(route), "{route}");
+        }
+        for route in [
+            OPENAPI_PATH,
+            "/api/v10/login",
+            "/auth/verify",
+            "/oauth2/authorize",
+            "/healthz",
+            "/metrics",
+        ] {
+            assert!(!no_store_route(route), "{route}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
-//! The two layers every request of OP's API passes: [`TrackLayer`] (the
+//! The two layers every request of OP passes: [`TrackLayer`] (the
 //! request-duration histogram by method, route template and status) and
-//! [`NoStoreLayer`] (`Cache-Control: no-store` on answers that carry tokens
-//! or a user's data).
+//! [`NoStoreLayer`] (`Cache-Control: no-store` on the answers of the routes
+//! that carry tokens or a user's data).
 //!
 //! Written as plain tower layers rather than `axum::middleware::from_fn`:
 //! their futures wrap the route's own future, so a request costs no boxed
@@ -123,15 +123,30 @@ where
 }
 
 /// `Cache-Control: no-store` (RFC 6749 §5.1, RFC 9111) and `Pragma: no-cache`
-/// for HTTP/1.0 caches, on every answer of the routes it wraps.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct NoStoreLayer;
+/// for HTTP/1.0 caches, on every answer of the routes `applies` picks by
+/// route template (an unmatched request gets neither).
+///
+/// It decides per request rather than wrapping the chosen routes
+/// (`route_layer`), so it shares the one wrap every route already has.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct NoStoreLayer {
+    applies: fn(&str) -> bool,
+}
+
+impl NoStoreLayer {
+    pub(super) fn new(applies: fn(&str) -> bool) -> Self {
+        Self { applies }
+    }
+}
 
 impl<S> Layer<S> for NoStoreLayer {
     type Service = NoStore<S>;
 
     fn layer(&self, inner: S) -> NoStore<S> {
-        NoStore { inner }
+        NoStore {
+            inner,
+            applies: self.applies,
+        }
     }
 }
 
@@ -139,6 +154,7 @@ impl<S> Layer<S> for NoStoreLayer {
 #[derive(Clone, Debug)]
 pub(super) struct NoStore<S> {
     inner: S,
+    applies: fn(&str) -> bool,
 }
 
 impl<S> Service<Request> for NoStore<S>
@@ -155,12 +171,22 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        NoStoreFuture(self.inner.call(req))
+        let applies = req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| (self.applies)(p.as_str()));
+        NoStoreFuture {
+            inner: self.inner.call(req),
+            applies,
+        }
     }
 }
 
 /// [`NoStore`]'s future: the route's, with the headers set on its answer.
-pub(super) struct NoStoreFuture<F>(F);
+pub(super) struct NoStoreFuture<F> {
+    inner: F,
+    applies: bool,
+}
 
 impl<F, E> Future for NoStoreFuture<F>
 where
@@ -169,8 +195,11 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut result = ready!(Pin::new(&mut self.get_mut().0).poll(cx));
-        if let Ok(resp) = &mut result {
+        let this = self.get_mut();
+        let mut result = ready!(Pin::new(&mut this.inner).poll(cx));
+        if this.applies
+            && let Ok(resp) = &mut result
+        {
             let h = resp.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
