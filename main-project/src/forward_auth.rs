@@ -46,6 +46,19 @@ pub const PATH: &str = "/auth/verify";
 /// The default prefix of the identity and requirement headers.
 pub const DEFAULT_HEADER_PREFIX: &str = "X-Auth-";
 
+/// The header names under [`DEFAULT_HEADER_PREFIX`], lowercase.
+const DEFAULT_NAMES: [&str; 9] = [
+    "x-auth-subject",
+    "x-auth-session",
+    "x-auth-scope",
+    "x-auth-audience",
+    "x-auth-expires",
+    "x-auth-email",
+    "x-auth-client-id",
+    "x-auth-require-scope",
+    "x-auth-require-audience",
+];
+
 /// Most scopes one request may require.
 const MAX_REQUIRED_SCOPES: usize = 32;
 
@@ -98,7 +111,13 @@ impl ForwardAuthHeaders {
             ));
         }
         let name = |suffix: &str| {
-            HeaderName::try_from(format!("{prefix}{suffix}")).map_err(|_| {
+            let text = format!("{prefix}{suffix}").to_ascii_lowercase();
+            // The default prefix's names are static: a response clones them
+            // without touching a shared reference count.
+            if let Some(known) = DEFAULT_NAMES.iter().find(|n| **n == text) {
+                return Ok(HeaderName::from_static(known));
+            }
+            HeaderName::try_from(text).map_err(|_| {
                 Error::Config("AUTHREALM_FORWARD_AUTH_HEADER_PREFIX gives no valid header".into())
             })
         };
@@ -264,10 +283,16 @@ async fn check(state: &AppState, parts: &Parts) -> Result<Arc<AccessClaims>, Err
 /// Sets every identity header from the verified claims (empty when the
 /// token lacks the claim, or when a value cannot be a header value).
 fn identity(h: &mut HeaderMap, names: &ForwardAuthHeaders, claims: &AccessClaims) {
+    // One allocation for the map rather than a grow on the way.
+    h.reserve(names.identity().len() + 2);
     let mut set = |name: &HeaderName, value: &str| {
         // Raw UTF-8 is allowed (obs-text); control characters are not.
-        let value = HeaderValue::from_bytes(value.as_bytes())
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        let value = if value.is_empty() {
+            HeaderValue::from_static("")
+        } else {
+            HeaderValue::from_bytes(value.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static(""))
+        };
         h.insert(name.clone(), value);
     };
     set(&names.subject, &claims.sub);
@@ -371,6 +396,27 @@ mod tests {
                 .check(&claims(None))
                 .is_ok()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_default_names_are_the_ones_the_default_prefix_builds()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let names = ForwardAuthHeaders::new(DEFAULT_HEADER_PREFIX)?;
+        let built: Vec<&str> = names
+            .identity()
+            .into_iter()
+            .chain([&names.require_scope, &names.require_audience])
+            .map(HeaderName::as_str)
+            .collect();
+        let mut expected = DEFAULT_NAMES.to_vec();
+        let mut got = built.clone();
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected);
+        // Any spelling of the default prefix gives the same names.
+        let lower = ForwardAuthHeaders::new("x-auth-")?;
+        assert_eq!(lower.subject, names.subject);
         Ok(())
     }
 

@@ -4,14 +4,15 @@
 //! local runner) and [`serve_split`] (the binary: the public API on one
 //! listener, the operations endpoints on another that no Ingress routes to).
 
+mod middleware;
+
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
@@ -22,6 +23,7 @@ use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::error::Error;
 use crate::state::{AppState, build};
 use crate::{accounts, forward_auth, notes, openapi, sessions};
+use middleware::{NoStoreLayer, TrackLayer};
 
 /// The whole router of OP over a built state: the public API and the
 /// operations endpoints together.
@@ -31,6 +33,18 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// Prefix of the JSON API.
 const API: &str = "/api/v1";
+
+/// The API's description: public, the one API route a cache may keep.
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// Whether answers of the route template `route` must not be stored: every
+/// JSON API route but its description (the API's answers carry tokens or a
+/// user's own data). Routes added under the prefix are covered by default.
+fn no_store_route(route: &str) -> bool {
+    route.starts_with(API)
+        && route.as_bytes().get(API.len()) == Some(&b'/')
+        && route != OPENAPI_PATH
+}
 
 fn api_routes() -> Router<Arc<AppState>> {
     // Full paths rather than `nest`: a nested router rebuilds every
@@ -50,9 +64,9 @@ fn api_routes() -> Router<Arc<AppState>> {
             &p("/notes/{id}"),
             get(notes::get).put(notes::update).delete(notes::delete),
         )
-        // Answers carry tokens or a user's own data: never stored by a cache.
-        .route_layer(axum::middleware::from_fn(no_store))
-        .route(&p("/openapi.json"), get(openapi_json))
+        // Every route above answers with tokens or a user's own data: never
+        // stored by a cache (`no_store_route`, applied in `finish`).
+        .route(OPENAPI_PATH, get(openapi_json))
         .merge(crate::oidc::routes())
         // Any method: Envoy's ext_authz sends the original one (and, with a
         // path prefix, the original path after it).
@@ -72,8 +86,14 @@ fn finish(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        // One `layer` call: each call wraps every route once more (a boxed
+        // service clone and a boxed future per request).
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(DefaultBodyLimit::max(state.max_body_bytes))
+                .layer(TrackLayer::new(state.metrics.http_duration.clone()))
+                .layer(NoStoreLayer::new(no_store_route)),
+        )
         .with_state(state)
 }
 
@@ -149,50 +169,6 @@ async fn run(
         .map_err(Error::Io)
 }
 
-/// `Cache-Control: no-store` (RFC 6749 §5.1, RFC 9111) and `Pragma: no-cache`
-/// for HTTP/1.0 caches.
-async fn no_store(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-/// The method as a metric label: the standard ones by name, anything a
-/// client made up as `other`, so the label set stays bounded.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "other",
-    }
-}
-
-/// Records each request's duration by method, route template (`unmatched`
-/// for any path no route knows) and status.
-async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    // MatchedPath holds its template in an `Arc`: cloning it copies no text.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let resp = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state
-        .metrics
-        .http_duration
-        .with_label_values(&[method, route, resp.status().as_str()])
-        .observe(start.elapsed().as_secs_f64());
-    resp
-}
-
 async fn not_found() -> Error {
     Error::NotFound
 }
@@ -243,4 +219,31 @@ async fn openapi_json() -> Response {
         OPENAPI.as_str(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_route_but_its_description_is_no_store() {
+        for route in [
+            "/api/v1/login",
+            "/api/v1/token/refresh",
+            "/api/v1/session",
+            "/api/v1/notes/{id}",
+        ] {
+            assert!(no_store_route(route), "{route}");
+        }
+        for route in [
+            OPENAPI_PATH,
+            "/api/v10/login",
+            "/auth/verify",
+            "/oauth2/authorize",
+            "/healthz",
+            "/metrics",
+        ] {
+            assert!(!no_store_route(route), "{route}");
+        }
+    }
 }

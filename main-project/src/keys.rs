@@ -3,11 +3,13 @@
 //! (at most once per `min_refetch` interval, so a flood of made-up `kid`s
 //! cannot hammer MA), plus a bounded cache of already-verified tokens.
 //!
-//! The cache is keyed by the full token text and belongs to one key-set
-//! snapshot (a new key set starts an empty cache). Expiry and `nbf` are
-//! checked again on every hit; revocation is checked by the caller.
+//! The cache ([`cache`]) is keyed by the full token text, admits a token on
+//! its second sighting, and belongs to one key-set snapshot (a new key set
+//! starts an empty cache). Expiry, `nbf` and `iat` are checked again on
+//! every hit; revocation is checked by the caller.
 
-use std::collections::HashMap;
+mod cache;
+
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -17,12 +19,13 @@ use authrealm_tokens::{AccessClaims, Clock, JwkSet, Verifier, VerifierConfig, Ve
 use crate::auth_client::AuthClient;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use cache::VerifiedCache;
 
 /// One JWKS and the verifier and cache that go with it.
 struct Snapshot {
     jwks: JwkSet,
     verifier: Verifier,
-    cache: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+    cache: VerifiedCache,
 }
 
 /// The key store of one OP instance.
@@ -92,7 +95,7 @@ impl KeyStore {
         let snap = Arc::new(Snapshot {
             jwks,
             verifier,
-            cache: RwLock::new(HashMap::new()),
+            cache: VerifiedCache::new(self.cache_entries),
         });
         if let Ok(mut c) = self.current.write() {
             *c = Some(snap);
@@ -186,33 +189,18 @@ impl KeyStore {
         token: &str,
         now: i64,
     ) -> Result<Arc<AccessClaims>, VerifyError> {
-        let leeway = self.config.leeway_secs;
-        if self.cache_entries > 0 {
-            let hit = snap.cache.read().ok().and_then(|c| c.get(token).cloned());
-            if let Some(claims) = hit {
-                self.metrics.token_cache_hits.inc();
-                if now >= claims.exp.saturating_add(leeway) {
-                    return Err(VerifyError::Expired);
-                }
-                if now.saturating_add(leeway) < claims.nbf {
-                    return Err(VerifyError::NotYetValid);
-                }
-                return Ok(claims);
-            }
+        if !snap.cache.enabled() {
+            return snap.verifier.verify(token, now).map(Arc::new);
+        }
+        let hash = snap.cache.hash(token);
+        if let Some(claims) = snap.cache.get(hash, token) {
+            self.metrics.token_cache_hits.inc();
+            // The same time checks as a first verification, at this `now`.
+            snap.verifier.check_times(&claims, now)?;
+            return Ok(claims);
         }
         let claims = Arc::new(snap.verifier.verify(token, now)?);
-        if self.cache_entries > 0
-            && let Ok(mut c) = snap.cache.write()
-        {
-            if c.len() >= self.cache_entries {
-                // Bounded: start over rather than track recency on the hot path.
-                c.retain(|_, v| v.exp > now);
-                if c.len() >= self.cache_entries {
-                    c.clear();
-                }
-            }
-            c.insert(token.into(), claims.clone());
-        }
+        snap.cache.verified(hash, token, &claims, now);
         Ok(claims)
     }
 
@@ -257,5 +245,105 @@ impl KeyStore {
                 tracing::warn!(error = %e, "periodic JWKS refresh failed; keeping the current keys");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use authrealm_tokens::keyset::{KeyEntry, KeySetFile, KeyState};
+    use authrealm_tokens::testsupport::{claims_for, header_for, sign_raw};
+    use authrealm_tokens::{ServiceCredential, SigningAlgorithm};
+
+    use super::*;
+
+    const NOW: i64 = 1_900_000_000;
+
+    /// A store holding one EdDSA key (installed directly; MA is never
+    /// asked), and that key.
+    fn store(cache_entries: usize) -> Result<(KeyStore, KeyEntry), Box<dyn std::error::Error>> {
+        let metrics = Metrics::new()?;
+        let client = AuthClient::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/.well-known/jwks.json".into(),
+            ServiceCredential::generate().map_err(|_| "no credential")?,
+            Duration::from_secs(1),
+            metrics.clone(),
+        )?;
+        let config = VerifierConfig {
+            issuer: "https://issuer".into(),
+            audience: "api".into(),
+            leeway_secs: 5,
+        };
+        let store = KeyStore::new(
+            client,
+            config,
+            Duration::from_secs(60),
+            cache_entries,
+            metrics,
+            Clock::manual(NOW),
+        );
+        let key = KeyEntry::generate(SigningAlgorithm::EdDSA, "k1".into(), KeyState::Active, NOW)?;
+        store.install(KeySetFile::new(vec![key.clone()]).jwks()?);
+        Ok((store, key))
+    }
+
+    fn sign(
+        key: &KeyEntry,
+        claims: &serde_json::Value,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        Ok(sign_raw(key, &header_for(key), claims)?)
+    }
+
+    fn refused(r: Result<Arc<AccessClaims>, Error>) -> Option<VerifyError> {
+        match r {
+            Err(Error::Token(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_refused_once_it_expires() -> Result<(), Box<dyn std::error::Error>> {
+        let (store, key) = store(100)?;
+        let token = sign(&key, &claims_for("https://issuer", "api", "user-1", NOW))?;
+        // Seen once, seen twice (admitted), then answered from the cache.
+        for _ in 0..3 {
+            store.verify(&token, NOW).await?;
+        }
+        assert_eq!(store.metrics.token_cache_hits.get(), 1);
+        // Past `exp` (300 s) and the leeway: refused, by the cache's own check.
+        let r = store.verify(&token, NOW + 305).await;
+        assert_eq!(refused(r), Some(VerifyError::Expired));
+        assert_eq!(store.metrics.token_cache_hits.get(), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_issued_in_the_future_is_refused_before_then()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (store, key) = store(100)?;
+        let mut claims = claims_for("https://issuer", "api", "user-1", NOW);
+        claims["iat"] = (NOW + 100).into();
+        let token = sign(&key, &claims)?;
+        for _ in 0..3 {
+            store.verify(&token, NOW + 100).await?;
+        }
+        assert_eq!(store.metrics.token_cache_hits.get(), 1);
+        // A hit checks `iat` as a first verification does, not `nbf` alone.
+        let r = store.verify(&token, NOW).await;
+        assert_eq!(refused(r), Some(VerifyError::NotYetValid));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_disabled_cache_verifies_every_time() -> Result<(), Box<dyn std::error::Error>> {
+        let (store, key) = store(0)?;
+        let token = sign(&key, &claims_for("https://issuer", "api", "user-1", NOW))?;
+        for _ in 0..3 {
+            store.verify(&token, NOW).await?;
+        }
+        assert_eq!(store.metrics.token_cache_hits.get(), 0);
+        let r = store.verify(&token, NOW + 305).await;
+        assert_eq!(refused(r), Some(VerifyError::Expired));
+        Ok(())
     }
 }
