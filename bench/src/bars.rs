@@ -79,7 +79,7 @@ bar!(
     AtLeast,
     0.85,
     "×",
-    "OP forward-auth check (`/auth/verify`, one token, repeated) vs bare axum, per server CPU-s"
+    "OP forward-auth check (`/auth/verify`, one token, repeated) vs bare axum answering the same identity headers, per server CPU-s"
 );
 bar!(
     NEW_TOKEN,

@@ -39,7 +39,8 @@ pub enum ScenarioSpec {
         /// Bearer token sent on every request.
         bearer: Option<String>,
     },
-    /// `GET path` with a token never sent before on every request: the
+    /// `GET path` with a token never sent before on every request (or, with
+    /// `sends_each` above 1, each token that many times in a row): the
     /// generator signs `tokens` of them before the window starts.
     FreshTokens {
         /// Request path.
@@ -50,6 +51,8 @@ pub enum ScenarioSpec {
         issuer: String,
         /// How many tokens to sign.
         tokens: usize,
+        /// Requests per token (1: a new token each request).
+        sends_each: usize,
     },
     /// MA `POST /v1/tokens` for a new subject each time, shaped like OP's
     /// login: a UUID as `sub` and the user's email as a claim.

@@ -120,6 +120,7 @@ pub fn build(spec: &ScenarioSpec) -> Result<Arc<dyn Scenario>> {
             keyset,
             issuer,
             tokens,
+            sends_each,
         } => {
             let key = active_key(keyset)?;
             let tag = authrealm_tokens::random_token(6)
@@ -127,6 +128,7 @@ pub fn build(spec: &ScenarioSpec) -> Result<Arc<dyn Scenario>> {
             Arc::new(FreshTokens {
                 path: path.clone(),
                 tokens: sign_tokens(&key, issuer, &tag, (*tokens).max(1))?,
+                sends_each: (*sends_each).max(1),
                 next: AtomicUsize::new(0),
                 wrapped: AtomicBool::new(false),
             })
@@ -179,6 +181,7 @@ impl Scenario for Get {
 struct FreshTokens {
     path: String,
     tokens: Vec<String>,
+    sends_each: usize,
     next: AtomicUsize,
     wrapped: AtomicBool,
 }
@@ -190,7 +193,7 @@ impl Scenario for FreshTokens {
         host: &str,
         _: &mut Option<String>,
     ) -> Request<Full<Bytes>> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let i = self.next.fetch_add(1, Ordering::Relaxed) / self.sends_each;
         if i >= self.tokens.len() {
             self.wrapped.store(true, Ordering::Relaxed);
         }

@@ -73,6 +73,32 @@ async fn fixed() -> Json<SessionView<'static>> {
     })
 }
 
+/// What any forward-auth answer is: 200 with the identity headers a
+/// gateway copies (the seven OP sends, values of a verified token's
+/// length) and `Cache-Control: no-store`, no body.
+async fn identity() -> Response {
+    const HEADERS: [(&str, &str); 8] = [
+        ("x-auth-subject", "3f6c1b2e-8d4a-4c1e-9b7f-2a5d6e8f9c01"),
+        ("x-auth-session", "Xq3vT8pLm2Rk9sWz4yNc1A"),
+        ("x-auth-scope", ""),
+        ("x-auth-audience", "authrealm"),
+        ("x-auth-email", ""),
+        ("x-auth-client-id", ""),
+        ("x-auth-expires", "1900000300"),
+        ("cache-control", "no-store"),
+    ];
+    let mut resp = Response::new(axum::body::Body::empty());
+    let h = resp.headers_mut();
+    h.reserve(HEADERS.len());
+    for (name, value) in HEADERS {
+        h.insert(
+            axum::http::HeaderName::from_static(name),
+            axum::http::HeaderValue::from_static(value),
+        );
+    }
+    resp
+}
+
 async fn verify(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, StatusCode> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -187,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let router = Router::new()
         .route("/fixed", get(fixed))
+        .route("/identity", get(identity))
         .route("/verify", get(verify))
         .route("/sign", post(sign))
         .route("/argon2", post(argon2_hash))
