@@ -181,7 +181,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         format!(
             "One OP replica's view grows by revoked `jti`s written to Redis; after each step every replica is \
              disconnected from Redis and reloads the list. \"resync\" is from the disconnect until OP's metrics show \
-             the view current again with every entry (it includes OP's 0.1 s reconnect delay); \"new replica\" is from \
+             the view current again with every entry (OP reconnects at once after a link that was up); \"new replica\" is from \
              starting a process until `/readyz` answers 200 (which waits for the view). Bytes per entry compare a new \
              replica's RSS with a new replica's at {}. Throughput is the protected path (`GET /api/v1/session`, one token) \
              against a replica whose view is empty, {} alternating pairs, per server CPU-s.",

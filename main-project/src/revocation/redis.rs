@@ -34,6 +34,8 @@ const SCAN_PAGE: usize = 1_000;
 const PAGES_IN_FLIGHT: usize = 8;
 /// Entries written back in one pipeline.
 const HEAL_BATCH: usize = 1_000;
+/// A link up this long before it failed reconnects without waiting.
+const HEALTHY_FOR: Duration = Duration::from_secs(1);
 /// How long a scanned entry without a readable expiry is kept.
 const UNKNOWN_LIFE_SECS: i64 = 86_400;
 
@@ -77,6 +79,7 @@ pub async fn follow_redis(
     let mut backoff = Duration::from_millis(100);
     loop {
         let resyncs_before = view.metrics.revocation_resyncs.get();
+        let started = std::time::Instant::now();
         let cycle = Cycle {
             client: &client,
             keys: &keys,
@@ -88,11 +91,17 @@ pub async fn follow_redis(
         if let Err(e) = cycle.run(&mut generation).await {
             tracing::warn!(error = %e, "revocation listener: Redis lost; state unknown until resynced");
         }
-        // A link that got as far as a full scan was healthy: retry quickly.
+        view.set_known(false);
+        // A link that got as far as a full scan was healthy: reconnect at
+        // once after one that lasted (a dropped connection, a Redis that
+        // restarted), after a short wait otherwise; failures in a row wait
+        // longer each time.
         if view.metrics.revocation_resyncs.get() > resyncs_before {
             backoff = Duration::from_millis(100);
+            if started.elapsed() >= HEALTHY_FOR {
+                continue;
+            }
         }
-        view.set_known(false);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
