@@ -88,10 +88,10 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         let after_fill = probe::used_memory(&mut conn).await?;
         if recent > 0 {
             transient.push(format!(
-                "{}: {} B per session while its set of recent sessions lived ({} sets)",
+                "at {}, {} sets held, and Redis's used memory fell by {} MiB as they went",
                 size(n),
-                num((with_recent as f64 - after_fill as f64) / recent as f64, 0),
-                num(recent as f64, 0)
+                num(recent as f64, 0),
+                mib(with_recent.saturating_sub(after_fill))
             ));
         }
         let per_session = (after_fill as f64 - before as f64) / fill.ok.max(1) as f64;
@@ -156,7 +156,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     if !transient.is_empty() {
         section.notes.push(format!(
             "Bytes per session are measured once the sets of each user's sessions of the last few seconds expired \
-             (SCAN removes them as it passes); while one lives it costs, per session minted in those seconds: {}.",
+             (SCAN removes them as it passes; what they free includes keyspace table growth they caused): {}.",
             transient.join("; ")
         ));
     }
