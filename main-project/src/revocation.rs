@@ -10,6 +10,7 @@
 //! reads the same revocations from MA's in-memory store ([`feed`]).
 
 pub mod feed;
+mod page;
 pub mod redis;
 pub mod table;
 
