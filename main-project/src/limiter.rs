@@ -223,8 +223,8 @@ impl std::fmt::Debug for LoginLimiter {
 
 fn key_hash(s: &str) -> String {
     // Emails and addresses are not stored in Redis key names in the clear.
-    crate::ids::hex(
-        crate::ids::sha256(s.as_bytes())
+    authrealm_tokens::digest::hex(
+        authrealm_tokens::digest::sha256(s.as_bytes())
             .get(..16)
             .unwrap_or_default(),
     )

@@ -16,6 +16,7 @@ pub mod keyset;
 pub mod oauth;
 pub mod oidc;
 pub mod revocation;
+pub mod uuid;
 pub mod verify;
 
 #[cfg(feature = "test-support")]

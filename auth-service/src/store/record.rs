@@ -30,47 +30,6 @@ pub const SPENT_LEN: usize = 20;
 /// The `sub` length that means "a canonical UUID, as its 16 bytes".
 pub const UUID_SUB: u16 = u16::MAX;
 
-/// The 16 bytes of a canonical lowercase hyphenated UUID, else `None`.
-fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut n = 0;
-    let mut i = 0;
-    while i < 36 {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if b[i] != b'-' {
-                return None;
-            }
-            i += 1;
-            continue;
-        }
-        let hex = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        out[n] = (hex(b[i])? << 4) | hex(b[i + 1])?;
-        n += 1;
-        i += 2;
-    }
-    Some(out)
-}
-
-fn uuid_string(b: &[u8; 16]) -> String {
-    let h = authrealm_tokens::digest::hex(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// A session record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -114,7 +73,7 @@ pub fn encode(r: &Record) -> Result<Vec<u8>> {
     out.extend_from_slice(&time(r.created)?);
     out.extend_from_slice(&time(r.exp)?);
     out.extend_from_slice(&r.current.unwrap_or_default());
-    let uuid = uuid_bytes(&r.sub);
+    let uuid = authrealm_tokens::uuid::parse(&r.sub);
     out.extend_from_slice(&len(&r.client)?);
     match uuid {
         Some(_) => out.extend_from_slice(&UUID_SUB.to_be_bytes()),
@@ -159,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
     let sub = if sl == usize::from(UUID_SUB) {
         let b: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
         at += 16;
-        uuid_string(&b)
+        authrealm_tokens::uuid::text(&b)
     } else {
         field(sl)?
     };

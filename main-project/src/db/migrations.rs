@@ -9,7 +9,7 @@ use sqlx::{Acquire as _, Row as _};
 
 use super::{Backend, Database};
 use crate::error::Error;
-use crate::ids::sha256_hex;
+use authrealm_tokens::digest::sha256_hex;
 
 /// One schema migration, in both dialects.
 struct Migration {

@@ -36,7 +36,7 @@ impl<'a> Key<&'a str> {
     pub fn of(id: &'a str) -> Self {
         if let Some(b) = base64_bytes(id) {
             Key::Base64(b)
-        } else if let Some(b) = uuid_bytes(id) {
+        } else if let Some(b) = authrealm_tokens::uuid::parse(id) {
             Key::Uuid(b)
         } else {
             Key::Text(id)
@@ -93,29 +93,6 @@ fn base64_bytes(id: &str) -> Option<[u8; 16]> {
         }
     }
     out[15] = (six[20] << 2) | (six[21] >> 4);
-    Some(out)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
-fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let b = id.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b.get(i) != Some(&b'-')) {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut digits = b.iter().filter(|&&c| c != b'-');
-    for byte in &mut out {
-        let hi = hex_value(*digits.next()?)?;
-        let lo = hex_value(*digits.next()?)?;
-        *byte = (hi << 4) | lo;
-    }
     Some(out)
 }
 
@@ -190,7 +167,7 @@ impl<V: Copy> Table<V> {
             f(URL_SAFE_NO_PAD.encode(b), *v);
         }
         for (b, v) in &self.uuid {
-            f(crate::ids::uuid_text(b), *v);
+            f(authrealm_tokens::uuid::text(b), *v);
         }
         for (t, v) in &self.text {
             f(t.to_string(), *v);

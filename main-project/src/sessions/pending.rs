@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use authrealm_tokens::api::TokenPair;
 
-use crate::ids::sha256;
+use authrealm_tokens::digest::sha256;
 
 /// Most refreshes held at once.
 pub const MAX_PENDING: usize = 10_000;
