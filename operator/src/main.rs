@@ -225,6 +225,12 @@ fn clients_controller(
     controller
 }
 
+/// A controller's outcome for one object, kept only to log its error (the
+/// controllers reconcile different kinds, so their outcomes differ in type).
+fn outcome<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), String> {
+    r.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// The `AuthClient`s of one scope, checked for a realm that is not there;
 /// woken again when a realm they name changes or goes away.
 fn orphan_clients_controller(client: &Client, namespace: Option<&str>) -> Controller<AuthClient> {
@@ -348,10 +354,9 @@ async fn main() -> anyhow::Result<()> {
         operator_namespace: config.lease_namespace.clone(),
     };
     let ctx = Arc::new(ctx);
-    // Each controller's outcomes, only to log its errors.
     let runs = controllers.into_iter().map(|c| {
         c.run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+            .map(outcome)
             .boxed()
     });
     let client_runs = scopes.iter().map(|ns| {
@@ -361,7 +366,7 @@ async fn main() -> anyhow::Result<()> {
                 operator::clients::reconcile::error_policy,
                 ctx.clone(),
             )
-            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+            .map(outcome)
             .boxed()
     });
     let orphan_runs = scopes.iter().map(|ns| {
@@ -371,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
                 operator::clients::orphans::error_policy,
                 ctx.clone(),
             )
-            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+            .map(outcome)
             .boxed()
     });
     let runs = runs.chain(client_runs).chain(orphan_runs);

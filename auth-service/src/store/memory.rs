@@ -3,7 +3,7 @@
 //! against the `now` each call passes in. Revocation events go to an
 //! in-process broadcast channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use authrealm_tokens::revocation::{RevocationEvent, RevocationKind};
@@ -35,6 +35,8 @@ struct Family {
 #[derive(Debug, Default)]
 struct State {
     families: HashMap<String, Family>,
+    /// Each user's sessions, for "log out everywhere".
+    user_sids: HashMap<String, HashSet<String>>,
     revoked_jti: HashMap<String, i64>,
     revoked_sid: HashMap<String, i64>,
     /// Not-before time and when it may be forgotten, by user.
@@ -54,6 +56,11 @@ impl State {
         }
         self.last_purge = now;
         self.families.retain(|_, f| f.exp > now);
+        let families = &self.families;
+        self.user_sids.retain(|_, sids| {
+            sids.retain(|sid| families.contains_key(sid));
+            !sids.is_empty()
+        });
         self.revoked_jti.retain(|_, until| *until > now);
         self.revoked_sid.retain(|_, until| *until > now);
         self.not_before.retain(|_, (_, until)| *until > now);
@@ -75,6 +82,10 @@ impl State {
                 successor: None,
             },
         );
+        self.user_sids
+            .entry(s.sub.to_owned())
+            .or_default()
+            .insert(s.sid.to_owned());
     }
 
     /// Whether the user logged out everywhere after `at`.
@@ -90,7 +101,11 @@ impl State {
 
     /// Ends a session; the event to publish once the lock is released.
     fn revoke_family(&mut self, sid: &str, now: i64, ttl: i64) -> RevocationEvent {
-        self.families.remove(sid);
+        if let Some(f) = self.families.remove(sid)
+            && let Some(sids) = self.user_sids.get_mut(&f.sub)
+        {
+            sids.remove(sid);
+        }
         let until = now + ttl;
         self.revoked_sid.insert(sid.to_owned(), until);
         RevocationEvent {
@@ -298,16 +313,14 @@ impl MemoryStore {
             let mut st = self.lock();
             st.purge(now);
             st.not_before.insert(sub.to_owned(), (now, now + ttl));
-            let sids: Vec<String> = st
-                .families
-                .iter()
-                .filter(|(_, f)| f.sub == sub && f.exp > now)
-                .map(|(sid, _)| sid.clone())
-                .collect();
-            for sid in &sids {
-                events.push(st.revoke_family(sid, now, ttl));
+            let mut revoked = Vec::new();
+            for sid in st.user_sids.remove(sub).unwrap_or_default() {
+                if st.live_family(&sid, now).is_some() {
+                    events.push(st.revoke_family(&sid, now, ttl));
+                    revoked.push(sid);
+                }
             }
-            sids
+            revoked
         };
         events.push(RevocationEvent {
             kind: RevocationKind::User,

@@ -248,22 +248,16 @@ impl RedisStore {
         if keys.record.is_empty() {
             return Ok(RotateOutcome::Invalid);
         }
-        let (script, presented): (_, &[u8]) = match r.presented {
-            Presented::Session { digest, .. } => {
-                let mut inv = self.rotate.key(&keys.record);
-                inv.key(&keys.next);
-                (inv, digest)
-            }
+        let (mut script, presented): (_, &[u8]) = match r.presented {
+            Presented::Session { digest, .. } => (self.rotate.key(&keys.record), digest),
             Presented::Legacy { hash } => {
                 let mut inv = self.legacy_rotate.key(self.key("rt", hash));
-                inv.key(self.key("rtnext", hash))
-                    .key(&keys.record)
-                    .key(&keys.next);
+                inv.key(self.key("rtnext", hash)).key(&keys.record);
                 (inv, &[0; 16])
             }
         };
-        let mut script = script;
         let reply: Vec<String> = script
+            .key(&keys.next)
             .arg(&self.prefix)
             .arg(r.now)
             .arg(r.grace_secs)

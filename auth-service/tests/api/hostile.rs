@@ -34,6 +34,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(|f| json!(f)),
         ".{0,300}".prop_map(Value::String),
         "[A-Za-z0-9_-]{43}".prop_map(Value::String),
+        // A refresh token's shape: a session id, a dot, the secret.
+        "[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}".prop_map(Value::String),
         "[A-Za-z0-9_-]{1,20}\\.[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(5, 40, 6, |inner| {
@@ -107,6 +109,7 @@ fn arb_form() -> impl Strategy<Value = Vec<u8>> {
         ])
         .prop_map(str::to_owned),
         "[A-Za-z0-9_-]{43}",
+        "[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}",
         "[A-Za-z0-9_-]{1,20}\\.[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{0,20}",
         ".{0,200}",
     ];
