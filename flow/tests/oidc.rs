@@ -5,24 +5,20 @@
 //! headless Chromium through playwright-core) does the talking; this test
 //! starts the realm, runs it and requires its "e2e ok".
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod realm;
 
-use authrealm_flow::processes::{Binaries, Part, Service, free_port, fresh_database};
+use std::path::{Path, PathBuf};
+
+use authrealm_flow::processes::free_port;
 use authrealm_runtime::env;
 use authrealm_tokens::clients::{
     ClientEntry, ClientRegistryFile, ClientType, FORMAT_VERSION, GrantType, SecretHash, hash_secret,
 };
-use authrealm_tokens::keyset::{FILE_NAME, KeyEntry, KeySetFile, KeyState, SigningAlgorithm};
 
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+use realm::TestResult;
 
 const EMAIL: &str = "grace@example.com";
 const PASSWORD: &str = "a long enough e2e password";
-
-fn var(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("{name} is not set: run the tests with ./scripts/test"))
-}
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,10 +48,11 @@ fn client(id: &str, secret: &str, grants: Vec<GrantType>) -> ClientEntry {
     }
 }
 
-struct Realm {
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-    ma: Service,
-    op: Service,
+/// The realm of the flow tests, with a client registry for MA and the
+/// login page's cookie settings for OP.
+struct Oidc {
+    realm: realm::Realm,
+    _clients: tempfile::TempDir,
     app_secret: String,
     worker_secret: String,
     /// The app's redirect URI: a free loopback port nothing listens on (the
@@ -63,25 +60,10 @@ struct Realm {
     redirect: String,
 }
 
-async fn start_realm() -> TestResult<Realm> {
-    let database = fresh_database(&var("DATABASE_URL")?).await?;
-    let redis = var("REDIS_URL")?;
-    let bins = Binaries::build(false)?;
-    let prefix = format!("oidce2e:{}", authrealm_tokens::random_token(6)?);
-    let credential = authrealm_tokens::random_token(32)?;
+async fn start_oidc() -> TestResult<Oidc> {
     let app_secret = authrealm_tokens::random_token(32)?;
     let worker_secret = authrealm_tokens::random_token(32)?;
     let redirect = format!("http://127.0.0.1:{}/callback", free_port()?);
-
-    let keys = tempfile::tempdir()?;
-    let now = authrealm_tokens::unix_now();
-    let set = KeySetFile::new(vec![KeyEntry::generate(
-        SigningAlgorithm::EdDSA,
-        "k1".into(),
-        KeyState::Active,
-        now,
-    )?]);
-    std::fs::write(keys.path().join(FILE_NAME), set.to_json()?)?;
 
     // The registry as the operator writes it: hashes only.
     let clients = tempfile::tempdir()?;
@@ -114,41 +96,9 @@ async fn start_realm() -> TestResult<Realm> {
         registry.to_json()?,
     )?;
 
-    let (ma_port, op_port) = (free_port()?, free_port()?);
-    let ma_url = format!("http://127.0.0.1:{ma_port}");
-    let op_url = format!("http://127.0.0.1:{op_port}");
-    let ready = Duration::from_secs(60);
-    let ma = Service::start(
-        &bins.auth_service,
-        Part::AuthService,
-        ma_port,
-        &[
-            (env::ISSUER, ma_url.clone()),
-            (env::ma::KEYS_DIR, keys.path().display().to_string()),
-            (env::ma::CLIENTS_DIR, clients.path().display().to_string()),
-            (env::ma::OP_PUBLIC_URL, op_url.clone()),
-            (env::SERVICE_CREDENTIAL, credential.clone()),
-            (env::REDIS_URL, redis.clone()),
-            (env::REDIS_PREFIX, prefix.clone()),
-        ],
-        ready,
-    )
-    .await?;
-    let op = Service::start(
-        &bins.main_project,
-        Part::MainProject,
-        op_port,
-        &[
-            (env::op::AUTH_SERVICE_URL, ma.internal_url.clone()),
-            (
-                env::op::JWKS_URL,
-                format!("{ma_url}{}", authrealm_tokens::api::PATH_JWKS),
-            ),
-            (env::ISSUER, ma_url.clone()),
-            (env::SERVICE_CREDENTIAL, credential),
-            (env::op::DATABASE_URL, database),
-            (env::REDIS_URL, redis),
-            (env::REDIS_PREFIX, prefix),
+    let extras = realm::Extras {
+        ma_env: vec![(env::ma::CLIENTS_DIR, clients.path().display().to_string())],
+        op_env: vec![
             (
                 env::op::SESSION_COOKIE_KEY,
                 authrealm_tokens::random_token(32)?,
@@ -156,9 +106,10 @@ async fn start_realm() -> TestResult<Realm> {
             // Plain http://127.0.0.1: the only case `Secure` may be off.
             (env::op::SESSION_COOKIE_SECURE, "false".into()),
         ],
-        ready,
-    )
-    .await?;
+        op_public_url: true,
+    };
+    let realm = realm::start_realm_with(1, extras).await?;
+    let op = realm.ops.first().ok_or("the realm has one OP")?;
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/register", op.url))
         .json(&serde_json::json!({ "email": EMAIL, "password": PASSWORD }))
@@ -167,10 +118,9 @@ async fn start_realm() -> TestResult<Realm> {
     if resp.status().as_u16() != 201 {
         return Err(format!("register: {}", resp.status()).into());
     }
-    Ok(Realm {
-        _dirs: (keys, clients),
-        ma,
-        op,
+    Ok(Oidc {
+        realm,
+        _clients: clients,
         app_secret,
         worker_secret,
         redirect,
@@ -187,16 +137,16 @@ async fn run_relying_party(mode: &str) -> TestResult {
         )
         .into());
     }
-    let realm = start_realm().await?;
+    let oidc = start_oidc().await?;
     let out = tokio::process::Command::new("node")
         .arg("flow.mjs")
         .current_dir(&dir)
-        .env("AUTHREALM_E2E_ISSUER", &realm.ma.url)
+        .env("AUTHREALM_E2E_ISSUER", &oidc.realm.ma.url)
         .env("AUTHREALM_E2E_CLIENT_ID", "e2e.app")
-        .env("AUTHREALM_E2E_CLIENT_SECRET", &realm.app_secret)
+        .env("AUTHREALM_E2E_CLIENT_SECRET", &oidc.app_secret)
         .env("AUTHREALM_E2E_WORKER_ID", "e2e.worker")
-        .env("AUTHREALM_E2E_WORKER_SECRET", &realm.worker_secret)
-        .env("AUTHREALM_E2E_REDIRECT_URI", &realm.redirect)
+        .env("AUTHREALM_E2E_WORKER_SECRET", &oidc.worker_secret)
+        .env("AUTHREALM_E2E_REDIRECT_URI", &oidc.redirect)
         .env("AUTHREALM_E2E_EMAIL", EMAIL)
         .env("AUTHREALM_E2E_PASSWORD", PASSWORD)
         .env("AUTHREALM_E2E_BROWSER", mode)
@@ -207,7 +157,8 @@ async fn run_relying_party(mode: &str) -> TestResult {
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
-    drop(realm.op);
+    // The processes end here, before the verdict.
+    drop(oidc);
     if !out.status.success() || !stdout.lines().any(|l| l == "e2e ok") {
         return Err(format!("the relying party failed ({}): {stderr}", out.status).into());
     }

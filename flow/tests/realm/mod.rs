@@ -44,8 +44,25 @@ impl Realm {
     }
 }
 
+/// What a test adds to the realm's processes.
+#[derive(Default)]
+pub struct Extras {
+    /// More variables for MA.
+    pub ma_env: Vec<(&'static str, String)>,
+    /// More variables for every OP replica.
+    pub op_env: Vec<(&'static str, String)>,
+    /// Tell MA the first replica's URL as OP's public URL (the code flow's
+    /// authorization, UserInfo and logout endpoints).
+    pub op_public_url: bool,
+}
+
 /// Starts MA and `replicas` OP processes and waits until they are ready.
 pub async fn start_realm(replicas: usize) -> TestResult<Realm> {
+    start_realm_with(replicas, Extras::default()).await
+}
+
+/// [`start_realm`] with the test's own additions.
+pub async fn start_realm_with(replicas: usize, extras: Extras) -> TestResult<Realm> {
     let database = fresh_database(&require_env("DATABASE_URL")?).await?;
     let redis = require_env("REDIS_URL")?;
     let bins = Binaries::build(false)?;
@@ -63,46 +80,50 @@ pub async fn start_realm(replicas: usize) -> TestResult<Realm> {
     ]);
     std::fs::write(keys.path().join(FILE_NAME), set.to_json()?)?;
 
+    // OP's ports first: MA may need to know where OP answers.
+    let op_ports = (0..replicas)
+        .map(|_| free_port())
+        .collect::<Result<Vec<_>, _>>()?;
     let ma_port = free_port()?;
     let ma_url = format!("http://127.0.0.1:{ma_port}");
     let ready = Duration::from_secs(60);
+    let mut ma_env = vec![
+        (env::ISSUER, ma_url.clone()),
+        (env::ma::KEYS_DIR, keys.path().display().to_string()),
+        (env::SERVICE_CREDENTIAL, credential.clone()),
+        (env::REDIS_URL, redis.clone()),
+        (env::REDIS_PREFIX, prefix.clone()),
+        (env::ma::REFRESH_GRACE, "1s".into()),
+    ];
+    if let (true, Some(port)) = (extras.op_public_url, op_ports.first()) {
+        ma_env.push((env::ma::OP_PUBLIC_URL, format!("http://127.0.0.1:{port}")));
+    }
+    ma_env.extend(extras.ma_env);
     let ma = Service::start(
         &bins.auth_service,
         Part::AuthService,
         ma_port,
-        &[
-            (env::ISSUER, ma_url.clone()),
-            (env::ma::KEYS_DIR, keys.path().display().to_string()),
-            (env::SERVICE_CREDENTIAL, credential.clone()),
-            (env::REDIS_URL, redis.clone()),
-            (env::REDIS_PREFIX, prefix.clone()),
-            (env::ma::REFRESH_GRACE, "1s".into()),
-        ],
+        &ma_env,
         ready,
     )
     .await?;
+    let mut op_env = vec![
+        (env::op::AUTH_SERVICE_URL, ma.internal_url.clone()),
+        (
+            env::op::JWKS_URL,
+            format!("{ma_url}{}", authrealm_tokens::api::PATH_JWKS),
+        ),
+        (env::ISSUER, ma_url.clone()),
+        (env::SERVICE_CREDENTIAL, credential.clone()),
+        (env::op::DATABASE_URL, database.clone()),
+        (env::REDIS_URL, redis.clone()),
+        (env::REDIS_PREFIX, prefix.clone()),
+    ];
+    op_env.extend(extras.op_env);
     let mut ops = Vec::new();
-    for _ in 0..replicas {
+    for port in op_ports {
         ops.push(
-            Service::start(
-                &bins.main_project,
-                Part::MainProject,
-                free_port()?,
-                &[
-                    (env::op::AUTH_SERVICE_URL, ma.internal_url.clone()),
-                    (
-                        env::op::JWKS_URL,
-                        format!("{ma_url}{}", authrealm_tokens::api::PATH_JWKS),
-                    ),
-                    (env::ISSUER, ma_url.clone()),
-                    (env::SERVICE_CREDENTIAL, credential.clone()),
-                    (env::op::DATABASE_URL, database.clone()),
-                    (env::REDIS_URL, redis.clone()),
-                    (env::REDIS_PREFIX, prefix.clone()),
-                ],
-                ready,
-            )
-            .await?,
+            Service::start(&bins.main_project, Part::MainProject, port, &op_env, ready).await?,
         );
     }
     Ok(Realm {
