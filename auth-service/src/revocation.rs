@@ -116,7 +116,13 @@ impl AuthService {
                 // would be accepted again in that last stretch.
                 let keep_until = claims.exp.saturating_add(self.settings.clock_skew);
                 self.store
-                    .revoke_jti(&claims.jti, claims.exp, keep_until, now)
+                    .revoke_jti(
+                        &claims.jti,
+                        claims.exp,
+                        keep_until,
+                        now,
+                        self.settings.revoke_ttl,
+                    )
                     .await?;
                 self.metrics.revoked(RevocationKind::Jti, 1);
                 Ok(Revoked::AccessToken)

@@ -32,6 +32,12 @@ pub struct ViewState {
     pub known: bool,
     /// Entries in the view.
     pub entries: f64,
+    /// Reloads read from the revocation log alone.
+    pub log_reloads: f64,
+    /// Scans that checked a reload from the log.
+    pub checks: f64,
+    /// How long the last such scan took, seconds.
+    pub last_check_seconds: f64,
 }
 
 /// Reads OP's revocation view state from `/metrics`.
@@ -51,7 +57,38 @@ pub async fn view_state(http: &reqwest::Client, op_url: &str) -> Result<ViewStat
         resyncs: metric(&page, "authrealm_op_revocation_resyncs_total").unwrap_or(0.0),
         known: metric(&page, "authrealm_op_revocation_state_known") == Some(1.0),
         entries: metric(&page, "authrealm_op_revocation_entries").unwrap_or(0.0),
+        log_reloads: metric(&page, "authrealm_op_revocation_log_reloads_total").unwrap_or(0.0),
+        checks: metric(&page, "authrealm_op_revocation_checks_total").unwrap_or(0.0),
+        last_check_seconds: metric(&page, "authrealm_op_revocation_last_check_seconds")
+            .unwrap_or(0.0),
     })
+}
+
+/// Polls OP until it has finished more than `checks_before` checks of a
+/// reload from the log; returns its state then.
+///
+/// # Errors
+/// When that does not happen within `limit`.
+pub async fn wait_checked(
+    http: &reqwest::Client,
+    op_url: &str,
+    checks_before: f64,
+    limit: Duration,
+) -> Result<ViewState> {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(v) = view_state(http, op_url).await
+            && v.checks > checks_before
+        {
+            return Ok(v);
+        }
+        if t0.elapsed() > limit {
+            return Err(BenchError::Setup(format!(
+                "OP at {op_url} did not check its reload from the log within {limit:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Polls OP until its view is known, has reloaded more than `resyncs_before`

@@ -10,7 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use authrealm_tokens::revocation::{RevocationKeys, RevocationKind};
+use authrealm_tokens::revocation::{
+    LogRecord, RevocationEvent, RevocationKeys, RevocationKind, log_bucket, log_bucket_end,
+};
 
 use crate::ab;
 use crate::bars::{self, Measured};
@@ -60,7 +62,9 @@ fn entry_id(kind: RevocationKind, tag: &str, n: u64) -> String {
     }
 }
 
-/// Writes entries `from..to` of `kind` under `keys` (pipelines of 10k).
+/// Writes entries `from..to` of `kind` under `keys` (pipelines of 10k), as
+/// MA writes them: each entry's key, and its record appended to the
+/// revocation log (a pipeline's records, all of one bucket, in one APPEND).
 async fn fill(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &RevocationKeys,
@@ -70,28 +74,51 @@ async fn fill(
     to: u64,
 ) -> Result<()> {
     let now = authrealm_tokens::unix_now();
+    let until = now + TTL_SECS as i64;
+    let (at, bucket) = match kind {
+        RevocationKind::User => (now, log_bucket(until)),
+        _ => (until, log_bucket(until)),
+    };
     let mut i = from;
     while i < to {
         let end = (i + 10_000).min(to);
         let mut pipe = redis::pipe();
+        let mut records = Vec::new();
         for n in i..end {
             let id = entry_id(kind, tag, n);
-            let (key, value) = match kind {
-                // As MA writes it: named with the token's `exp`, the value
-                // that plus MA's clock skew (60 s by default).
-                RevocationKind::Jti => {
-                    let exp = now + TTL_SECS as i64 - 60;
-                    (keys.jti(&id, exp), now + TTL_SECS as i64)
-                }
-                RevocationKind::Session => (keys.session(&id), now + TTL_SECS as i64),
-                RevocationKind::User => (keys.not_before(&id), now),
+            let key = match kind {
+                // Named with the token's `exp`, the value that plus MA's
+                // clock skew (60 s by default).
+                RevocationKind::Jti => keys.jti(&id, until - 60),
+                RevocationKind::Session => keys.session(&id),
+                RevocationKind::User => keys.not_before(&id),
+            };
+            let value = if kind == RevocationKind::User {
+                now
+            } else {
+                until
             };
             pipe.set_ex(key, value, TTL_SECS).ignore();
+            let event = RevocationEvent {
+                kind,
+                id,
+                at,
+                expires: until,
+            };
+            LogRecord::encode(&event, &mut records);
         }
+        pipe.append(keys.log(bucket), records)
+            .ignore()
+            .cmd("EXPIREAT")
+            .arg(keys.log(bucket))
+            .arg(log_bucket_end(bucket))
+            .ignore()
+            .zadd(keys.log_buckets(), bucket, log_bucket_end(bucket))
+            .ignore();
         pipe.query_async::<()>(conn)
             .await
             .map_err(|source| BenchError::Redis {
-                what: "SET EX (revocations)",
+                what: "SET EX, APPEND (revocations)",
                 source,
             })?;
         i = end;
@@ -99,19 +126,88 @@ async fn fill(
     Ok(())
 }
 
-/// Disconnects the subscribers and waits until `op` has reloaded `entries`.
-async fn resync(rig: &Rig, http: &reqwest::Client, op: &Server, entries: u64) -> Result<Duration> {
+/// Makes the revocation log trusted alone from now on (as once every writer
+/// has logged for longer than an entry lives: the steady state after an
+/// upgrade, and every install that started with a version that logs), or
+/// not yet (as in the first hour after the upgrade: OP scans the keys).
+async fn trust_log(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &RevocationKeys,
+    trusted: bool,
+) -> Result<()> {
+    let now = authrealm_tokens::unix_now();
+    let from = if trusted { now - 1 } else { now + 86_400 };
+    redis::cmd("SET")
+        .arg(keys.log_trusted_from())
+        .arg(from)
+        .query_async::<()>(conn)
+        .await
+        .map_err(|source| BenchError::Redis {
+            what: "SET (log trusted from)",
+            source,
+        })
+}
+
+/// A reload measured.
+struct Reload {
+    /// From the disconnect until the view is current with every entry.
+    took: Duration,
+    /// For a reload from the log: how long the scan that checked it took.
+    check: Option<f64>,
+}
+
+/// Disconnects the subscribers and waits until `op` has reloaded `entries`
+/// (and, after a reload from the log, until its check has finished, so it
+/// does not run into the next measurement).
+async fn resync(rig: &Rig, http: &reqwest::Client, op: &Server, entries: u64) -> Result<Reload> {
     let before = probe::view_state(http, &op.metrics_url).await?;
     let mut conn = rig.redis_conn().await?;
     probe::kill_subscribers(&mut conn).await?;
-    probe::wait_resynced(
+    let took = probe::wait_resynced(
         http,
         &op.metrics_url,
         before.resyncs,
         entries,
         Duration::from_secs(300),
     )
-    .await
+    .await?;
+    let after = probe::view_state(http, &op.metrics_url).await?;
+    let check = if after.log_reloads > before.log_reloads {
+        let checked = probe::wait_checked(
+            http,
+            &op.metrics_url,
+            before.checks,
+            Duration::from_secs(300),
+        )
+        .await?;
+        Some(checked.last_check_seconds)
+    } else {
+        None
+    };
+    Ok(Reload { took, check })
+}
+
+/// A reload from the log (with its check) and one scanning the keys (the
+/// log not yet trusted); the log is trusted again after.
+async fn both_reloads(
+    rig: &Rig,
+    http: &reqwest::Client,
+    op: &Server,
+    keys: &RevocationKeys,
+    entries: u64,
+) -> Result<(Reload, Reload)> {
+    let mut conn = rig.redis_conn().await?;
+    trust_log(&mut conn, keys, true).await?;
+    let from_log = resync(rig, http, op, entries).await?;
+    trust_log(&mut conn, keys, false).await?;
+    let scanned = resync(rig, http, op, entries).await?;
+    trust_log(&mut conn, keys, true).await?;
+    if from_log.check.is_none() || scanned.check.is_some() {
+        return Err(BenchError::Setup(
+            "OP did not reload from the log when trusted, or did when not".into(),
+        ));
+    }
+    Ok((from_log, scanned))
 }
 
 struct Fresh {
@@ -131,6 +227,12 @@ async fn fresh_replica(rig: &Rig, ma: &Server, prefix: &str, db: &str) -> Result
     let rss = proc::rss(op.pid)?;
     let peak = proc::peak_rss(op.pid)?;
     Ok(Fresh { ready, rss, peak })
+}
+
+fn checked(reload: &Reload) -> String {
+    reload
+        .check
+        .map_or_else(String::new, |secs| format!("{secs:.3}"))
 }
 
 /// Runs the revocation growth.
@@ -181,7 +283,10 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         format!(
             "One OP replica's view grows by revoked `jti`s written to Redis; after each step every replica is \
              disconnected from Redis and reloads the list. \"resync\" is from the disconnect until OP's metrics show \
-             the view current again with every entry (OP reconnects at once after a link that was up); \"new replica\" is from \
+             the view current again with every entry (OP reconnects at once after a link that was up), read from the \
+             revocation log as it is once the log is trusted; \"its check\" is the scan of every key that then runs \
+             beside the traffic to find entries the log lacked; \"scanning the keys\" is the same reload while the log \
+             is not trusted yet (the first hour or so after an upgrade). \"new replica\" is from \
              starting a process until `/readyz` answers 200 (which waits for the view). Bytes per entry compare a new \
              replica's RSS with a new replica's at {}. Throughput is the protected path (`GET /api/v1/session`, one token) \
              against a replica whose view is empty, {} alternating pairs, per server CPU-s.",
@@ -198,6 +303,8 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         &[
             "entries in the view",
             "resync after reconnect (s)",
+            "its check of the keys (s)",
+            "resync scanning the keys (s)",
             "new replica ready (s)",
             "new replica RSS (MiB)",
             "bytes per entry beyond the base",
@@ -219,6 +326,8 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     section.row(vec![
         "0".into(),
         String::new(),
+        String::new(),
+        String::new(),
         format!("{:.2}", empty_fresh.ready.as_secs_f64()),
         mib(empty_fresh.rss),
         "(base)".into(),
@@ -233,7 +342,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         eprintln!("  {} revoked jtis…", size(n));
         fill(&mut conn, &keys, RevocationKind::Jti, &id_tag, written, n).await?;
         written = n;
-        let took = resync(rig, &http, &full, n).await?;
+        let (reload, scanned) = both_reloads(rig, &http, &full, &keys, n).await?;
         let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
         fresh_peak = fresh_peak.max(fresh.peak);
         let (b, r) = base_rss;
@@ -248,7 +357,9 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         let ratio = cmp.ratio();
         section.row(vec![
             format!("{} jti", size(n)),
-            format!("{:.3}", took.as_secs_f64()),
+            format!("{:.3}", reload.took.as_secs_f64()),
+            checked(&reload),
+            format!("{:.3}", scanned.took.as_secs_f64()),
             format!("{:.2}", fresh.ready.as_secs_f64()),
             mib(fresh.rss),
             per_entry.map_or_else(|| "(base)".into(), |b| num(b, 0)),
@@ -272,7 +383,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             base_rss = (n, fresh.rss);
         }
         last_rss = fresh.rss;
-        last_resync = took;
+        last_resync = reload.took;
     }
     let largest = s.revocation_sizes.last().copied().unwrap_or(0);
     out.bars.push(
@@ -289,13 +400,15 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         eprintln!("  + {} revoked {label}…", size(largest));
         fill(&mut conn, &keys, kind, &id_tag, 0, largest).await?;
         total += largest;
-        let took = resync(rig, &http, &full, total).await?;
+        let (reload, scanned) = both_reloads(rig, &http, &full, &keys, total).await?;
         let fresh = fresh_replica(rig, &ma, &full_prefix, &db).await?;
         fresh_peak = fresh_peak.max(fresh.peak);
         let per_entry = (fresh.rss as f64 - last_rss as f64) / largest.max(1) as f64;
         section.row(vec![
             format!("+ {} {label} ({} in all)", size(largest), size(total)),
-            format!("{:.3}", took.as_secs_f64()),
+            format!("{:.3}", reload.took.as_secs_f64()),
+            checked(&reload),
+            format!("{:.3}", scanned.took.as_secs_f64()),
             format!("{:.2}", fresh.ready.as_secs_f64()),
             mib(fresh.rss),
             format!("{} (per {label} entry)", num(per_entry, 0)),

@@ -43,6 +43,18 @@ pub struct Metrics {
     /// `authrealm_op_revocation_last_resync_seconds`: how long the last full
     /// load from Redis took (scan, and the heal when there was one).
     pub revocation_last_resync_seconds: Gauge,
+    /// `authrealm_op_revocation_log_reloads_total`: reloads read from the
+    /// revocation log alone (the others scanned the keys).
+    pub revocation_log_reloads: IntCounter,
+    /// `authrealm_op_revocation_checks_total`: key scans finished after a
+    /// reload from the log.
+    pub revocation_checks: IntCounter,
+    /// `authrealm_op_revocation_unlogged_entries_total`: entries such a scan
+    /// found that the log lacked.
+    pub revocation_unlogged: IntCounter,
+    /// `authrealm_op_revocation_last_check_seconds`: how long the last such
+    /// scan took.
+    pub revocation_last_check_seconds: Gauge,
     /// `authrealm_op_revocation_data_losses_total`: times Redis was found to
     /// have lost the revocation list (generation marker gone or replaced).
     pub revocation_data_losses: IntCounter,
@@ -179,6 +191,25 @@ impl Metrics {
                 Gauge::new(
                     "authrealm_op_revocation_last_resync_seconds",
                     "Duration of the last full load of the revocation list from Redis (with the heal, if any).",
+                ),
+            )?,
+            revocation_log_reloads: counter(
+                "authrealm_op_revocation_log_reloads_total",
+                "Reloads of the revocation list read from the revocation log alone (the others scanned every key).",
+            )?,
+            revocation_checks: counter(
+                "authrealm_op_revocation_checks_total",
+                "Scans of every revocation key finished after a reload from the log, to find entries the log lacked.",
+            )?,
+            revocation_unlogged: counter(
+                "authrealm_op_revocation_unlogged_entries_total",
+                "Revocation entries a check found in Redis's keys but not in the log (written by a writer that did not log).",
+            )?,
+            revocation_last_check_seconds: register(
+                r,
+                Gauge::new(
+                    "authrealm_op_revocation_last_check_seconds",
+                    "Duration of the last scan that checked a reload from the log.",
                 ),
             )?,
             revocation_data_losses: counter(

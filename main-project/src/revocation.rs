@@ -10,6 +10,7 @@
 //! reads the same revocations from MA's in-memory store ([`feed`]).
 
 pub mod feed;
+mod log;
 mod page;
 pub mod redis;
 pub mod table;
@@ -74,7 +75,7 @@ struct Entries {
 
 impl Entries {
     fn add(&mut self, ev: &RevocationEvent) {
-        self.insert(ev.kind, Key::of(&ev.id), ev.at, ev.expires);
+        let _ = self.insert(ev.kind, Key::of(&ev.id), ev.at, ev.expires);
     }
 
     fn insert<T: Into<Box<str>>>(
@@ -83,20 +84,22 @@ impl Entries {
         id: Key<T>,
         at: i64,
         expires: i64,
-    ) {
+    ) -> bool {
         let until = secs(expires);
         match kind {
-            RevocationKind::Jti => self.jti.upsert_key(id, until, u32::max),
-            RevocationKind::Session => self.sid.upsert_key(id, until, u32::max),
+            RevocationKind::Jti => self.jti.upsert_key(id, until, u32::max).is_none(),
+            RevocationKind::Session => self.sid.upsert_key(id, until, u32::max).is_none(),
             RevocationKind::User => {
                 let nb = NotBefore {
                     at: secs(at),
                     until,
                 };
-                self.user.upsert_key(id, nb, |a, b| NotBefore {
-                    at: a.at.max(b.at),
-                    until: a.until.max(b.until),
-                });
+                self.user
+                    .upsert_key(id, nb, |a, b| NotBefore {
+                        at: a.at.max(b.at),
+                        until: a.until.max(b.until),
+                    })
+                    .is_none_or(|before| before.at < nb.at)
             }
         }
     }
@@ -199,15 +202,20 @@ impl RevocationView {
         }
     }
 
-    /// Adds a page of a scan, decoded already: as [`RevocationView::merge`],
-    /// under one write lock.
-    pub fn merge_entries(&self, entries: Vec<Entry>) {
-        if let Ok(mut e) = self.entries.write() {
-            for en in entries {
-                e.insert(en.kind, en.id, en.at, en.expires);
-            }
-            self.count(&e);
+    /// Adds a page of a reload, decoded already: as
+    /// [`RevocationView::merge`], under one write lock. Returns how many
+    /// entries were new to the view (an id it did not hold, or a not-before
+    /// time later than the one it held).
+    pub fn merge_entries(&self, entries: Vec<Entry>) -> usize {
+        let Ok(mut e) = self.entries.write() else {
+            return 0;
+        };
+        let mut new = 0;
+        for en in entries {
+            new += usize::from(e.insert(en.kind, en.id, en.at, en.expires));
         }
+        self.count(&e);
+        new
     }
 
     /// Forgets entries whose tokens have all expired.

@@ -306,7 +306,8 @@ impl Store {
     }
 
     /// Revokes one access token (whose own `exp` is `token_exp`) until
-    /// `keep_until`.
+    /// `keep_until`; `max_life` is the longest life of any revocation entry
+    /// (the revoke ttl), which the revocation log's trust marker needs.
     ///
     /// # Errors
     /// When the store is unreachable.
@@ -316,13 +317,17 @@ impl Store {
         token_exp: i64,
         keep_until: i64,
         now: i64,
+        max_life: i64,
     ) -> Result<()> {
         match self {
             Self::Memory(m) => {
                 m.revoke_jti(jti, keep_until, now);
                 Ok(())
             }
-            Self::Redis(r) => r.revoke_jti(jti, token_exp, keep_until, now).await,
+            Self::Redis(r) => {
+                r.revoke_jti(jti, token_exp, keep_until, now, max_life)
+                    .await
+            }
         }
     }
 

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
+use authrealm_tokens::revocation::{LOG_LUA, RevocationKeys};
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -25,8 +25,8 @@ use crate::opaque::{Presented, sid_bytes};
 
 pub use super::scripts::RECENT_SECS;
 use super::scripts::{
-    LEGACY_REVOKE_REFRESH_LUA, LEGACY_ROTATE_LUA, PRELUDE_LUA, REDEEM_CODE_LUA, REVOKE_REFRESH_LUA,
-    REVOKE_SESSION_LUA, REVOKE_USER_LUA, ROTATE_LUA,
+    LEGACY_REVOKE_REFRESH_LUA, LEGACY_ROTATE_LUA, PRELUDE_LUA, REDEEM_CODE_LUA, REVOKE_JTI_LUA,
+    REVOKE_REFRESH_LUA, REVOKE_SESSION_LUA, REVOKE_USER_LUA, ROTATE_LUA,
 };
 
 /// Redis-backed families and revocation list.
@@ -40,6 +40,7 @@ pub struct RedisStore {
     legacy_revoke_refresh: redis::Script,
     revoke_user: redis::Script,
     revoke_session: redis::Script,
+    revoke_jti: redis::Script,
     redeem_code: redis::Script,
 }
 
@@ -73,7 +74,7 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(Error::Store)?;
-        let script = |body: &str| redis::Script::new(&format!("{PRELUDE_LUA}\n{body}"));
+        let script = |body: &str| redis::Script::new(&format!("{LOG_LUA}\n{PRELUDE_LUA}\n{body}"));
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -84,6 +85,7 @@ impl RedisStore {
             legacy_revoke_refresh: script(LEGACY_REVOKE_REFRESH_LUA),
             revoke_user: script(REVOKE_USER_LUA),
             revoke_session: script(REVOKE_SESSION_LUA),
+            revoke_jti: script(REVOKE_JTI_LUA),
             redeem_code: script(REDEEM_CODE_LUA),
         })
     }
@@ -306,26 +308,19 @@ impl RedisStore {
         token_exp: i64,
         keep_until: i64,
         now: i64,
+        max_life: i64,
     ) -> Result<()> {
-        let ttl = u64::try_from(keep_until.saturating_sub(now))
-            .unwrap_or(0)
-            .max(1);
-        let event = RevocationEvent {
-            kind: RevocationKind::Jti,
-            id: jti.to_owned(),
-            at: keep_until,
-            expires: keep_until,
-        };
-        let event = serde_json::to_string(&event)
-            .map_err(|e| Error::StoreProtocol(format!("event encoding: {e}")))?;
+        let ttl = keep_until.saturating_sub(now).max(1);
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .set_ex(self.keys.jti(jti, token_exp), keep_until, ttl)
-            .ignore()
-            .publish(self.keys.channel(), event)
-            .ignore()
-            .query_async::<()>(&mut conn)
+        self.revoke_jti
+            .key(self.keys.jti(jti, token_exp))
+            .arg(&self.prefix)
+            .arg(jti)
+            .arg(keep_until)
+            .arg(ttl)
+            .arg(now)
+            .arg(max_life)
+            .invoke_async::<()>(&mut conn)
             .await
             .map_err(Error::Store)
     }

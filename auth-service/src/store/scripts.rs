@@ -8,6 +8,20 @@
 /// finds it (an older session is older than the not-before and ends by it).
 pub const RECENT_SECS: i64 = 3;
 
+/// KEYS: revoked jti key. ARGV: prefix, jti, forget-after, ttl, now,
+/// revoke ttl (the longest life of an entry). Writes the entry, logs it
+/// and publishes it.
+pub(super) const REVOKE_JTI_LUA: &str = r"
+local p = ARGV[1]
+local untl = tonumber(ARGV[3])
+local now = tonumber(ARGV[5])
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+log_revocation(p, 1, ARGV[2], untl, untl, now, tonumber(ARGV[6]))
+redis.call('PUBLISH', p .. ':revocations',
+  cjson.encode({kind = 'jti', id = ARGV[2], at = untl, expires = untl}))
+return 0
+";
+
 /// Shared Lua: reads a session record (layout: [`super::record`]), checks
 /// a user's not-before, finds a spent token, and ends a session — deletes
 /// its record and successor (and a record of the old shape), writes the
@@ -51,6 +65,7 @@ local function revoke_family(p, sid, rec_key, next_key, now, ttl)
   redis.call('DEL', p .. ':fam:' .. sid)
   local untl = now + ttl
   redis.call('SET', p .. ':revoked:sid:' .. sid, tostring(untl), 'EX', ttl)
+  log_revocation(p, 2, sid, untl, untl, now, ttl)
   redis.call('PUBLISH', p .. ':revocations',
     cjson.encode({kind = 'session', id = sid, at = untl, expires = untl}))
 end
@@ -222,6 +237,7 @@ for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 redis.call('DEL', KEYS[1])
+log_revocation(p, 3, sub, now, now + ttl, now, ttl)
 redis.call('PUBLISH', p .. ':revocations',
   cjson.encode({kind = 'user', id = sub, at = now, expires = now + ttl}))
 return revoked

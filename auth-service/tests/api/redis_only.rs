@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use auth_service::Clock;
 use authrealm_tokens::api;
-use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
+use authrealm_tokens::revocation::{
+    LOG_TRUST_MARGIN_SECS, RevocationEvent, RevocationKeys, RevocationKind, log_bucket,
+    log_bucket_end, read_log,
+};
 use futures::StreamExt as _;
 use redis::AsyncCommands as _;
 use serde_json::json;
@@ -93,7 +96,15 @@ async fn every_revocation_is_written_and_published() -> TestResult {
         Ok(serde_json::from_str(&payload)?)
     };
 
+    let mut published = Vec::new();
+    let mut next_event = async || -> TestResult<RevocationEvent> {
+        let e = next_event().await?;
+        published.push(e.clone());
+        Ok(e)
+    };
+
     // Access token -> jti entry kept until the token's expiry plus the clock skew.
+    let first_write = app.clock.now();
     let a = app.mint("quinn").await?;
     let claims = app
         .verifier()
@@ -146,6 +157,50 @@ async fn every_revocation_is_written_and_published() -> TestResult {
     let nb: i64 = conn.get(keys.not_before("quinn")).await?;
     assert_eq!(json!(nb), body["not_before"]);
     assert!(conn.ttl::<_, i64>(keys.not_before("quinn")).await? > 0);
+
+    // The revocation log holds every published entry, in the order written,
+    // each in the bucket of the hour it may go, which expires then.
+    let buckets: Vec<i64> = conn.zrange(keys.log_buckets(), 0, -1).await?;
+    let mut logged = Vec::new();
+    for bucket in &buckets {
+        let key = keys.log(*bucket);
+        let bytes: Vec<u8> = conn.get(&key).await?;
+        let used = read_log(&bytes, |r| {
+            assert_eq!(log_bucket(i64::from(r.expires)), *bucket);
+            logged.push((
+                r.kind,
+                String::from_utf8_lossy(r.id).into_owned(),
+                r.at,
+                r.expires,
+            ));
+        })?;
+        assert_eq!(used, bytes.len());
+        let ends: i64 = redis::cmd("EXPIRETIME")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        assert_eq!(ends, log_bucket_end(*bucket));
+        let score: i64 = conn.zscore(keys.log_buckets(), bucket).await?;
+        assert_eq!(score, ends);
+    }
+    let mut expected: Vec<_> = published
+        .iter()
+        .map(|e| {
+            (
+                e.kind,
+                e.id.clone(),
+                u32::try_from(e.at).unwrap_or(0),
+                u32::try_from(e.expires).unwrap_or(0),
+            )
+        })
+        .collect();
+    expected.sort_by_key(|e| log_bucket(i64::from(e.3)));
+    assert_eq!(logged, expected);
+    // Trusted alone once every entry written before the first logged write
+    // (by a writer that did not log) has expired, plus the margin.
+    let trusted_from: i64 = conn.get(keys.log_trusted_from()).await?;
+    let max_life = i64::try_from(test_config(Backend::Redis)?.revocation_ttl_secs())?;
+    assert_eq!(trusted_from, first_write + max_life + LOG_TRUST_MARGIN_SECS);
     Ok(())
 }
 

@@ -103,7 +103,7 @@ fn not_before_entry(found: Found, value: &[u8], pttl: i64, now: i64) -> Entry {
 }
 
 /// Reads the values of one SCAN page and merges them into `view`; returns
-/// how many entries it merged. Keys that are no revocation entry are passed
+/// how many entries were new to it. Keys that are no revocation entry are passed
 /// over, and so are keys that expired meanwhile. A revoked `jti` named with
 /// its token's `exp` needs no read: it is kept until `exp` plus `leeway`.
 /// Otherwise MA writes each `jti` / `sid` entry with its forget-after time
@@ -166,9 +166,7 @@ pub(super) async fn read_page(
             entries.push(not_before_entry(found, &value, pttl, now));
         }
     }
-    let merged = entries.len();
-    view.merge_entries(entries);
-    Ok(merged)
+    Ok(view.merge_entries(entries))
 }
 
 #[cfg(test)]

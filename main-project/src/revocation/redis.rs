@@ -15,13 +15,14 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use authrealm_tokens::Clock;
-use authrealm_tokens::revocation::{RevocationEvent, RevocationKeys, RevocationKind};
-use futures::StreamExt as _;
+use authrealm_tokens::revocation::{LOG_LUA, RevocationEvent, RevocationKeys, RevocationKind};
+use futures::{FutureExt as _, StreamExt as _};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::RevocationView;
+use super::log::load_log;
 use super::page::{read_page, scan_page};
 
 /// Pages whose values are being read, decoded and merged while the scan
@@ -32,12 +33,23 @@ const HEAL_BATCH: usize = 1_000;
 /// A link up this long before it failed reconnects without waiting.
 const HEALTHY_FOR: Duration = Duration::from_secs(1);
 
-/// Moves a not-before time only later, with the entry's own end.
-/// KEYS: notbefore key. ARGV: not-before, forget-after (Unix seconds).
-const HEAL_NOT_BEFORE_LUA: &str = r"
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur == nil or cur < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+/// Writes one entry back unless MA wrote it meanwhile (a not-before time
+/// only ever moves later), and logs what it wrote (the trust marker is
+/// MA's to write). KEYS: the entry's key. ARGV: prefix, kind (1 `jti`, 2
+/// session, 3 user), id, at, forget-after, now (Unix seconds).
+const HEAL_LUA: &str = r"
+local kind = tonumber(ARGV[2])
+local at = tonumber(ARGV[4])
+local wrote
+if kind == 3 then
+  local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+  wrote = cur == nil or cur < at
+  if wrote then redis.call('SET', KEYS[1], ARGV[4], 'EXAT', ARGV[5]) end
+else
+  wrote = redis.call('SET', KEYS[1], ARGV[5], 'EXAT', ARGV[5], 'NX')
+end
+if wrote then
+  log_revocation(ARGV[1], kind, ARGV[3], at, tonumber(ARGV[5]), tonumber(ARGV[6]))
 end
 return 0
 ";
@@ -125,7 +137,20 @@ impl Cycle<'_> {
             tokio::time::timeout(connect, self.client.get_multiplexed_async_connection())
                 .await
                 .map_err(|_| io_err("connect timed out"))??;
-        self.resync(&mut conn, generation).await?;
+        let from_log = self.resync(&mut conn, generation).await?;
+        // A reload from the log is checked against the keys while events
+        // are applied (the view is known meanwhile).
+        let check_conn = conn.clone();
+        let mut check = pin!(
+            async move {
+                if from_log {
+                    self.check(check_conn).await
+                } else {
+                    std::future::pending().await
+                }
+            }
+            .fuse()
+        );
 
         let mut ping = tokio::time::interval(self.ping_every);
         ping.tick().await;
@@ -141,6 +166,7 @@ impl Cycle<'_> {
                         Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation event"),
                     }
                 }
+                checked = &mut check => checked?,
                 _ = ping.tick() => {
                     // A silent network failure would otherwise leave a stale
                     // view "known". On a subscribed RESP2 connection PING
@@ -157,12 +183,14 @@ impl Cycle<'_> {
         }
     }
 
-    /// Generation check, scan, heal; then the view is known.
+    /// Generation check, reload (from the log when it may be read alone,
+    /// by a scan of the keys otherwise), heal; then the view is known.
+    /// Returns whether the reload read the log (a scan then checks it).
     async fn resync(
         &self,
         conn: &mut MultiplexedConnection,
         generation: &mut Option<String>,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<bool> {
         let started = Instant::now();
         let (outcome, marker) = check_generation(conn, self.keys, generation.as_deref()).await?;
         // What this replica held before the scan is what Redis may have lost;
@@ -172,8 +200,15 @@ impl Cycle<'_> {
         } else {
             Vec::new()
         };
-        let scanned = self.load(conn).await?;
         let m = &self.view.metrics;
+        let (loaded, from_log) =
+            match load_log(conn, self.keys, self.view, self.clock.now()).await? {
+                Ok(new) => {
+                    m.revocation_log_reloads.inc();
+                    (new, true)
+                }
+                Err(_) => (self.load(conn).await?, false),
+            };
         if matches!(outcome, Generation::Lost | Generation::Fresh) {
             let healed = self.heal(conn, &held).await?;
             m.revocation_healed
@@ -199,7 +234,29 @@ impl Cycle<'_> {
         m.revocation_resyncs.inc();
         self.view.set_known(true);
         let [jti, session, user] = self.view.counts();
-        tracing::info!(scanned, jti, session, user, generation = ?outcome, "revocation list loaded from Redis");
+        let source = if from_log { "log" } else { "scan" };
+        tracing::info!(loaded, source, jti, session, user, generation = ?outcome, "revocation list loaded from Redis");
+        Ok(from_log)
+    }
+
+    /// After a reload from the log: scans every key, adds what the log
+    /// lacked (written by a writer that does not log, during an upgrade
+    /// that outlasted the trust margin) and says so.
+    async fn check(&self, mut conn: MultiplexedConnection) -> redis::RedisResult<()> {
+        let started = Instant::now();
+        let unlogged = self.load(&mut conn).await?;
+        let m = &self.view.metrics;
+        m.revocation_last_check_seconds
+            .set(started.elapsed().as_secs_f64());
+        m.revocation_unlogged
+            .inc_by(u64::try_from(unlogged).unwrap_or(u64::MAX));
+        m.revocation_checks.inc();
+        if unlogged > 0 {
+            tracing::warn!(
+                unlogged,
+                "the revocation keys hold entries the log lacked (a writer that does not log is running); added to the view"
+            );
+        }
         Ok(())
     }
 
@@ -265,43 +322,40 @@ impl Cycle<'_> {
         Ok(total)
     }
 
-    /// Writes `live` entries back, never overwriting what MA wrote meanwhile.
+    /// Writes `live` entries back, never overwriting what MA wrote
+    /// meanwhile, and logs what it wrote.
     async fn heal(
         &self,
         conn: &mut MultiplexedConnection,
         live: &[RevocationEvent],
     ) -> redis::RedisResult<usize> {
+        let script = redis::Script::new(&format!("{LOG_LUA}\n{HEAL_LUA}"));
+        if !live.is_empty() {
+            let _: String = script.prepare_invoke().load_async(conn).await?;
+        }
+        let now = self.clock.now();
         for chunk in live.chunks(HEAL_BATCH) {
             let mut pipe = redis::pipe();
             for ev in chunk {
-                match ev.kind {
-                    RevocationKind::Jti | RevocationKind::Session => {
-                        // The view keeps when an entry may go, not the
-                        // token's `exp`: written back under the name that
-                        // carries the value (MA reads both names).
-                        let key = if ev.kind == RevocationKind::Jti {
-                            self.keys.legacy_jti(&ev.id)
-                        } else {
-                            self.keys.session(&ev.id)
-                        };
-                        pipe.cmd("SET")
-                            .arg(key)
-                            .arg(ev.expires)
-                            .arg("EXAT")
-                            .arg(ev.expires)
-                            .arg("NX")
-                            .ignore();
-                    }
-                    RevocationKind::User => {
-                        pipe.cmd("EVAL")
-                            .arg(HEAL_NOT_BEFORE_LUA)
-                            .arg(1)
-                            .arg(self.keys.not_before(&ev.id))
-                            .arg(ev.at)
-                            .arg(ev.expires)
-                            .ignore();
-                    }
-                }
+                let (key, kind) = match ev.kind {
+                    // The view keeps when an entry may go, not the token's
+                    // `exp`: written back under the name that carries the
+                    // value (MA reads both names).
+                    RevocationKind::Jti => (self.keys.legacy_jti(&ev.id), 1),
+                    RevocationKind::Session => (self.keys.session(&ev.id), 2),
+                    RevocationKind::User => (self.keys.not_before(&ev.id), 3),
+                };
+                pipe.cmd("EVALSHA")
+                    .arg(script.get_hash())
+                    .arg(1)
+                    .arg(key)
+                    .arg(self.keys.prefix())
+                    .arg(kind)
+                    .arg(&ev.id)
+                    .arg(ev.at)
+                    .arg(ev.expires)
+                    .arg(now)
+                    .ignore();
             }
             pipe.query_async::<()>(conn).await?;
         }

@@ -126,22 +126,28 @@ impl<V: Copy> Table<V> {
 
     /// Inserts `value` for `id`, or combines it with the present one.
     pub fn upsert(&mut self, id: &str, value: V, combine: impl Fn(V, V) -> V) {
-        self.upsert_key(Key::of(id), value, combine);
+        let _ = self.upsert_key(Key::of(id), value, combine);
     }
 
-    /// [`Table::upsert`] of an id in its compact form already.
+    /// [`Table::upsert`] of an id in its compact form already; returns the
+    /// value it had before, if any.
     pub fn upsert_key<T: Into<Box<str>>>(
         &mut self,
         id: Key<T>,
         value: V,
         combine: impl Fn(V, V) -> V,
-    ) {
-        let merge = |slot: &mut V| *slot = combine(*slot, value);
+    ) -> Option<V> {
+        let mut before = None;
+        let merge = |slot: &mut V| {
+            before = Some(*slot);
+            *slot = combine(*slot, value);
+        };
         match id {
             Key::Base64(b) => self.base64.entry(b).and_modify(merge).or_insert(value),
             Key::Uuid(b) => self.uuid.entry(b).and_modify(merge).or_insert(value),
             Key::Text(t) => self.text.entry(t.into()).and_modify(merge).or_insert(value),
         };
+        before
     }
 
     /// Keeps the entries whose value passes `keep`.

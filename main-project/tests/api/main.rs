@@ -31,3 +31,4 @@ mod ports;
 mod properties;
 mod redis_loss;
 mod revocation_load;
+mod revocation_log;

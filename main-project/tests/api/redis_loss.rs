@@ -113,6 +113,26 @@ async fn hammer(
     Ok(())
 }
 
+/// The ids of every record in the revocation log.
+async fn logged_ids(
+    url: &str,
+    keys: &authrealm_tokens::revocation::RevocationKeys,
+) -> TestResult<Vec<String>> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let buckets: Vec<i64> =
+        redis::AsyncCommands::zrange(&mut conn, keys.log_buckets(), 0, -1).await?;
+    let mut ids = Vec::new();
+    for bucket in buckets {
+        let bytes: Vec<u8> = redis::AsyncCommands::get(&mut conn, keys.log(bucket)).await?;
+        authrealm_tokens::revocation::read_log(&bytes, |r| {
+            ids.push(String::from_utf8_lossy(r.id).into_owned());
+        })?;
+    }
+    Ok(ids)
+}
+
 async fn metric(api: &Api, name: &str) -> TestResult<u64> {
     metric_value(&api.metrics().await?, name)
 }
@@ -192,6 +212,21 @@ async fn revocations_survive_redis_losing_its_data() -> TestResult {
         keys.not_before(&s(&other, "sub")?),
     ] {
         assert!(exists(&redis.url(), &key).await?, "{key} is back in Redis");
+    }
+    // And in the revocation log, once each however many replicas healed.
+    // (The other user's session may be logged too: a session that new is
+    // ended by name as well as by the not-before.)
+    let mut logged = logged_ids(&redis.url(), &keys).await?;
+    logged.sort();
+    let before = logged.len();
+    logged.dedup();
+    assert_eq!(logged.len(), before, "an entry logged twice: {logged:?}");
+    for id in [
+        s(&pair, "session_id")?,
+        s(&second, "session_id")?,
+        s(&other, "sub")?,
+    ] {
+        assert!(logged.contains(&id), "{id} is not in the log {logged:?}");
     }
     let ok_before = load.valid_ok.load(Ordering::SeqCst);
     eventually(
