@@ -27,7 +27,7 @@
 //! requirement or two `Authorization` headers; 503 while the keys or the
 //! revocation state are unknown. Never the token itself.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use authrealm_tokens::AccessClaims;
 use authrealm_tokens::clients::is_scope_token;
@@ -149,6 +149,69 @@ impl ForwardAuthHeaders {
     }
 }
 
+/// Most verified tokens whose identity headers [`IdentityCache`] keeps.
+const IDENTITY_CACHE_ENTRIES: usize = 4096;
+
+/// The identity headers (and `Cache-Control: no-store`) of a 200, built once
+/// for the claims the verified-token cache holds, by the claims' address: a
+/// token presented again gets a copy of its map of shared values rather than
+/// seven new values (a check, a copy and an allocation each) inserted one by
+/// one.
+///
+/// An entry holds its claims, so no other claims can have its address while
+/// it exists; its headers are the ones [`identity`] sets from those claims.
+/// Claims only the request holds (a token verified without the
+/// verified-token cache keeping it) are not kept. At the cap, entries whose
+/// claims nothing else holds any more are dropped, then everything if it is
+/// still full.
+#[derive(Default)]
+pub struct IdentityCache {
+    entries: RwLock<hashbrown::HashMap<usize, (Arc<AccessClaims>, HeaderMap)>>,
+}
+
+impl std::fmt::Debug for IdentityCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.entries.read().map_or(0, |e| e.len());
+        f.debug_struct("IdentityCache")
+            .field("entries", &len)
+            .finish()
+    }
+}
+
+impl IdentityCache {
+    /// The headers of a 200 for `claims`, under `names`.
+    fn headers(&self, names: &ForwardAuthHeaders, claims: &Arc<AccessClaims>) -> HeaderMap {
+        let key = Arc::as_ptr(claims).addr();
+        if let Ok(entries) = self.entries.read()
+            && let Some((_, headers)) = entries.get(&key)
+        {
+            return headers.clone();
+        }
+        let mut headers = HeaderMap::new();
+        identity(&mut headers, names, claims);
+        no_store(&mut headers);
+        // Held elsewhere too: by the verified-token cache, so likely seen again.
+        if Arc::strong_count(claims) > 1
+            && let Ok(mut entries) = self.entries.write()
+        {
+            if entries.len() >= IDENTITY_CACHE_ENTRIES {
+                entries.retain(|_, (c, _)| Arc::strong_count(c) > 1);
+                if entries.len() >= IDENTITY_CACHE_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (claims.clone(), headers.clone()));
+        }
+        headers
+    }
+
+    /// Claims kept now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().map_or(0, |e| e.len())
+    }
+}
+
 /// What a route requires beyond a valid token.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Requirements {
@@ -259,7 +322,9 @@ pub async fn verify(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(claims) => {
             m.forward_auth_allowed.inc();
             let mut resp = StatusCode::OK.into_response();
-            identity(resp.headers_mut(), &state.forward_auth, &claims);
+            *resp.headers_mut() = state
+                .forward_auth_identity
+                .headers(&state.forward_auth, &claims);
             resp
         }
         Err(e) => {
@@ -267,10 +332,13 @@ pub async fn verify(State(state): State<Arc<AppState>>, req: Request) -> Respons
             e.into_response()
         }
     };
-    // A gateway that caches auth answers must not keep one past a logout.
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    no_store(resp.headers_mut());
     resp
+}
+
+/// A gateway that caches auth answers must not keep one past a logout.
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 async fn check(state: &AppState, parts: &Parts) -> Result<Arc<AccessClaims>, Error> {
@@ -417,6 +485,72 @@ mod tests {
         // Any spelling of the default prefix gives the same names.
         let lower = ForwardAuthHeaders::new("x-auth-")?;
         assert_eq!(lower.subject, names.subject);
+        Ok(())
+    }
+
+    #[test]
+    fn identity_headers_are_kept_for_claims_the_verified_cache_holds()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let cache = IdentityCache::default();
+        let names = ForwardAuthHeaders::new(DEFAULT_HEADER_PREFIX)?;
+        let built = |c: &AccessClaims| {
+            let mut h = HeaderMap::new();
+            identity(&mut h, &names, c);
+            no_store(&mut h);
+            h
+        };
+        // Claims only this request holds are not kept.
+        let once = Arc::new(claims(Some("read")));
+        assert_eq!(cache.headers(&names, &once), built(&once));
+        assert_eq!(cache.len(), 0);
+        // Claims held elsewhere too are kept, and give the same headers again.
+        let held = Arc::new(claims(None));
+        let elsewhere = held.clone();
+        let first = cache.headers(&names, &held);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(first, built(&held));
+        assert_eq!(first.len(), 8);
+        assert_eq!(first.get("cache-control").ok_or("no no-store")?, "no-store");
+        assert_eq!(cache.headers(&names, &held), first);
+        // Other claims (another address) get their own headers.
+        let other = Arc::new(AccessClaims {
+            sub: "user-2".into(),
+            ..claims(None)
+        });
+        let _also = other.clone();
+        let h = cache.headers(&names, &other);
+        assert_eq!(h.get("x-auth-subject").ok_or("no subject")?, "user-2");
+        let h = cache.headers(&names, &held);
+        assert_eq!(h.get("x-auth-subject").ok_or("no subject")?, "user-1");
+        assert_eq!(cache.len(), 2);
+        drop(elsewhere);
+        Ok(())
+    }
+
+    #[test]
+    fn the_identity_cache_is_bounded_and_drops_claims_nothing_holds()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let cache = IdentityCache::default();
+        let names = ForwardAuthHeaders::new(DEFAULT_HEADER_PREFIX)?;
+        let mut kept = Vec::new();
+        for i in 0..IDENTITY_CACHE_ENTRIES {
+            let c = Arc::new(AccessClaims {
+                sub: format!("user-{i}"),
+                ..claims(None)
+            });
+            // Held elsewhere when seen; every other one stays held.
+            let elsewhere = c.clone();
+            let _ = cache.headers(&names, &c);
+            if i % 2 == 0 {
+                kept.push(elsewhere);
+            }
+        }
+        assert_eq!(cache.len(), IDENTITY_CACHE_ENTRIES);
+        let next = Arc::new(claims(None));
+        let _held = next.clone();
+        let _ = cache.headers(&names, &next);
+        // The ones nothing held are gone; the held ones and the new one stay.
+        assert_eq!(cache.len(), kept.len() + 1);
         Ok(())
     }
 

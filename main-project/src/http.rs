@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -23,7 +23,7 @@ use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::error::Error;
 use crate::state::{AppState, build};
 use crate::{accounts, forward_auth, notes, openapi, sessions};
-use middleware::{NoStoreLayer, TrackLayer};
+use middleware::{BodyLimitLayer, NoStoreLayer, TrackLayer};
 
 /// The whole router of OP over a built state: the public API and the
 /// operations endpoints together.
@@ -90,7 +90,7 @@ fn finish(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
         // service clone and a boxed future per request).
         .layer(
             tower::ServiceBuilder::new()
-                .layer(DefaultBodyLimit::max(state.max_body_bytes))
+                .layer(BodyLimitLayer::new(state.max_body_bytes))
                 .layer(TrackLayer::new(state.metrics.http_duration.clone()))
                 .layer(NoStoreLayer::new(no_store_route)),
         )

@@ -13,7 +13,7 @@ use crate::auth_client::AuthClient;
 use crate::config::{Config, RevocationPolicy, VerifyMode};
 use crate::db::Database;
 use crate::error::Error;
-use crate::forward_auth::ForwardAuthHeaders;
+use crate::forward_auth::{ForwardAuthHeaders, IdentityCache};
 use crate::keys::KeyStore;
 use crate::limiter::{LoginLimiter, RedisLink};
 use crate::metrics::Metrics;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub oidc: crate::oidc::Settings,
     /// The header names of the forward-auth endpoint.
     pub forward_auth: ForwardAuthHeaders,
+    /// The forward-auth endpoint's identity header values of tokens seen again.
+    pub forward_auth_identity: IdentityCache,
 }
 
 impl AppState {
@@ -207,6 +209,7 @@ pub async fn build(config: &Config) -> Result<(Arc<AppState>, Background), Error
         issuer: config.issuer.clone(),
         oidc,
         forward_auth,
+        forward_auth_identity: IdentityCache::default(),
     });
     Ok((state, bg))
 }

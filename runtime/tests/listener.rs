@@ -278,3 +278,29 @@ async fn handlers_see_the_peer_address() -> TestResult {
     assert!(answer.ends_with(&local.to_string()), "{answer}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_body_are_answered_and_a_slow_body_still_times_out() -> TestResult {
+    let server = start(app(), limits(10_000, 500, 10_000, 16)?).await?;
+    let mut s = TcpStream::connect(server.addr).await?;
+    // Bodiless requests, one after another on the same connection.
+    for _ in 0..3 {
+        s.write_all(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await?;
+        let answer = read_response(&mut s).await?;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("pong"), "{answer}");
+    }
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n")
+        .await?;
+    let answer = read_response(&mut s).await?;
+    assert!(answer.ends_with("0 bytes"), "{answer}");
+    // Then a body that stalls: 408 once the body deadline passes, and closed.
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\nfour")
+        .await?;
+    let got = read_until_closed(&mut s).await?;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("\"code\":\"request_timeout\""), "{got}");
+    assert_eq!(server.stats.closed(CloseReason::BodyTimeout), 1);
+    Ok(())
+}

@@ -92,6 +92,13 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// The listener's counters.
+    pub(super) fn stats(&self) -> &super::ConnectionStats {
+        self.0.stats()
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.request_finished();
