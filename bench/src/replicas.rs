@@ -130,7 +130,10 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
         "Revocation propagation with several OP replicas",
         "For each sample a token every replica accepts is revoked through MA's `POST /v1/tokens/revoke`; the time is \
          from MA's answer until every replica answers 401, polled as fast as they answer, while the generator keeps \
-         the replicas' protected path busy (two connections per replica). Every replica and MA run on the server CPU.",
+         the replicas' protected path busy (two connections per replica, each sending its next request when the last \
+         is answered). Every replica and MA run on the server CPU. \"load p99\" is the generator's own requests' \
+         p99 in the same window: a plain protected request under that load, the floor under the propagation time \
+         (a long tail in both is the CPU's queue, not the revocation's path).",
         &[
             "replicas",
             "samples",
@@ -138,6 +141,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             "p99 ms",
             "max ms",
             "load on the replicas (req/s)",
+            "load p99 ms",
         ],
     );
     let mut out = PartReport::default();
@@ -183,6 +187,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
             format!("{p99:.2}"),
             format!("{:.2}", samples.last().copied().unwrap_or(0.0)),
             num(load.rps(), 0),
+            format!("{:.2}", load.p99_ms),
         ]);
         let replicas = if k == 1 {
             "1 replica".to_owned()

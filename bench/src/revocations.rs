@@ -11,8 +11,9 @@
 use std::time::{Duration, Instant};
 
 use authrealm_tokens::revocation::{
-    LogRecord, RevocationEvent, RevocationKeys, RevocationKind, log_bucket, log_bucket_end,
+    LogRecord, RevocationEvent, RevocationKeys, RevocationKind, log_bucket,
 };
+use authrealm_tokens::testsupport::append_log;
 
 use crate::ab;
 use crate::bars::{self, Measured};
@@ -107,14 +108,7 @@ async fn fill(
             };
             LogRecord::encode(&event, &mut records);
         }
-        pipe.append(keys.log(bucket), records)
-            .ignore()
-            .cmd("EXPIREAT")
-            .arg(keys.log(bucket))
-            .arg(log_bucket_end(bucket))
-            .ignore()
-            .zadd(keys.log_buckets(), bucket, log_bucket_end(bucket))
-            .ignore();
+        append_log(&mut pipe, keys, bucket, &records);
         pipe.query_async::<()>(conn)
             .await
             .map_err(|source| BenchError::Redis {

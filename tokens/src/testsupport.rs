@@ -94,3 +94,26 @@ pub fn claims_for(issuer: &str, audience: &str, subject: &str, now: i64) -> serd
         "jti": format!("jti-{subject}-{now}"), "sid": format!("sid-{subject}"),
     })
 }
+
+/// Queues on `pipe` what MA's log writers do for `records` (encoded with
+/// [`crate::revocation::LogRecord::encode`], every one of them in
+/// `bucket`): append them to the bucket's string, make it expire at the
+/// bucket's end, and list the bucket. Tests and the benchmark write a log
+/// that exists without MA this way.
+pub fn append_log(
+    pipe: &mut redis::Pipeline,
+    keys: &crate::revocation::RevocationKeys,
+    bucket: i64,
+    records: &[u8],
+) {
+    let key = keys.log(bucket);
+    let end = crate::revocation::log_bucket_end(bucket);
+    pipe.append(&key, records)
+        .ignore()
+        .cmd("EXPIREAT")
+        .arg(&key)
+        .arg(end)
+        .ignore()
+        .zadd(keys.log_buckets(), bucket, end)
+        .ignore();
+}

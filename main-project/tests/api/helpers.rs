@@ -552,3 +552,28 @@ pub async fn stack_with(
         api,
     })
 }
+
+/// Verified claims as the revocation view checks them: `jti`, `sid`,
+/// `sub` and `iat` as given, the rest fixed.
+pub fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> authrealm_tokens::AccessClaims {
+    authrealm_tokens::AccessClaims {
+        iss: "i".into(),
+        sub: sub.into(),
+        aud: "a".into(),
+        exp: iat + 300,
+        iat,
+        nbf: iat,
+        jti: jti.into(),
+        sid: sid.into(),
+        extra: serde_json::Map::new(),
+    }
+}
+
+/// The `n`th canonical 22-character base64url id, shaped as MA makes its
+/// `jti`s and `sid`s (16 bytes).
+pub fn canonical_id(n: u32) -> String {
+    use base64::Engine as _;
+    let mut b = [0x5a_u8; 16];
+    b[12..].copy_from_slice(&n.to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}

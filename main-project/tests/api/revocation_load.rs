@@ -7,34 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authrealm_tokens::Clock;
 use authrealm_tokens::revocation::RevocationKeys;
-use authrealm_tokens::{AccessClaims, Clock};
 use main_project::metrics::Metrics;
 use main_project::revocation::{RevocationView, Status, follow_redis};
 
-use crate::helpers::{TestResult, eventually, random_suffix, require_env};
-
-fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> AccessClaims {
-    AccessClaims {
-        iss: "i".into(),
-        sub: sub.into(),
-        aud: "a".into(),
-        exp: iat + 300,
-        iat,
-        nbf: iat,
-        jti: jti.into(),
-        sid: sid.into(),
-        extra: serde_json::Map::new(),
-    }
-}
-
-/// A canonical 22-character base64url id, as MA makes them.
-fn jti(n: u32) -> String {
-    use base64::Engine as _;
-    let mut b = [0x5a_u8; 16];
-    b[12..].copy_from_slice(&n.to_be_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
+use crate::helpers::{TestResult, canonical_id, claims, eventually, random_suffix, require_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_over_many_pages_passes_odd_keys_over() -> TestResult {
@@ -50,11 +28,12 @@ async fn a_load_over_many_pages_passes_odd_keys_over() -> TestResult {
     // As MA writes them now (named with the token's `exp`), and as it wrote
     // them before (the expiry only in the value).
     for n in 0..2_000 {
-        pipe.set_ex(keys.jti(&jti(n), now + 300), until, 3600)
+        pipe.set_ex(keys.jti(&canonical_id(n), now + 300), until, 3600)
             .ignore();
     }
     for n in 2_000..2_500 {
-        pipe.set_ex(keys.legacy_jti(&jti(n)), until, 3600).ignore();
+        pipe.set_ex(keys.legacy_jti(&canonical_id(n)), until, 3600)
+            .ignore();
     }
     pipe.set_ex(keys.session("another issuer's sid"), until, 3600)
         .ignore()
@@ -108,10 +87,13 @@ async fn a_load_over_many_pages_passes_odd_keys_over() -> TestResult {
     assert_eq!(view.counts(), [2_501, 1, 1]);
     let old = now - 60;
     for n in [0, 999, 1_000, 1_999, 2_000, 2_499] {
-        assert_eq!(view.check(&claims(&jti(n), "s", "u", old)), Status::Revoked);
+        assert_eq!(
+            view.check(&claims(&canonical_id(n), "s", "u", old)),
+            Status::Revoked
+        );
     }
     assert_eq!(
-        view.check(&claims(&jti(2_500), "s", "u", old)),
+        view.check(&claims(&canonical_id(2_500), "s", "u", old)),
         Status::Valid
     );
     assert_eq!(

@@ -8,37 +8,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authrealm_tokens::Clock;
 use authrealm_tokens::revocation::{
-    LogRecord, RevocationEvent, RevocationKeys, RevocationKind, log_bucket, log_bucket_end,
+    LogRecord, RevocationEvent, RevocationKeys, RevocationKind, log_bucket,
 };
-use authrealm_tokens::{AccessClaims, Clock};
+use authrealm_tokens::testsupport::append_log;
 use main_project::metrics::Metrics;
 use main_project::revocation::{RevocationView, Status, follow_redis};
 use redis::aio::MultiplexedConnection;
 
-use crate::helpers::{TestResult, eventually, random_suffix, require_env};
-
-fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> AccessClaims {
-    AccessClaims {
-        iss: "i".into(),
-        sub: sub.into(),
-        aud: "a".into(),
-        exp: iat + 300,
-        iat,
-        nbf: iat,
-        jti: jti.into(),
-        sid: sid.into(),
-        extra: serde_json::Map::new(),
-    }
-}
-
-/// A canonical 22-character base64url id, as MA makes them.
-fn id(n: u32) -> String {
-    use base64::Engine as _;
-    let mut b = [0x3c_u8; 16];
-    b[12..].copy_from_slice(&n.to_be_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
+use crate::helpers::{TestResult, canonical_id, claims, eventually, random_suffix, require_env};
 
 fn event(kind: RevocationKind, id: &str, at: i64, expires: i64) -> RevocationEvent {
     RevocationEvent {
@@ -60,15 +39,7 @@ async fn write_log(
     for ev in events {
         let mut record = Vec::new();
         assert!(LogRecord::encode(ev, &mut record));
-        let bucket = log_bucket(ev.expires);
-        pipe.append(keys.log(bucket), record)
-            .ignore()
-            .cmd("EXPIREAT")
-            .arg(keys.log(bucket))
-            .arg(log_bucket_end(bucket))
-            .ignore()
-            .zadd(keys.log_buckets(), bucket, log_bucket_end(bucket))
-            .ignore();
+        append_log(&mut pipe, keys, log_bucket(ev.expires), &record);
     }
     pipe.set(keys.log_trusted_from(), trusted_from).ignore();
     pipe.query_async::<()>(conn).await?;
@@ -129,7 +100,7 @@ async fn a_trusted_log_is_read_alone_then_checked_against_the_keys() -> TestResu
     let mut events: Vec<_> = (0..40_000)
         .map(|n| {
             let until = now + 600 + i64::from(n % 2) * 3600;
-            event(RevocationKind::Jti, &id(n), until, until)
+            event(RevocationKind::Jti, &canonical_id(n), until, until)
         })
         .collect();
     events.push(event(
@@ -144,16 +115,20 @@ async fn a_trusted_log_is_read_alone_then_checked_against_the_keys() -> TestResu
     events.push(event(RevocationKind::Jti, "gone", now - 1, now - 1));
     write_log(&mut conn, &keys, &events, now - 1).await?;
     // Written by a writer that does not log: only the check finds it.
-    let _: () =
-        redis::AsyncCommands::set_ex(&mut conn, keys.legacy_jti(&id(90_000)), now + 600, 600)
-            .await?;
+    let _: () = redis::AsyncCommands::set_ex(
+        &mut conn,
+        keys.legacy_jti(&canonical_id(90_000)),
+        now + 600,
+        600,
+    )
+    .await?;
 
     let f = follow(client, keys).await?;
     assert_eq!(f.metrics.revocation_log_reloads.get(), 1);
     let old = now - 60;
     for n in [0, 1, 20_000, 39_999] {
         assert_eq!(
-            f.view.check(&claims(&id(n), "s", "u", old)),
+            f.view.check(&claims(&canonical_id(n), "s", "u", old)),
             Status::Revoked,
             "{n}"
         );
@@ -180,7 +155,7 @@ async fn a_trusted_log_is_read_alone_then_checked_against_the_keys() -> TestResu
     .await?;
     assert_eq!(f.metrics.revocation_unlogged.get(), 1);
     assert_eq!(
-        f.view.check(&claims(&id(90_000), "s", "u", old)),
+        f.view.check(&claims(&canonical_id(90_000), "s", "u", old)),
         Status::Revoked
     );
     assert_eq!(f.view.counts(), [40_001, 1, 1]);
@@ -191,7 +166,7 @@ async fn a_trusted_log_is_read_alone_then_checked_against_the_keys() -> TestResu
 async fn the_log_is_not_read_alone_before_its_trust_marker_nor_without_one() -> TestResult {
     for marker in [Some(3600), None] {
         let (client, mut conn, keys, now) = setup().await?;
-        let logged = event(RevocationKind::Jti, &id(1), now + 600, now + 600);
+        let logged = event(RevocationKind::Jti, &canonical_id(1), now + 600, now + 600);
         write_log(
             &mut conn,
             &keys,
@@ -202,9 +177,13 @@ async fn the_log_is_not_read_alone_before_its_trust_marker_nor_without_one() -> 
         if marker.is_none() {
             let _: () = redis::AsyncCommands::del(&mut conn, keys.log_trusted_from()).await?;
         }
-        let _: () =
-            redis::AsyncCommands::set_ex(&mut conn, keys.legacy_jti(&id(2)), now + 600, 600)
-                .await?;
+        let _: () = redis::AsyncCommands::set_ex(
+            &mut conn,
+            keys.legacy_jti(&canonical_id(2)),
+            now + 600,
+            600,
+        )
+        .await?;
 
         let f = follow(client, keys).await?;
         // The keys were scanned: what only the log holds is not known (a
@@ -213,10 +192,13 @@ async fn the_log_is_not_read_alone_before_its_trust_marker_nor_without_one() -> 
         assert_eq!(f.metrics.revocation_resyncs.get(), 1);
         let old = now - 60;
         assert_eq!(
-            f.view.check(&claims(&id(2), "s", "u", old)),
+            f.view.check(&claims(&canonical_id(2), "s", "u", old)),
             Status::Revoked
         );
-        assert_eq!(f.view.check(&claims(&id(1), "s", "u", old)), Status::Valid);
+        assert_eq!(
+            f.view.check(&claims(&canonical_id(1), "s", "u", old)),
+            Status::Valid
+        );
     }
     Ok(())
 }
@@ -236,19 +218,28 @@ async fn a_log_no_writer_makes_is_not_read_and_the_keys_are_scanned() -> TestRes
         write_log(
             &mut conn,
             &keys,
-            &[event(RevocationKind::Jti, &id(1), now + 600, now + 600)],
+            &[event(
+                RevocationKind::Jti,
+                &canonical_id(1),
+                now + 600,
+                now + 600,
+            )],
             now - 1,
         )
         .await?;
         let bucket = log_bucket(now + 600);
         let _: () = redis::AsyncCommands::append(&mut conn, keys.log(bucket), bytes).await?;
-        let _: () =
-            redis::AsyncCommands::set_ex(&mut conn, keys.legacy_jti(&id(2)), now + 600, 600)
-                .await?;
+        let _: () = redis::AsyncCommands::set_ex(
+            &mut conn,
+            keys.legacy_jti(&canonical_id(2)),
+            now + 600,
+            600,
+        )
+        .await?;
         let f = follow(client, keys).await?;
         assert_eq!(f.metrics.revocation_log_reloads.get(), 0, "{bytes:?}");
         assert_eq!(
-            f.view.check(&claims(&id(2), "s", "u", now - 60)),
+            f.view.check(&claims(&canonical_id(2), "s", "u", now - 60)),
             Status::Revoked
         );
     }
