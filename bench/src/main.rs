@@ -28,7 +28,7 @@ struct Args {
     /// Judge the bars even in a smoke run.
     #[arg(long)]
     judge: bool,
-    /// A/B pairs per comparison [default: 5].
+    /// A/B pairs per comparison [default: 9].
     #[arg(long)]
     pairs: Option<usize>,
     /// Seconds measured per window [default: 3].

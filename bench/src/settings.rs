@@ -71,7 +71,7 @@ impl Settings {
         Self {
             smoke: false,
             judge: true,
-            pairs: 5,
+            pairs: 9,
             warmup: Duration::from_millis(500),
             window: Duration::from_secs(3),
             concurrency: 32,

@@ -318,10 +318,11 @@ fn claim_str<'a>(claims: &'a AccessClaims, name: &str) -> &'a str {
 pub async fn verify(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, _body) = req.into_parts();
     let m = &state.metrics;
-    let mut resp = match check(&state, &parts).await {
+    match check(&state, &parts).await {
         Ok(claims) => {
             m.forward_auth_allowed.inc();
             let mut resp = StatusCode::OK.into_response();
+            // The identity headers include `Cache-Control: no-store`.
             *resp.headers_mut() = state
                 .forward_auth_identity
                 .headers(&state.forward_auth, &claims);
@@ -329,11 +330,11 @@ pub async fn verify(State(state): State<Arc<AppState>>, req: Request) -> Respons
         }
         Err(e) => {
             m.forward_auth_result(e.status());
-            e.into_response()
+            let mut resp = e.into_response();
+            no_store(resp.headers_mut());
+            resp
         }
-    };
-    no_store(resp.headers_mut());
-    resp
+    }
 }
 
 /// A gateway that caches auth answers must not keep one past a logout.

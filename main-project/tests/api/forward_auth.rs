@@ -82,6 +82,7 @@ fn assert_refused(v: &Verdict, code: &str, token_sent: bool) {
         "{v:?}"
     );
     assert!(v.header("x-auth-subject").is_none(), "{v:?}");
+    assert_eq!(v.header("cache-control"), Some("no-store"), "{v:?}");
 }
 
 async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
@@ -121,6 +122,8 @@ async fn answers_like_a_gateway_expects(mode: Mode) -> TestResult {
     ] {
         let v = ask(api, method.clone(), path, Some(&access), &[]).await?;
         assert_eq!(v.status, 200, "{method} {path}: {v:?}");
+        // Seen again: the headers come from the identity cache, no-store included.
+        assert_eq!(v.header("cache-control"), Some("no-store"), "{v:?}");
     }
     // Spoofed identity headers are never echoed: OP sets its own.
     let spoof = [("x-auth-subject", "admin"), ("x-auth-scope", "admin")];
