@@ -139,7 +139,6 @@ async fn load_bucket(
             return Ok(Err(LogCorrupt(read - carry.len())));
         }
     }
-    drop(chunks);
     Ok(Ok(new))
 }
 

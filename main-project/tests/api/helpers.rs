@@ -577,3 +577,47 @@ pub fn canonical_id(n: u32) -> String {
     b[12..].copy_from_slice(&n.to_be_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
+
+/// OP's revocation view following a real Redis (the task ends when this is
+/// dropped), with the metrics it counts into.
+pub struct Follower {
+    pub view: std::sync::Arc<main_project::revocation::RevocationView>,
+    pub metrics: main_project::metrics::Metrics,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts following `keys` on `client` and waits until the view is known
+/// (its first load done).
+pub async fn follow(
+    client: redis::Client,
+    keys: authrealm_tokens::revocation::RevocationKeys,
+) -> TestResult<Follower> {
+    use main_project::revocation::{RevocationView, follow_redis};
+    let metrics = main_project::metrics::Metrics::new()?;
+    let view = std::sync::Arc::new(RevocationView::new(false, metrics.clone()));
+    let task = tokio::spawn(follow_redis(
+        client,
+        keys,
+        std::sync::Arc::clone(&view),
+        Duration::from_secs(5),
+        authrealm_tokens::Clock::System,
+        60,
+    ));
+    let loaded = std::sync::Arc::clone(&view);
+    eventually("the view is loaded", Duration::from_secs(30), move || {
+        let known = loaded.is_known();
+        async move { Ok(known) }
+    })
+    .await?;
+    Ok(Follower {
+        view,
+        metrics,
+        task,
+    })
+}

@@ -4,15 +4,10 @@
 //! (not UTF-8, another type, an unreadable value). The odd keys are passed
 //! over or kept a day; none stops the load, so the view becomes known.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use authrealm_tokens::Clock;
 use authrealm_tokens::revocation::RevocationKeys;
-use main_project::metrics::Metrics;
-use main_project::revocation::{RevocationView, Status, follow_redis};
+use main_project::revocation::Status;
 
-use crate::helpers::{TestResult, canonical_id, claims, eventually, random_suffix, require_env};
+use crate::helpers::{TestResult, canonical_id, claims, follow, random_suffix, require_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_over_many_pages_passes_odd_keys_over() -> TestResult {
@@ -64,25 +59,8 @@ async fn a_load_over_many_pages_passes_odd_keys_over() -> TestResult {
         .ignore();
     pipe.query_async::<()>(&mut conn).await?;
 
-    let view = Arc::new(RevocationView::new(false, Metrics::new()?));
-    let task = tokio::spawn(follow_redis(
-        client,
-        keys,
-        Arc::clone(&view),
-        Duration::from_secs(5),
-        Clock::System,
-        60,
-    ));
-    let known = {
-        let view = Arc::clone(&view);
-        eventually("the view is loaded", Duration::from_secs(30), move || {
-            let known = view.is_known();
-            async move { Ok(known) }
-        })
-        .await
-    };
-    task.abort();
-    known?;
+    let f = follow(client, keys).await?;
+    let view = &f.view;
 
     assert_eq!(view.counts(), [2_501, 1, 1]);
     let old = now - 60;

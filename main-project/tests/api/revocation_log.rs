@@ -5,19 +5,18 @@
 //! time, nor when it holds a record no writer makes (the keys are scanned,
 //! as before the log).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use authrealm_tokens::Clock;
 use authrealm_tokens::revocation::{
     LogRecord, RevocationEvent, RevocationKeys, RevocationKind, log_bucket,
 };
 use authrealm_tokens::testsupport::append_log;
-use main_project::metrics::Metrics;
-use main_project::revocation::{RevocationView, Status, follow_redis};
+use main_project::revocation::Status;
 use redis::aio::MultiplexedConnection;
 
-use crate::helpers::{TestResult, canonical_id, claims, eventually, random_suffix, require_env};
+use crate::helpers::{
+    TestResult, canonical_id, claims, eventually, follow, random_suffix, require_env,
+};
 
 fn event(kind: RevocationKind, id: &str, at: i64, expires: i64) -> RevocationEvent {
     RevocationEvent {
@@ -46,40 +45,17 @@ async fn write_log(
     Ok(())
 }
 
-struct Follower {
-    view: Arc<RevocationView>,
-    metrics: Metrics,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn follow(client: redis::Client, keys: RevocationKeys) -> TestResult<Follower> {
-    let metrics = Metrics::new()?;
-    let view = Arc::new(RevocationView::new(false, metrics.clone()));
-    let task = tokio::spawn(follow_redis(
-        client,
-        keys,
-        Arc::clone(&view),
-        Duration::from_secs(5),
-        Clock::System,
-        60,
-    ));
-    let loaded = Arc::clone(&view);
-    eventually("the view is loaded", Duration::from_secs(30), move || {
-        let known = loaded.is_known();
-        async move { Ok(known) }
-    })
-    .await?;
-    Ok(Follower {
-        view,
-        metrics,
-        task,
-    })
+/// Writes the key of revoked `jti` number `n`, as a writer that does not
+/// log would (no record in the log).
+async fn unlogged_jti(
+    conn: &mut MultiplexedConnection,
+    keys: &RevocationKeys,
+    n: u32,
+    until: i64,
+) -> TestResult {
+    let _: () =
+        redis::AsyncCommands::set_ex(conn, keys.legacy_jti(&canonical_id(n)), until, 600).await?;
+    Ok(())
 }
 
 async fn setup() -> TestResult<(redis::Client, MultiplexedConnection, RevocationKeys, i64)> {
@@ -115,13 +91,7 @@ async fn a_trusted_log_is_read_alone_then_checked_against_the_keys() -> TestResu
     events.push(event(RevocationKind::Jti, "gone", now - 1, now - 1));
     write_log(&mut conn, &keys, &events, now - 1).await?;
     // Written by a writer that does not log: only the check finds it.
-    let _: () = redis::AsyncCommands::set_ex(
-        &mut conn,
-        keys.legacy_jti(&canonical_id(90_000)),
-        now + 600,
-        600,
-    )
-    .await?;
+    unlogged_jti(&mut conn, &keys, 90_000, now + 600).await?;
 
     let f = follow(client, keys).await?;
     assert_eq!(f.metrics.revocation_log_reloads.get(), 1);
@@ -177,13 +147,7 @@ async fn the_log_is_not_read_alone_before_its_trust_marker_nor_without_one() -> 
         if marker.is_none() {
             let _: () = redis::AsyncCommands::del(&mut conn, keys.log_trusted_from()).await?;
         }
-        let _: () = redis::AsyncCommands::set_ex(
-            &mut conn,
-            keys.legacy_jti(&canonical_id(2)),
-            now + 600,
-            600,
-        )
-        .await?;
+        unlogged_jti(&mut conn, &keys, 2, now + 600).await?;
 
         let f = follow(client, keys).await?;
         // The keys were scanned: what only the log holds is not known (a
@@ -229,13 +193,7 @@ async fn a_log_no_writer_makes_is_not_read_and_the_keys_are_scanned() -> TestRes
         .await?;
         let bucket = log_bucket(now + 600);
         let _: () = redis::AsyncCommands::append(&mut conn, keys.log(bucket), bytes).await?;
-        let _: () = redis::AsyncCommands::set_ex(
-            &mut conn,
-            keys.legacy_jti(&canonical_id(2)),
-            now + 600,
-            600,
-        )
-        .await?;
+        unlogged_jti(&mut conn, &keys, 2, now + 600).await?;
         let f = follow(client, keys).await?;
         assert_eq!(f.metrics.revocation_log_reloads.get(), 0, "{bytes:?}");
         assert_eq!(
