@@ -89,7 +89,8 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     let mut section = Section::new(
         "Ratio bars",
         format!(
-            "Each row alternates reference and subject windows ({} pairs); \"per CPU-s\" is requests per second of the \
+            "Each row alternates reference and subject windows ({} pairs), both sent the same requests (the same \
+             bearer token, or new tokens on both sides); \"per CPU-s\" is requests per second of the \
              server process's own CPU time (from `/proc/<pid>/stat`), the ratio is subject / reference per pair, shown as \
              median [min – max]. Latency is the subject's median p50 / p99 over its windows.",
             s.pairs.max(1)
@@ -112,6 +113,9 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     // against a fixed JSON answer of the same shape, and what a gateway's
     // auth_request / forwardAuth / ext_authz costs OP against a bare answer
     // with the same identity headers (what any forward-auth answer sends).
+    // Both sides are sent the same request, bearer token included: the
+    // reference ignores it, so the difference is OP's work alone, not the
+    // bytes a client sends either way.
     for (what, path, reference, label, bar) in [
         (
             "protected request",
@@ -136,7 +140,7 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
                 c,
                 ScenarioSpec::Get {
                     path: reference.into(),
-                    bearer: None,
+                    bearer: Some(token.clone()),
                 },
             ),
             &rig.job(
@@ -159,25 +163,19 @@ pub async fn run(rig: &Rig) -> Result<PartReport> {
     }
 
     eprintln!("  new token each request…");
-    let fresh = ScenarioSpec::FreshTokens {
-        path: "/api/v1/session".into(),
+    let fresh = |path: &str| ScenarioSpec::FreshTokens {
+        path: path.into(),
         keyset: rig.keyset_path(),
         issuer: rig.issuer.clone(),
         tokens: s.fresh_tokens_per_window(),
         sends_each: 1,
     };
-    // The bare verifier keeps nothing: one token repeated costs what new ones do.
+    // The reference is sent new tokens too: the same requests on both
+    // sides, and the same work for the generator.
     let new_token = ab::alternate(
         g,
-        &rig.job(
-            &[&base],
-            c,
-            ScenarioSpec::Get {
-                path: "/verify".into(),
-                bearer: Some(token.clone()),
-            },
-        ),
-        &rig.job(&[&op], c, fresh),
+        &rig.job(&[&base], c, fresh("/verify")),
+        &rig.job(&[&op], c, fresh("/api/v1/session")),
         s.pairs,
     )
     .await?;

@@ -9,8 +9,6 @@
 //! and re-encodes exactly, so the view can write its entries back to Redis
 //! under the very key MA used.
 
-use std::collections::HashMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -96,6 +94,12 @@ fn base64_bytes(id: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// The maps of a [`Table`]: hashbrown with its default (foldhash) hasher,
+/// seeded per process. Every request looks up three ids, and a keyed
+/// SipHash of each would be most of the look-up's cost; the ids inserted
+/// come from MA's revocations, not from whoever sends a request.
+type HashMap<K, V> = hashbrown::HashMap<K, V>;
+
 /// Ids mapped to a small `Copy` value.
 #[derive(Debug)]
 pub struct Table<V> {
@@ -117,6 +121,11 @@ impl<V> Default for Table<V> {
 impl<V: Copy> Table<V> {
     /// The value of `id`, if present.
     pub fn get(&self, id: &str) -> Option<V> {
+        // An empty table (often the case for some kind of revocation)
+        // answers without decoding or hashing the id.
+        if self.is_empty() {
+            return None;
+        }
         match Key::of(id) {
             Key::Base64(b) => self.base64.get(&b).copied(),
             Key::Uuid(b) => self.uuid.get(&b).copied(),
