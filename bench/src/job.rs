@@ -25,6 +25,11 @@ pub struct Job {
     pub max_requests: Option<u64>,
     /// What each request is.
     pub scenario: ScenarioSpec,
+    /// Keep the generator's CPU busy between answers (polling for them
+    /// instead of sleeping until one arrives). Only where the generator has
+    /// a CPU of its own: see [`crate::ab::alternate`].
+    #[serde(default)]
+    pub busy_poll: bool,
 }
 
 /// The request mix of a job. Secrets in here (the run's service credential)
@@ -146,9 +151,10 @@ impl WindowResult {
         ((self.machine_busy_secs - ours) / capacity.max(1e-9)).clamp(0.0, 1.0)
     }
 
-    /// Share of one core the generator used: near 1.0 it may have been the bottleneck.
+    /// Share of one core the servers used (a busy-polling generator uses
+    /// all of its own, so this is what tells whether it kept up).
     #[must_use]
-    pub fn generator_load(&self) -> f64 {
-        self.generator_cpu_secs / self.wall_secs.max(1e-9)
+    pub fn server_load(&self) -> f64 {
+        self.server_cpu_secs / self.wall_secs.max(1e-9)
     }
 }

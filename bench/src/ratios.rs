@@ -31,8 +31,8 @@ fn cells(name: &str, reference: &str, c: &Comparison) -> Vec<String> {
     if b.exhausted {
         flags.push("fresh tokens ran out: some were sent twice".into());
     }
-    if b.generator_load.median > 0.9 {
-        flags.push("generator near its core's limit".into());
+    if b.server_load.median < 0.9 {
+        flags.push(format!("server {:.0} % busy", b.server_load.median * 100.0));
     }
     vec![
         name.to_owned(),

@@ -236,6 +236,7 @@ impl Rig {
             window_ms: millis(self.settings.window),
             max_requests: None,
             scenario,
+            busy_poll: false,
         }
     }
 

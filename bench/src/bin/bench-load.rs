@@ -29,6 +29,16 @@ fn main() -> anyhow::Result<()> {
         window: std::time::Duration::from_millis(job.window_ms),
         max_requests: job.max_requests,
     };
+    if job.busy_poll {
+        // Never idle: a task that only yields keeps the worker polling its
+        // sockets instead of sleeping until an answer wakes it (see
+        // `ab::alternate`). It ends with the runtime.
+        runtime.spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
     let result: WindowResult = runtime.block_on(load::run(plan, scenario))?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
