@@ -95,8 +95,8 @@ impl Comparison {
 /// wakes that CPU, and on a VM whose idle CPUs halt at once (no halt
 /// polling) the wake-up is an inter-processor interrupt that the server's
 /// CPU pays for in its own time: about a tenth of a verification's request
-/// on the machine in the README, and more for the slower of the two sides,
-/// whose answers find the generator asleep more often. A client on another
+/// on the machine in the README, and a larger share of OP's than of the
+/// bare verifier's in the profile that found it. A client on another
 /// machine costs a server no such thing.
 ///
 /// # Errors
