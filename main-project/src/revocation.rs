@@ -344,20 +344,7 @@ impl RevocationView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "i".into(),
-            sub: sub.into(),
-            aud: "a".into(),
-            exp: iat + 300,
-            iat,
-            nbf: iat,
-            jti: jti.into(),
-            sid: sid.into(),
-            extra: serde_json::Map::new(),
-        }
-    }
+    use authrealm_tokens::testsupport::access_claims as claims;
 
     fn ev(kind: RevocationKind, id: &str, at: i64, expires: i64) -> RevocationEvent {
         RevocationEvent {

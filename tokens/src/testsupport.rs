@@ -95,6 +95,23 @@ pub fn claims_for(issuer: &str, audience: &str, subject: &str, now: i64) -> serd
     })
 }
 
+/// Verified access claims as a revocation view checks them: `jti`, `sid`,
+/// `sub` and `iat` as given, the rest fixed.
+#[must_use]
+pub fn access_claims(jti: &str, sid: &str, sub: &str, iat: i64) -> crate::AccessClaims {
+    crate::AccessClaims {
+        iss: "i".into(),
+        sub: sub.into(),
+        aud: "a".into(),
+        exp: iat + 300,
+        iat,
+        nbf: iat,
+        jti: jti.into(),
+        sid: sid.into(),
+        extra: serde_json::Map::new(),
+    }
+}
+
 /// Queues on `pipe` what MA's log writers do for `records` (encoded with
 /// [`crate::revocation::LogRecord::encode`], every one of them in
 /// `bucket`): append them to the bucket's string, make it expire at the

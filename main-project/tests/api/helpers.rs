@@ -553,21 +553,9 @@ pub async fn stack_with(
     })
 }
 
-/// Verified claims as the revocation view checks them: `jti`, `sid`,
-/// `sub` and `iat` as given, the rest fixed.
-pub fn claims(jti: &str, sid: &str, sub: &str, iat: i64) -> authrealm_tokens::AccessClaims {
-    authrealm_tokens::AccessClaims {
-        iss: "i".into(),
-        sub: sub.into(),
-        aud: "a".into(),
-        exp: iat + 300,
-        iat,
-        nbf: iat,
-        jti: jti.into(),
-        sid: sid.into(),
-        extra: serde_json::Map::new(),
-    }
-}
+/// Verified claims as the revocation view checks them (shared with OP's
+/// unit tests).
+pub use authrealm_tokens::testsupport::access_claims as claims;
 
 /// The `n`th canonical 22-character base64url id, shaped as MA makes its
 /// `jti`s and `sid`s (16 bytes).
